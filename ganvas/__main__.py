@@ -1,0 +1,3 @@
+from ganvas.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""The `ganvas` command: parse, call the library, and tell the user what happened."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ganvas import __version__
+from ganvas.errors import GanvasError
+
+log = logging.getLogger("ganvas")
+
+USAGE = """usage: ganvas <command> [flags]
+
+commands:
+  train      train a model:       ganvas train --dataroot DIR --name RUN --model pix2pix
+  test       test a trained run:  ganvas test --name RUN   (writes results/RUN/test_latest/index.html)
+  translate  run a model on files: ganvas translate --name RUN img1.png folder/ --out out/
+  demo       build the built-in data set, train pix2pix on it, test it and print the results page
+  data       data tools:          ganvas data synth --out datasets/synth_facades
+
+`ganvas <command> --help` lists the command's flags."""
+
+
+def _train(argv: Sequence[str]) -> int:
+    from ganvas.options import build_parser, parse_options
+    from ganvas.train import train
+
+    opt, _ = parse_options(argv, "train", build_parser("ganvas train"))
+    if not opt.dataroot:
+        raise GanvasError("ganvas train needs --dataroot, the folder of the data set")
+    result = train(opt, show_progress=sys.stderr.isatty())
+    p = result.progress
+    if result.interrupted:
+        print(f"interrupted in epoch {p.epoch} after {p.steps} steps; saved {result.run_dir}. Resume with the same "
+              f"command plus --continue_train.")
+        return 130
+    print(f"trained {opt.name}: {p.steps} steps, {p.images} images; checkpoints in {result.run_dir}")
+    return 0
+
+
+def _test(argv: Sequence[str]) -> int:
+    from ganvas.infer import run_test
+    from ganvas.options import build_parser, parse_options
+
+    opt, _ = parse_options(argv, "test", build_parser("ganvas test"))
+    result = run_test(opt)
+    if result.metrics:
+        m = result.metrics
+        print(f"{result.count} images: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, L1 {m['l1']:.4f}")
+    print(f"results page: {result.page}")
+    return 0
+
+
+def _translate(argv: Sequence[str]) -> int:
+    from ganvas.infer import translate_files
+    from ganvas.options import build_parser, parse_options
+
+    parser = build_parser("ganvas translate")
+    parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images")
+    parser.add_argument("--out", type=Path, help="folder for the translated images (default: translated/)")
+    opt, extra = parse_options(argv, "translate", parser)
+    out = getattr(extra, "out", None) or Path("translated")
+    written = translate_files(opt, list(getattr(extra, "inputs", [])), out)
+    print(f"translated {len(written)} images into {out}")
+    return 0
+
+
+def _demo(argv: Sequence[str]) -> int:
+    from ganvas.demo import run_demo
+
+    parser = argparse.ArgumentParser(prog="ganvas demo", description="train pix2pix on the built-in data set and "
+                                     "write a results page")
+    parser.add_argument("--out", type=Path, default=Path("ganvas_demo"), help="working folder (default: ganvas_demo)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs at full learning rate (as many again decay)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gpu_ids", default="-1", help="-1 for the CPU (default), 0 for the first GPU")
+    args = parser.parse_args(argv)
+    summary = run_demo(args.out, epochs=args.epochs, seed=args.seed, gpu_ids=args.gpu_ids,
+                       show_progress=sys.stderr.isatty())
+    print(f"test PSNR {summary['psnr']:.2f} dB vs {summary['baseline_psnr']:.2f} dB for the mean training image "
+          f"(+{summary['psnr'] - summary['baseline_psnr']:.2f} dB); SSIM {summary['ssim']:.3f} vs "
+          f"{summary['baseline_ssim']:.3f}")
+    print(f"results page: {summary['page']}")
+    return 0
+
+
+def _data(argv: Sequence[str]) -> int:
+    from ganvas.data.synthetic import write_image_folder, write_paired_set
+
+    parser = argparse.ArgumentParser(prog="ganvas data", description="data set tools")
+    sub = parser.add_subparsers(dest="tool", required=True)
+    synth = sub.add_parser("synth", help="write the built-in procedural data set (deterministic by seed)")
+    synth.add_argument("--out", type=Path, default=Path("datasets/synth_facades"))
+    synth.add_argument("--kind", choices=("paired", "images"), default="paired",
+                       help="paired: A|B label/photo pairs in train/ and test/; images: photos only (for --model gan)")
+    synth.add_argument("--n_train", type=int, default=400)
+    synth.add_argument("--n_test", type=int, default=40)
+    synth.add_argument("--size", type=int, default=64)
+    synth.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.kind == "paired":
+        root = write_paired_set(args.out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
+        print(f"wrote {args.n_train} training and {args.n_test} test pairs (A: labels, B: photo) under {root}")
+    else:
+        root = write_image_folder(args.out, n=args.n_train, size=args.size, seed=args.seed)
+        print(f"wrote {args.n_train} images under {root}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "train": _train, "test": _test, "translate": _translate, "demo": _demo, "data": _data,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ganvas` console script and `python -m ganvas`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"ganvas {__version__}")
+        return 0
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"ganvas: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    try:
+        with logging_redirect_tqdm():
+            return command(argv[1:])
+    except GanvasError as err:
+        print(f"ganvas: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganvas: interrupted", file=sys.stderr)
+        return 130

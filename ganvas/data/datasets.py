@@ -1,0 +1,235 @@
+"""Data sets in the reference layouts (aligned A|B or phaseA/phaseB folders, single folder) and batching."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ganvas.data.io import find_images, is_image_file, read_image
+from ganvas.data.transforms import apply_transform, check_preprocess, make_params
+from ganvas.errors import DataError, OptionsError
+
+_SHOW_NAMES = 3  # how many unmatched file names an error lists per side
+
+
+class ImageDataset(Dataset):
+    """Shared parts: options, epoch-seeded per-item randomness and the photo transform."""
+
+    def __init__(self, opt: Any, train: bool) -> None:
+        """Keep the options; check --preprocess early so a typo fails before any file is read."""
+        check_preprocess(opt.preprocess)
+        self.opt = opt
+        self.train = train
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose crops and flips __getitem__ draws (call before iterating a DataLoader)."""
+        self.epoch = int(epoch)
+
+    def item_rng(self, index: int) -> np.random.Generator:
+        """A generator that depends only on (seed, epoch, index): reproducible with workers and on resume."""
+        seed = getattr(self.opt, "seed", 0) or 0
+        return np.random.default_rng([int(seed), self.epoch, int(index)])
+
+    def item_params(self, image: torch.Tensor, index: int, source: Path) -> dict:
+        """Crop position and flip for one item, drawn once and shared by all its images."""
+        opt = self.opt
+        return make_params(
+            (int(image.shape[-2]), int(image.shape[-1])), opt.preprocess, opt.load_size, opt.crop_size,
+            opt.no_flip, self.train, self.item_rng(index), source=str(source),
+        )
+
+    def transform(self, image: torch.Tensor, params: dict) -> torch.Tensor:
+        """Resize, crop and flip a [0, 1] photo with params and map it to [-1, 1]."""
+        opt = self.opt
+        image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size, "bicubic")
+        return image * 2.0 - 1.0
+
+
+def _channels(opt: Any) -> tuple[int, int]:
+    """Channels of A and B: the reference reads A with output_nc when --direction BtoA."""
+    if opt.direction not in ("AtoB", "BtoA"):
+        raise OptionsError(f"unknown --direction {opt.direction!r}; use AtoB or BtoA")
+    if opt.direction == "BtoA":
+        return opt.output_nc, opt.input_nc
+    return opt.input_nc, opt.output_nc
+
+
+def _pair_key(path: Path, folder: Path) -> str:
+    """The name two-folder pairs are matched by: the path below the folder without its suffix."""
+    return path.relative_to(folder).with_suffix("").as_posix()
+
+
+def _match_pairs(dir_a: Path, dir_b: Path) -> list[tuple[Path, Path]]:
+    """Pair the images of dir_a and dir_b by file stem; DataError naming the files that have no partner."""
+    sides = []
+    for folder in (dir_a, dir_b):
+        by_key: dict[str, Path] = {}
+        for path in find_images(folder):
+            key = _pair_key(path, folder)
+            if key in by_key:
+                raise DataError(
+                    f"{by_key[key]} and {path} have the same name {key!r}, so pairs are ambiguous; "
+                    f"rename or remove one of them"
+                )
+            by_key[key] = path
+        sides.append(by_key)
+    keys_a, keys_b = sides
+    only_a = sorted(set(keys_a) - set(keys_b))
+    only_b = sorted(set(keys_b) - set(keys_a))
+    if only_a or only_b:
+        raise DataError(
+            f"{len(only_a)} images in {dir_a} have no partner in {dir_b} (first: "
+            f"{', '.join(only_a[:_SHOW_NAMES]) or 'none'}) and {len(only_b)} images in {dir_b} have none "
+            f"in {dir_a} (first: {', '.join(only_b[:_SHOW_NAMES]) or 'none'}); "
+            f"give each pair the same file name or remove the unmatched images"
+        )
+    return [(keys_a[key], keys_b[key]) for key in sorted(keys_a)]
+
+
+class AlignedDataset(ImageDataset):
+    """Paired images: <dataroot>/<phase>/ with A|B side by side, or <dataroot>/<phase>A and <phase>B."""
+
+    def __init__(self, opt: Any, train: bool) -> None:
+        """Find the pairs in whichever layout exists; A|B images take precedence."""
+        super().__init__(opt, train)
+        self.channels_a, self.channels_b = _channels(opt)
+        root = Path(opt.dataroot)
+        combined = root / opt.phase
+        dir_a, dir_b = root / f"{opt.phase}A", root / f"{opt.phase}B"
+        limit = getattr(opt, "max_dataset_size", math.inf)
+        if combined.is_dir():
+            self.side_by_side = True
+            self.pairs = [(path, path) for path in find_images(combined, limit)]
+        elif dir_a.is_dir() or dir_b.is_dir():
+            self.side_by_side = False
+            if not dir_b.is_dir() or not dir_a.is_dir():
+                missing = dir_b if dir_a.is_dir() else dir_a
+                raise DataError(
+                    f"paired folder {missing} does not exist; add it next to "
+                    f"{dir_a if missing == dir_b else dir_b} or check --dataroot/--phase"
+                )
+            pairs = _match_pairs(dir_a, dir_b)
+            self.pairs = pairs[: int(min(limit, len(pairs)))]
+        else:
+            raise DataError(
+                f"found neither {combined} (A|B side-by-side images) nor {dir_a} and {dir_b} "
+                f"(paired folders); check --dataroot/--phase"
+            )
+
+    def __len__(self) -> int:
+        """Number of pairs."""
+        return len(self.pairs)
+
+    def _read_pair(self, path_a: Path, path_b: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """A and B in [0, 1] at full size, split from one file or read from two."""
+        if self.side_by_side:
+            ab = read_image(path_a, self.channels_a)
+            # Reread only when the two halves need different channel conversions.
+            ab_b = ab if self.channels_b == self.channels_a else read_image(path_a, self.channels_b)
+            half = ab.shape[-1] // 2
+            if half == 0:
+                raise DataError(
+                    f"{path_a} is 1 pixel wide, too narrow to hold A|B; combine A and B side by side"
+                )
+            # An odd last column is dropped so A and B always have the same size.
+            return ab[..., :half], ab_b[..., half:2 * half]
+        image_a = read_image(path_a, self.channels_a)
+        image_b = read_image(path_b, self.channels_b)
+        if image_a.shape[-2:] != image_b.shape[-2:]:
+            raise DataError(
+                f"{path_a} is {image_a.shape[-1]}x{image_a.shape[-2]} but its pair {path_b} is "
+                f"{image_b.shape[-1]}x{image_b.shape[-2]} pixels; resize them to the same size"
+            )
+        return image_a, image_b
+
+    def __getitem__(self, index: int) -> dict:
+        """{'A', 'B': C x H x W in [-1, 1], 'A_paths', 'B_paths': str}, with the same crop and flip."""
+        path_a, path_b = self.pairs[index]
+        image_a, image_b = self._read_pair(path_a, path_b)
+        params = self.item_params(image_a, index, path_a)
+        return {
+            "A": self.transform(image_a, params),
+            "B": self.transform(image_b, params),
+            "A_paths": str(path_a),
+            "B_paths": str(path_b),
+        }
+
+
+class SingleDataset(ImageDataset):
+    """Unpaired images of one domain: every image under <dataroot> (recursive), or one image file."""
+
+    def __init__(self, opt: Any, train: bool) -> None:
+        """List the images; --dataroot may also name a single image file."""
+        super().__init__(opt, train)
+        self.channels = _channels(opt)[0]
+        root = Path(opt.dataroot)
+        if root.is_file():
+            if not is_image_file(root):
+                raise DataError(
+                    f"--dataroot {root} is a file but not an image ({root.suffix!r}); "
+                    f"pass an image file or a folder of images"
+                )
+            self.paths = [root]
+        else:
+            self.paths = find_images(root, getattr(opt, "max_dataset_size", math.inf))
+
+    def __len__(self) -> int:
+        """Number of images."""
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        """{'A': C x H x W in [-1, 1], 'A_paths': str}."""
+        path = self.paths[index]
+        image = read_image(path, self.channels)
+        params = self.item_params(image, index, path)
+        return {"A": self.transform(image, params), "A_paths": str(path)}
+
+
+DATASET_MODES: dict[str, type[ImageDataset]] = {
+    "aligned": AlignedDataset,
+    "single": SingleDataset,
+}
+
+
+def make_dataset(opt: Any, train: bool) -> ImageDataset:
+    """The data set --dataset_mode names, built from opt."""
+    mode = getattr(opt, "dataset_mode", None)
+    if mode not in DATASET_MODES:
+        raise OptionsError(f"unknown --dataset_mode {mode!r}; use one of {', '.join(DATASET_MODES)}")
+    return DATASET_MODES[mode](opt, train)
+
+
+def _describe(items: list[dict], index: int, key: str) -> str:
+    """A name for item index in errors: its '<key>_paths' entry, else any path, else its position."""
+    item = items[index]
+    name = item.get(f"{key}_paths")
+    if name is None:
+        name = next((value for k, value in item.items() if k.endswith("_paths")), None)
+    return str(name) if name is not None else f"item {index} of the batch"
+
+
+def collate_batch(items: list[dict]) -> dict:
+    """Stack the tensors of a list of items into N x ... batches; other values become lists."""
+    if not items:
+        raise ValueError("cannot collate an empty list of items; check the data set is not empty")
+    batch: dict = {}
+    for key, first in items[0].items():
+        values = [item[key] for item in items]
+        if not isinstance(first, torch.Tensor):
+            batch[key] = values
+            continue
+        for index, value in enumerate(values[1:], start=1):
+            if value.shape != first.shape:
+                raise DataError(
+                    f"{_describe(items, 0, key)} gives {key} of size {tuple(first.shape)} but "
+                    f"{_describe(items, index, key)} gives {tuple(value.shape)} in the same batch; "
+                    f"pass --batch_size 1 or a cropping --preprocess such as resize_and_crop"
+                )
+        batch[key] = torch.stack(values)
+    return batch

@@ -1,0 +1,190 @@
+"""Find, read and write image files: 8/16-bit, float, grayscale, palette and RGBA, with clear errors."""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganvas.errors import DataError, OptionsError
+
+IMG_EXTENSIONS: tuple[str, ...] = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
+)
+
+# Everything Pillow raises for a file it cannot decode; re-raised as DataError with the file name.
+_PIL_READ_ERRORS = (
+    OSError, ValueError, EOFError, SyntaxError, struct.error, zlib.error,
+    Image.DecompressionBombError,
+)
+
+# Modes that are already one gray channel (plus alpha) or need their own scaling.
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+# ITU-R 601-2 luma, the weights Pillow uses for convert('L').
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether the file name ends with one of IMG_EXTENSIONS (any case)."""
+    return path.suffix.lower() in IMG_EXTENSIONS
+
+
+def _is_hidden(path: Path, folder: Path) -> bool:
+    """Whether a part of path below folder starts with '.' (.ipynb_checkpoints, macOS ._ files)."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
+def find_images(folder: Path, max_dataset_size: float = math.inf) -> list[Path]:
+    """Image files under folder (recursive, sorted, hidden files skipped), at most max_dataset_size."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise DataError(f"image folder {folder} does not exist; check --dataroot/--phase")
+    if not folder.is_dir():
+        raise DataError(f"{folder} is a file, not an image folder; pass the folder that holds the images")
+    images = sorted(
+        p for p in folder.rglob("*")
+        if is_image_file(p) and p.is_file() and not _is_hidden(p, folder)
+    )
+    if not images:
+        raise DataError(
+            f"found no images in {folder} (looked for {', '.join(IMG_EXTENSIONS)} in any case, "
+            f"recursively); check --dataroot/--phase or convert the images to one of these formats"
+        )
+    if max_dataset_size < len(images):
+        images = images[: int(max_dataset_size)]
+    return images
+
+
+def _decode(img: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
+    """Pixels of an opened image as float32 H x W x C in [0, 1] (C = 1 or 3) and its alpha flag."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode == "I":
+        data = np.asarray(img).astype(np.float32)
+        if data.min() < 0 or data.max() > 65535:
+            raise DataError(
+                f"{path} holds 32-bit integer values from {data.min():.0f} to {data.max():.0f}; "
+                f"re-export it as an 8-bit or 16-bit image"
+            )
+        return (data / 65535.0)[..., None], False
+    if mode == "F":
+        data = np.asarray(img).astype(np.float32)
+        low, high = float(data.min()), float(data.max())
+        if not (np.isfinite(low) and np.isfinite(high)) or low < 0:
+            raise DataError(
+                f"{path} holds float values from {low} to {high}; "
+                f"re-export it with values in [0, 1] or as an 8-bit or 16-bit image"
+            )
+        if high > 1.0:
+            data = data / high
+        return data[..., None], False
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("1", "L"):
+        img = img.convert("L")
+    elif mode in ("LA", "La"):
+        img = img.convert("LA")
+    elif mode in ("RGBA", "RGBa", "PA"):
+        img = img.convert("RGBA")
+    elif mode != "RGB":
+        # CMYK, YCbCr, LAB, HSV, RGBX, ...; Pillow gives 16-bit RGB PNGs as 8-bit RGB already.
+        img = img.convert("RGB")
+    data = np.asarray(img).astype(np.float32) / 255.0
+    if data.ndim == 2:
+        data = data[..., None]
+    has_alpha = img.mode in ("LA", "RGBA")
+    return data, has_alpha
+
+
+def _to_channels(data: np.ndarray, has_alpha: bool, channels: int) -> np.ndarray:
+    """Convert H x W x C pixels (gray or RGB, optionally with a trailing alpha) to `channels`."""
+    color = data[..., :-1] if has_alpha else data
+    alpha = data[..., -1:] if has_alpha else np.ones_like(data[..., :1])
+    if channels == 1:
+        # Alpha is dropped without compositing, as Pillow's convert('L') does.
+        return color if color.shape[-1] == 1 else (color @ _LUMA)[..., None]
+    rgb = np.repeat(color, 3, axis=-1) if color.shape[-1] == 1 else color
+    if channels == 3:
+        return rgb  # alpha dropped without compositing, like the reference's convert('RGB')
+    return np.concatenate([rgb, alpha], axis=-1)
+
+
+def read_image(path: Path, channels: int) -> torch.Tensor:
+    """Read an image file as a float32 C x H x W tensor in [0, 1] with `channels` = 1, 3 or 4.
+
+    8-bit data is divided by 255; 16-bit grayscale PNG/TIFF (Pillow modes I;16*, I) by 65535,
+    keeping the full precision; float TIFFs (mode F) are kept if within [0, 1], else divided by
+    their maximum. Pillow decodes 16-bit RGB(A) PNGs at 8-bit precision (it keeps the high byte),
+    so those are still scaled correctly but lose the low byte. Channel conversion: 1 = ITU-R 601-2
+    luma (as Pillow's 'L'), 3 = RGB (gray repeated, alpha dropped like convert('RGB')),
+    4 = RGBA (opaque alpha added when the file has none).
+    """
+    path = Path(path)
+    if channels not in (1, 3, 4):
+        raise OptionsError(
+            f"cannot read {path} with {channels} channels; pass --input_nc/--output_nc 1, 3 or 4"
+        )
+    if not path.is_file():
+        raise DataError(f"image file {path} does not exist; check --dataroot or remove it from the list")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now so truncated files fail here, not later
+            if channels == 1 and img.mode not in _GRAY_MODES:
+                # Pillow's own integer luma, exactly what the reference's grayscale path gives.
+                data, has_alpha = _decode(img.convert("RGB").convert("L"), path)
+            else:
+                data, has_alpha = _decode(img, path)
+    except _PIL_READ_ERRORS as err:
+        raise DataError(
+            f"cannot read image {path} ({err}); re-export it or remove it from the data set"
+        ) from err
+    pixels = _to_channels(data, has_alpha, channels)
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+
+
+def tensor_to_uint8(image: torch.Tensor) -> np.ndarray:
+    """Map a C x H x W tensor in [-1, 1] to a uint8 H x W x C array (rounded, clipped)."""
+    if image.ndim != 3 or image.shape[0] not in (1, 3, 4):
+        raise ValueError(
+            f"expected a C x H x W image with 1, 3 or 4 channels, got shape {tuple(image.shape)}; "
+            f"pass one image of a batch, e.g. batch[0]"
+        )
+    array = image.detach().to("cpu", torch.float32).numpy()
+    array = np.clip(np.rint((array + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return array.transpose(1, 2, 0)
+
+
+def save_uint8(array: np.ndarray, path: Path) -> None:
+    """Write a uint8 H x W (x 1|3|4) array as an image file chosen by suffix, atomically."""
+    path = Path(path)
+    formats = Image.registered_extensions()
+    image_format = formats.get(path.suffix.lower())
+    if image_format is None:
+        raise ValueError(f"cannot save {path}: unknown image suffix {path.suffix!r}; use .png or .jpg")
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    image = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
+    if image_format == "JPEG" and image.mode == "RGBA":
+        raise ValueError(f"cannot save the 4-channel image {path} as JPEG; use a .png name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            options = {"quality": 95} if image_format == "JPEG" else {}
+            image.save(file, format=image_format, **options)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def save_image(image: torch.Tensor, path: Path) -> None:
+    """Save a C x H x W tensor in [-1, 1] as an 8-bit image (L, RGB or RGBA) chosen by suffix, atomically."""
+    save_uint8(tensor_to_uint8(image), path)

@@ -1,0 +1,17 @@
+"""Exceptions a user can act on; the CLI prints their message as one sentence and exits."""
+
+
+class GanvasError(Exception):
+    """An error caused by input the user can fix; the message names the file, the value and the fix."""
+
+
+class DataError(GanvasError):
+    """A data set or image file that cannot be used as it is."""
+
+
+class OptionsError(GanvasError):
+    """A command-line flag or option value that is unknown or inconsistent."""
+
+
+class CheckpointError(GanvasError):
+    """A checkpoint that is missing, unreadable or does not fit the network."""

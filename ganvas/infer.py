@@ -1,0 +1,131 @@
+"""Test and translate: run a trained model over a data set or any image files, keeping their size."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganvas.checkpoint import atomic_write_text, load_networks
+from ganvas.data import collate_batch, make_dataset
+from ganvas.data.io import find_images, read_image, save_image
+from ganvas.data.transforms import apply_transform, make_params
+from ganvas.errors import DataError, OptionsError
+from ganvas.metrics import image_metrics
+from ganvas.models import Model, create_model, select_device
+from ganvas.options import Options
+from ganvas.report import image_table, make_grid, metrics_table, page
+
+log = logging.getLogger("ganvas")
+
+
+@dataclass
+class TestResult:
+    """Where the results page is and the mean metrics against the targets (empty without targets)."""
+
+    page: Path
+    metrics: dict[str, float]
+    count: int
+
+
+def load_for_inference(opt: Options) -> Model:
+    """The run's model with its --epoch weights; train-mode layers unless --eval (see README)."""
+    torch.manual_seed(opt.seed if opt.seed is not None else 0)
+    model = create_model(opt, select_device(opt.gpu_ids), train=False)
+    load_networks({k: model.nets[k] for k in model.inference_nets}, opt.run_dir, opt.epoch)
+    # The paper tests with batch statistics and dropout on; --eval uses running statistics instead.
+    model.set_mode(not opt.eval)
+    return model
+
+
+def results_dir(opt: Options) -> Path:
+    """results/<name>/<phase>_<epoch>/"""
+    return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}"
+
+
+def run_test(opt: Options, model: Model | None = None) -> TestResult:
+    """Translate the --phase split (or sample a GAN), write images, metrics.json and index.html."""
+    model = model or load_for_inference(opt)
+    if not model.conditional:
+        return _sample_test(opt, model)
+    out = results_dir(opt)
+    dataset = make_dataset(opt, train=False)
+    count = int(min(len(dataset), opt.num_test))
+    rows, per_image, used = [], {}, set()
+    for i in range(count):
+        batch = collate_batch([dataset[i]])
+        visuals = model.translate(batch)
+        stem = Path(batch["A_paths"][0]).stem
+        stem = stem if stem not in used else f"{stem}_{i}"
+        used.add(stem)
+        cells = {}
+        for key, image in visuals.items():
+            save_image(image[0], out / "images" / f"{stem}_{key}.png")
+            cells[key] = f"images/{stem}_{key}.png"
+        rows.append((stem, cells))
+        if "real_B" in visuals:
+            per_image[stem] = image_metrics(visuals["fake_B"][0], visuals["real_B"][0])
+    mean = {k: float(np.mean([m[k] for m in per_image.values()])) for k in ("psnr", "ssim", "l1")} if per_image else {}
+    summary = {"name": opt.name, "epoch": opt.epoch, "phase": opt.phase, "count": count, "eval_mode": opt.eval,
+               "mean": mean, "per_image": per_image}
+    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2, allow_nan=True))
+    body = (f"<p>{count} images of {opt.dataroot} ({opt.phase}), epoch {opt.epoch}, "
+            f"{'eval' if opt.eval else 'train'}-mode layers.</p>" + (metrics_table(mean) if mean else "")
+            + image_table(rows))
+    index = out / "index.html"
+    atomic_write_text(index, page(f"{opt.name}: {opt.model} test results", body))
+    return TestResult(index, mean, count)
+
+
+def _sample_test(opt: Options, model: Model) -> TestResult:
+    """A generator from noise: write num_test samples and a grid of them."""
+    out = results_dir(opt)
+    count = int(opt.num_test if math.isfinite(opt.num_test) else 64)
+    samples = model.sample(count, seed=opt.seed if opt.seed is not None else 0)
+    for i, image in enumerate(samples):
+        save_image(image, out / "images" / f"sample_{i:04d}.png")
+    save_image(make_grid(samples.float()), out / "samples_grid.png")
+    body = f"<p>{count} samples, epoch {opt.epoch}.</p><img src='samples_grid.png' style='max-width:100%'>"
+    index = out / "index.html"
+    atomic_write_text(index, page(f"{opt.name}: samples", body, image_width=1024))
+    return TestResult(index, {}, count)
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Image files named directly, plus every image under the folders named."""
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files.extend(find_images(path))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"{path} does not exist; name image files or folders of images")
+    if not files:
+        raise DataError("no input images were given; name image files or folders after the options")
+    return files
+
+
+def translate_files(opt: Options, inputs: list[Path], out_dir: Path, model: Model | None = None) -> list[Path]:
+    """Translate each image and save `<out_dir>/<stem>.png`, at the input's size unless --preprocess says otherwise."""
+    model = model or load_for_inference(opt)
+    if not model.conditional:
+        raise OptionsError(f"the {opt.model} model generates from noise and has no input to translate; "
+                           f"use `ganvas test --name {opt.name} --num_test N` to sample it")
+    channels = opt.output_nc if opt.direction == "BtoA" else opt.input_nc
+    written = []
+    for path in expand_inputs(inputs):
+        image = read_image(path, channels)
+        params = make_params(tuple(image.shape[-2:]), opt.preprocess, opt.load_size, opt.crop_size,
+                             True, False, np.random.default_rng(0))
+        image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size) * 2 - 1
+        fake = model.translate({"A": image[None]})["fake_B"][0]
+        target = out_dir / f"{path.stem}.png"
+        save_image(fake, target)
+        written.append(target)
+    return written

@@ -1,0 +1,29 @@
+"""Model registry: --model names to classes."""
+
+from __future__ import annotations
+
+from ganvas.errors import OptionsError
+from ganvas.models.base import Model, select_device, set_requires_grad
+
+
+def _registry() -> dict[str, type[Model]]:
+    from ganvas.models.gan import GANModel
+    from ganvas.models.pix2pix import Pix2PixModel
+
+    return {cls.name: cls for cls in (Pix2PixModel, GANModel)}
+
+
+def get_model_class(name: str) -> type[Model]:
+    """The class registered for --model `name`."""
+    models = _registry()
+    if name not in models:
+        raise OptionsError(f"unknown --model {name!r}; choose one of {', '.join(sorted(models))}")
+    return models[name]
+
+
+def create_model(opt, device, train: bool) -> Model:
+    """Build the model named by opt.model on `device`."""
+    return get_model_class(opt.model)(opt, device, train)
+
+
+__all__ = ["Model", "create_model", "get_model_class", "select_device", "set_requires_grad"]

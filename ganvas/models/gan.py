@@ -1,0 +1,86 @@
+"""Unconditional GAN (DCGAN-style, Radford et al. 2016): G maps noise z to images, D tells real from fake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganvas.losses import GANLoss, gradient_penalty
+from ganvas.models.base import Model, set_requires_grad
+from ganvas.nets import make_discriminator, make_generator
+
+# Fixed latent vectors for the training-visuals grid, so successive grids are comparable.
+PREVIEW_SAMPLES = 16
+
+
+class GANModel(Model):
+    """G: z -> image; D: image -> real/fake; D step then G step."""
+
+    name = "gan"
+    monitor = "G_GAN"
+    conditional = False
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return {"netG": "dcgan", "netD": "dcgan", "norm": "batch", "dataset_mode": "single", "gan_mode": "lsgan",
+                "load_size": 64, "crop_size": 64, "num_test": 64}
+
+    def __init__(self, opt, device, train: bool):
+        super().__init__(opt, device, train)
+        size = opt.crop_size
+        self.nets["G"] = make_generator(opt.netG, opt.nz, opt.output_nc, opt.ngf, opt.norm, False, opt.init_type,
+                                        opt.init_gain, nz=opt.nz, image_size=size).to(device)
+        if train:
+            self.nets["D"] = make_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm,
+                                                opt.init_type, opt.init_gain, image_size=size).to(device)
+            self.gan_loss = GANLoss(opt.gan_mode).to(device)
+            self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}
+            seed = torch.Generator().manual_seed(opt.seed or 0)
+            self.preview_z = torch.randn(PREVIEW_SAMPLES, opt.nz, generator=seed).to(device)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n latent vectors from N(0, I) on the model's device."""
+        return torch.randn(n, self.opt.nz, generator=generator).to(self.device)
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        G, D, opt = self.nets["G"], self.nets["D"], self.opt
+        real = batch["A"].to(self.device, non_blocking=True)
+        fake = G(self.noise(real.shape[0]))
+
+        set_requires_grad(D, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        loss_d_real = self.gan_loss(D(real), True)
+        loss_d_fake = self.gan_loss(D(fake.detach()), False)
+        loss_d = 0.5 * (loss_d_real + loss_d_fake)
+        losses = {"D_real": loss_d_real, "D_fake": loss_d_fake}
+        if opt.gan_mode == "wgangp":
+            losses["D_GP"] = gradient_penalty(D, real, fake.detach(), opt.lambda_gp)
+            loss_d = loss_d + losses["D_GP"]
+        loss_d.backward()
+        self.optimizers["D"].step()
+
+        set_requires_grad(D, False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        loss_g = self.gan_loss(D(fake), True, for_discriminator=False)
+        loss_g.backward()
+        self.optimizers["G"].step()
+
+        self.visuals = {"real": real}
+        losses["G_GAN"] = loss_g
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def current_visuals(self) -> dict[str, Tensor]:
+        return {"samples": self.nets["G"](self.preview_z), **self.visuals}
+
+    @torch.no_grad()
+    def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Samples for the latent vectors in batch['z'] (N x nz)."""
+        return {"sample": self.nets["G"](batch["z"].to(self.device))}
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int) -> Tensor:
+        """n images from n latent vectors drawn with `seed`."""
+        return self.translate({"z": self.noise(n, torch.Generator().manual_seed(seed))})["sample"]

@@ -1,0 +1,79 @@
+"""pix2pix (Isola et al. 2017): conditional GAN on paired images, U-Net G, PatchGAN D, L1 + cGAN loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganvas.losses import GANLoss, gradient_penalty
+from ganvas.models.base import Model, set_requires_grad
+from ganvas.nets import forward_padded, make_discriminator, make_generator
+
+
+class Pix2PixModel(Model):
+    """G maps A to B; D judges (A, B) pairs; D step then G step, as in the paper."""
+
+    name = "pix2pix"
+    monitor = "G_L1"
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return {"norm": "batch", "netG": "unet_256", "dataset_mode": "aligned", "gan_mode": "vanilla",
+                "lambda_L1": 100.0}
+
+    def __init__(self, opt, device, train: bool):
+        super().__init__(opt, device, train)
+        self.nets["G"] = make_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm,
+                                        not opt.no_dropout, opt.init_type, opt.init_gain).to(device)
+        if train:
+            self.nets["D"] = make_discriminator(opt.netD, opt.input_nc + opt.output_nc, opt.ndf, opt.n_layers_D,
+                                                opt.norm, opt.init_type, opt.init_gain).to(device)
+            self.gan_loss = GANLoss(opt.gan_mode).to(device)
+            self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}
+
+    def inputs(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
+        """(input, target) on the device, swapped for --direction BtoA; a single-image batch has no target."""
+        if "B" not in batch:
+            return batch["A"].to(self.device, non_blocking=True), None
+        a_key, b_key = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
+        real_a = batch[a_key].to(self.device, non_blocking=True)
+        return real_a, batch[b_key].to(self.device, non_blocking=True)
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        G, D, opt = self.nets["G"], self.nets["D"], self.opt
+        real_a, real_b = self.inputs(batch)
+        fake_b = forward_padded(G, real_a)
+
+        set_requires_grad(D, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        real_pair, fake_pair = torch.cat([real_a, real_b], 1), torch.cat([real_a, fake_b.detach()], 1)
+        loss_d_fake = self.gan_loss(D(fake_pair), False)
+        loss_d_real = self.gan_loss(D(real_pair), True)
+        loss_d = 0.5 * (loss_d_fake + loss_d_real)
+        losses = {"D_real": loss_d_real, "D_fake": loss_d_fake}
+        if opt.gan_mode == "wgangp":
+            losses["D_GP"] = gradient_penalty(D, real_pair, fake_pair, opt.lambda_gp)
+            loss_d = loss_d + losses["D_GP"]
+        loss_d.backward()
+        self.optimizers["D"].step()
+
+        set_requires_grad(D, False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        loss_g_gan = self.gan_loss(D(torch.cat([real_a, fake_b], 1)), True, for_discriminator=False)
+        loss_g_l1 = torch.nn.functional.l1_loss(fake_b.float(), real_b.float()) * opt.lambda_L1
+        (loss_g_gan + loss_g_l1).backward()
+        self.optimizers["G"].step()
+
+        self.visuals = {"real_A": real_a.detach(), "fake_B": fake_b.detach(), "real_B": real_b}
+        losses.update({"G_GAN": loss_g_gan, "G_L1": loss_g_l1})
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        real_a, real_b = self.inputs(batch)
+        out = {"real_A": real_a, "fake_B": forward_padded(self.nets["G"], real_a)}
+        if real_b is not None:
+            out["real_B"] = real_b
+        return out

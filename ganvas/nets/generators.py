@@ -1,0 +1,299 @@
+"""Generators: U-Net and ResNet (state_dict-compatible with the reference repository) and DCGAN."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from ganvas.errors import OptionsError
+from ganvas.nets.norm import NormFactory, get_norm_layer, init_weights, norm_needs_conv_bias
+
+PADDING_TYPES = ("reflect", "replicate", "zero")
+GENERATOR_FORMS = (
+    "unet_<N> with N a power of two >= 4 (unet_128, unet_256), "
+    "resnet_<k>blocks (resnet_6blocks, resnet_9blocks) or dcgan"
+)
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    """One U-Net level: downsample, run the inner submodule, upsample, and concatenate the skip."""
+
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        input_nc: int | None = None,
+        submodule: nn.Module | None = None,
+        outermost: bool = False,
+        innermost: bool = False,
+        norm_layer: NormFactory = nn.BatchNorm2d,
+        use_dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        if not innermost and submodule is None:
+            raise ValueError("a U-Net block that is not innermost needs a submodule")
+        self.outermost = outermost
+        use_bias = norm_needs_conv_bias(norm_layer)
+        if input_nc is None:
+            input_nc = outer_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        downrelu = nn.LeakyReLU(0.2, True)
+        uprelu = nn.ReLU(True)
+
+        # The layer order (and so every index in the state_dict keys) follows the reference.
+        if outermost:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            layers = [downrelu, downconv, uprelu, upconv, norm_layer(outer_nc)]
+        else:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            layers = [downrelu, downconv, norm_layer(inner_nc), submodule, uprelu, upconv, norm_layer(outer_nc)]
+            if use_dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return the block output, with the input concatenated on channels below the outermost level."""
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net generator whose bottleneck is 1x1 for inputs of side 2**num_downs."""
+
+    def __init__(
+        self,
+        input_nc: int,
+        output_nc: int,
+        num_downs: int,
+        ngf: int = 64,
+        norm_layer: NormFactory = nn.BatchNorm2d,
+        use_dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_downs < 2:
+            raise OptionsError(f"a U-Net needs num_downs >= 2, got {num_downs}; use e.g. unet_128 (7) or unet_256 (8)")
+        self.size_multiple = 2**num_downs
+
+        # Level d (0 = outermost) works at ngf * min(2**d, 8) channels; for num_downs >= 5 this is
+        # exactly the reference's layout, including dropout only on the ngf*8 -> ngf*8 middle levels.
+        # The reference always builds 5 levels; smaller U-Nets (unet_4 .. unet_16) are our extension.
+        def width(level: int) -> int:
+            return ngf * min(2**level, 8)
+
+        block = UnetSkipConnectionBlock(
+            width(num_downs - 2), width(num_downs - 1), innermost=True, norm_layer=norm_layer
+        )
+        for level in range(num_downs - 2, 0, -1):
+            block = UnetSkipConnectionBlock(
+                width(level - 1),
+                width(level),
+                submodule=block,
+                norm_layer=norm_layer,
+                use_dropout=use_dropout and level >= 4,
+            )
+        self.model = UnetSkipConnectionBlock(
+            output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm_layer=norm_layer
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Translate an N x input_nc x H x W image (H, W multiples of size_multiple) to output_nc channels."""
+        return self.model(x)
+
+
+class ResnetBlock(nn.Module):
+    """Residual block of two 3x3 convs with normalisation, padded by padding_type."""
+
+    def __init__(
+        self, dim: int, padding_type: str, norm_layer: NormFactory, use_dropout: bool, use_bias: bool
+    ) -> None:
+        super().__init__()
+        self.conv_block = self.build_conv_block(dim, padding_type, norm_layer, use_dropout, use_bias)
+
+    @staticmethod
+    def _padding(padding_type: str) -> tuple[list[nn.Module], int]:
+        """Return the explicit padding layers and the conv's own padding for padding_type."""
+        if padding_type == "reflect":
+            return [nn.ReflectionPad2d(1)], 0
+        if padding_type == "replicate":
+            return [nn.ReplicationPad2d(1)], 0
+        if padding_type == "zero":
+            return [], 1
+        raise OptionsError(f"unknown padding {padding_type!r}; use one of {', '.join(PADDING_TYPES)}")
+
+    def build_conv_block(
+        self, dim: int, padding_type: str, norm_layer: NormFactory, use_dropout: bool, use_bias: bool
+    ) -> nn.Sequential:
+        """Build pad-conv-norm-relu-[dropout]-pad-conv-norm in the reference's order."""
+        pad, p = self._padding(padding_type)
+        layers: list[nn.Module] = [
+            *pad,
+            nn.Conv2d(dim, dim, kernel_size=3, padding=p, bias=use_bias),
+            norm_layer(dim),
+            nn.ReLU(True),
+        ]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        pad, p = self._padding(padding_type)
+        layers += [*pad, nn.Conv2d(dim, dim, kernel_size=3, padding=p, bias=use_bias), norm_layer(dim)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return x plus the residual."""
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """ResNet generator (Johnson et al.): two stride-2 downsamplings, n_blocks residual blocks, two upsamplings."""
+
+    def __init__(
+        self,
+        input_nc: int,
+        output_nc: int,
+        ngf: int = 64,
+        norm_layer: NormFactory = nn.BatchNorm2d,
+        use_dropout: bool = False,
+        n_blocks: int = 6,
+        padding_type: str = "reflect",
+    ) -> None:
+        super().__init__()
+        if n_blocks < 0:
+            raise OptionsError(f"a ResNet generator needs n_blocks >= 0, got {n_blocks}")
+        self.size_multiple = 4
+        use_bias = norm_needs_conv_bias(norm_layer)
+
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
+            norm_layer(ngf),
+            nn.ReLU(True),
+        ]
+        n_downsampling = 2
+        for i in range(n_downsampling):
+            mult = 2**i
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                norm_layer(ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        mult = 2**n_downsampling
+        for _ in range(n_blocks):
+            layers.append(ResnetBlock(ngf * mult, padding_type, norm_layer, use_dropout, use_bias))
+        for i in range(n_downsampling):
+            mult = 2 ** (n_downsampling - i)
+            layers += [
+                nn.ConvTranspose2d(
+                    ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=use_bias
+                ),
+                norm_layer(ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Translate an N x input_nc x H x W image (H, W multiples of 4) to output_nc channels."""
+        return self.model(x)
+
+
+def dcgan_depth(image_size: int) -> int:
+    """Return log2(image_size) for a DCGAN image size, which must be a power of two >= 8."""
+    if image_size < 8 or image_size & (image_size - 1):
+        raise OptionsError(
+            f"DCGAN image size {image_size} is not a power of two >= 8; pass --image_size 64 (or 32, 128)"
+        )
+    return image_size.bit_length() - 1
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN generator (Radford et al.): latent z -> N x output_nc x image_size x image_size in [-1, 1]."""
+
+    def __init__(
+        self,
+        nz: int,
+        output_nc: int,
+        ngf: int = 64,
+        image_size: int = 64,
+        norm_layer: NormFactory = nn.BatchNorm2d,
+    ) -> None:
+        super().__init__()
+        depth = dcgan_depth(image_size)
+        self.nz = nz
+        self.image_size = image_size
+        # A bias just before batch norm is cancelled by its mean subtraction, so only other norms get one.
+        use_bias = not isinstance(norm_layer(1), nn.BatchNorm2d)
+        channels = ngf * 2 ** (depth - 3)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(nz, channels, kernel_size=4, stride=1, padding=0, bias=use_bias),
+            norm_layer(channels),
+            nn.ReLU(True),
+        ]
+        for _ in range(depth - 3):
+            layers += [
+                nn.ConvTranspose2d(channels, channels // 2, kernel_size=4, stride=2, padding=1, bias=use_bias),
+                norm_layer(channels // 2),
+                nn.ReLU(True),
+            ]
+            channels //= 2
+        layers += [nn.ConvTranspose2d(channels, output_nc, kernel_size=4, stride=2, padding=1), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Map z of shape N x nz (or N x nz x 1 x 1) to images."""
+        if z.dim() == 2:
+            z = z[:, :, None, None]
+        if z.dim() != 4 or z.shape[1:] != (self.nz, 1, 1):
+            raise ValueError(f"DCGAN generator expects z of shape N x {self.nz} (x 1 x 1), got {tuple(z.shape)}")
+        return self.model(z)
+
+
+def _parse_generator_name(netG: str) -> tuple[str, int]:
+    """Split a generator name into its family and size (U-Net depth or ResNet block count)."""
+    match = re.fullmatch(r"unet_(\d+)", netG)
+    if match:
+        side = int(match.group(1))
+        if side < 4 or side & (side - 1):
+            raise OptionsError(f"unknown generator {netG!r}: {side} is not a power of two >= 4; use {GENERATOR_FORMS}")
+        return "unet", side.bit_length() - 1
+    match = re.fullmatch(r"resnet_(\d+)blocks", netG)
+    if match:
+        n_blocks = int(match.group(1))
+        if n_blocks < 1:
+            raise OptionsError(f"unknown generator {netG!r}: needs at least 1 block; use {GENERATOR_FORMS}")
+        return "resnet", n_blocks
+    if netG == "dcgan":
+        return "dcgan", 0
+    raise OptionsError(f"unknown generator {netG!r}; pass --netG {GENERATOR_FORMS}")
+
+
+def make_generator(
+    netG: str,
+    input_nc: int,
+    output_nc: int,
+    ngf: int = 64,
+    norm: str = "batch",
+    use_dropout: bool = False,
+    init_type: str = "normal",
+    init_gain: float = 0.02,
+    nz: int = 100,
+    image_size: int = 64,
+) -> nn.Module:
+    """Build and initialise the generator named netG on the CPU."""
+    family, size = _parse_generator_name(netG)
+    norm_layer = get_norm_layer(norm)
+    net: nn.Module
+    if family == "unet":
+        net = UnetGenerator(input_nc, output_nc, size, ngf, norm_layer=norm_layer, use_dropout=use_dropout)
+    elif family == "resnet":
+        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout, n_blocks=size)
+    else:
+        net = DCGANGenerator(nz, output_nc, ngf, image_size=image_size, norm_layer=norm_layer)
+    init_weights(net, init_type, init_gain)
+    return net

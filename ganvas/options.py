@@ -1,0 +1,249 @@
+"""One typed options object for every command, with the original repositories' flag names."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import logging
+import math
+import random
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from ganvas.errors import OptionsError
+
+log = logging.getLogger("ganvas")
+
+OPT_FILE = "opt.yaml"
+
+
+def _int_or_inf(text: str) -> float:
+    """Parse a count that may be 'inf' (unlimited)."""
+    value = float(text)
+    if value != math.inf and value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'inf', got {text!r}")
+    return value if value == math.inf else int(value)
+
+
+@dataclass
+class Options:
+    """Every option of a run; saved with it so that test and translate need only --name."""
+
+    # --- where things are -------------------------------------------------------------------
+    dataroot: str = field(default="", metadata={"help": "folder of the data set (with train/, test/ ... or trainA/, trainB/ ...)"})
+    name: str = field(default="experiment_name", metadata={"help": "run name; files go to <checkpoints_dir>/<name>"})
+    model: str = field(default="pix2pix", metadata={"help": "method to train or run", "choices": ("pix2pix", "gan")})
+    checkpoints_dir: str = field(default="./checkpoints", metadata={"help": "where runs keep their checkpoints"})
+    results_dir: str = field(default="./results", metadata={"help": "where test writes its pages"})
+    gpu_ids: str = field(default="0", metadata={"help": "GPU ids, e.g. 0 or 0,1; -1 for the CPU (used anyway when no GPU is present)"})
+    seed: int | None = field(default=None, metadata={"help": "random seed; a run without one draws one and saves it"})
+    # --- networks -----------------------------------------------------------------------------
+    input_nc: int = field(default=3, metadata={"help": "channels of input images (1 gray, 3 RGB, 4 RGBA)"})
+    output_nc: int = field(default=3, metadata={"help": "channels of output images"})
+    ngf: int = field(default=64, metadata={"help": "generator filters in the last conv layer"})
+    ndf: int = field(default=64, metadata={"help": "discriminator filters in the first conv layer"})
+    netG: str = field(default="resnet_9blocks", metadata={"help": "generator: unet_<size> (unet_256, unet_128 ...), resnet_<n>blocks, dcgan"})
+    netD: str = field(default="basic", metadata={"help": "discriminator: basic (70x70 PatchGAN), n_layers, pixel, dcgan"})
+    n_layers_D: int = field(default=3, metadata={"help": "conv layers of the n_layers discriminator"})
+    norm: str = field(default="instance", metadata={"help": "normalisation layer", "choices": ("batch", "instance", "none")})
+    init_type: str = field(default="normal", metadata={"help": "weight initialisation", "choices": ("normal", "xavier", "kaiming", "orthogonal")})
+    init_gain: float = field(default=0.02, metadata={"help": "scale of the initial weights"})
+    no_dropout: bool = field(default=False, metadata={"help": "no dropout in the generator"})
+    nz: int = field(default=100, metadata={"help": "length of the latent vector z (gan model)"})
+    # --- data ---------------------------------------------------------------------------------
+    dataset_mode: str = field(default="aligned", metadata={"help": "data layout", "choices": ("aligned", "single")})
+    direction: str = field(default="AtoB", metadata={"help": "translate A to B or B to A", "choices": ("AtoB", "BtoA")})
+    serial_batches: bool = field(default=False, metadata={"help": "take images in order instead of shuffling"})
+    num_threads: int = field(default=4, metadata={"help": "data loading worker processes (0 loads in the main process)"})
+    batch_size: int = field(default=1, metadata={"help": "images per step"})
+    load_size: int = field(default=286, metadata={"help": "scale images to this size"})
+    crop_size: int = field(default=256, metadata={"help": "then crop to this size"})
+    max_dataset_size: float = field(default=math.inf, metadata={"help": "use at most this many images", "type": _int_or_inf})
+    preprocess: str = field(default="resize_and_crop", metadata={"help": "resizing and cropping at load time", "choices": ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")})
+    no_flip: bool = field(default=False, metadata={"help": "no random horizontal flips"})
+    phase: str = field(default="train", metadata={"help": "data split: train, val, test ..."})
+    epoch: str = field(default="latest", metadata={"help": "which checkpoint to load: latest or an epoch number"})
+    # --- training -----------------------------------------------------------------------------
+    n_epochs: int = field(default=100, metadata={"help": "epochs at the starting learning rate"})
+    n_epochs_decay: int = field(default=100, metadata={"help": "epochs of linear decay to zero"})
+    epoch_count: int = field(default=1, metadata={"help": "number of the first epoch (for runs continued from foreign checkpoints)"})
+    continue_train: bool = field(default=False, metadata={"help": "resume the run <name> where it stopped"})
+    lr: float = field(default=0.0002, metadata={"help": "initial Adam learning rate"})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1"})
+    lr_policy: str = field(default="linear", metadata={"help": "learning-rate schedule", "choices": ("linear", "step", "plateau", "cosine")})
+    lr_decay_iters: int = field(default=50, metadata={"help": "epochs between x0.1 steps (step policy)"})
+    gan_mode: str = field(default="lsgan", metadata={"help": "GAN objective", "choices": ("vanilla", "lsgan", "hinge", "wgangp")})
+    lambda_L1: float = field(default=100.0, metadata={"help": "weight of the L1 loss (pix2pix)"})
+    lambda_gp: float = field(default=10.0, metadata={"help": "weight of the gradient penalty (wgangp)"})
+    print_freq: int = field(default=100, metadata={"help": "log losses every this many images"})
+    display_freq: int = field(default=400, metadata={"help": "write training visuals every this many images"})
+    save_latest_freq: int = field(default=5000, metadata={"help": "save the latest checkpoint every this many images"})
+    save_epoch_freq: int = field(default=5, metadata={"help": "keep a checkpoint every this many epochs"})
+    # --- test ---------------------------------------------------------------------------------
+    num_test: float = field(default=math.inf, metadata={"help": "test at most this many images (default: all)", "type": _int_or_inf})
+    eval: bool = field(default=False, metadata={"help": "eval mode at test time (running batch-norm statistics, no dropout)"})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every option, for saving."""
+        return dataclasses.asdict(self)
+
+    @property
+    def run_dir(self) -> Path:
+        """Folder of this run's checkpoints, options and logs."""
+        return Path(self.checkpoints_dir) / self.name
+
+
+OPTION_NAMES = tuple(f.name for f in fields(Options))
+
+# Flags of the older pix2pix/CycleGAN and pix2pixHD code bases, mapped to today's names.
+LEGACY_FLAGS = {
+    "--niter": "--n_epochs",
+    "--niter_decay": "--n_epochs_decay",
+    "--loadSize": "--load_size",
+    "--fineSize": "--crop_size",
+    "--which_direction": "--direction",
+    "--which_model_netG": "--netG",
+    "--which_model_netD": "--netD",
+    "--which_epoch": "--epoch",
+    "--batchSize": "--batch_size",
+    "--nThreads": "--num_threads",
+    "--resize_or_crop": "--preprocess",
+}
+LEGACY_SWITCHES = {"--no_lsgan": ["--gan_mode", "vanilla"]}
+
+# Options a command decides for itself rather than inheriting from the saved run.
+INVOCATION_OPTIONS = ("phase", "continue_train", "epoch", "num_test", "eval", "gpu_ids", "num_threads", "results_dir")
+TEST_OVERRIDES = {"phase": "test", "batch_size": 1, "serial_batches": True, "no_flip": True, "preprocess": "none",
+                  "max_dataset_size": math.inf, "num_threads": 0}
+
+
+def model_defaults(model: str) -> dict[str, Any]:
+    """The options a model changes from the base defaults."""
+    from ganvas.models import get_model_class
+
+    return get_model_class(model).option_defaults()
+
+
+def build_parser(prog: str = "ganvas", extra: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """Parser for every option; defaults are suppressed so that only given flags appear."""
+    parser = argparse.ArgumentParser(prog=prog, allow_abbrev=False, argument_default=argparse.SUPPRESS)
+    for f in fields(Options):
+        meta = f.metadata
+        flag = f"--{f.name}"
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", help=meta["help"])
+            continue
+        kind = meta.get("type") or {"int": int, "float": float, "str": str, "int | None": int}.get(str(f.type), str)
+        default = "" if f.default is None else f" (default: {f.default})"
+        parser.add_argument(flag, type=kind, choices=meta.get("choices"), help=meta["help"] + default,
+                            metavar=f.name.upper() if "choices" not in meta else None)
+    return parser
+
+
+def translate_legacy(argv: Sequence[str]) -> list[str]:
+    """Rewrite flags of the original code bases to today's names, warning once for each."""
+    out: list[str] = []
+    for token in argv:
+        flag, eq, value = token.partition("=")
+        if flag in LEGACY_FLAGS:
+            log.warning("%s is deprecated; use %s", flag, LEGACY_FLAGS[flag])
+            out.append(LEGACY_FLAGS[flag] + eq + value)
+        elif token in LEGACY_SWITCHES:
+            log.warning("%s is deprecated; use %s", token, " ".join(LEGACY_SWITCHES[token]))
+            out.extend(LEGACY_SWITCHES[token])
+        else:
+            out.append(token)
+    return out
+
+
+def reject_unknown(unknown: Sequence[str], parser: argparse.ArgumentParser) -> None:
+    """Raise for the first unknown flag, naming the closest known one."""
+    if not unknown:
+        return
+    known = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+    bad = next((u for u in unknown if u.startswith("-")), unknown[0])
+    flag = bad.partition("=")[0]
+    if not flag.startswith("-"):
+        raise OptionsError(f"unexpected argument {bad!r}; flags start with -- (see ganvas --help)")
+    close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else "see the command's --help for the flags it takes"
+    raise OptionsError(f"unknown flag {flag}; {hint}")
+
+
+def parse_options(argv: Sequence[str], command: str = "train",
+                  parser: argparse.ArgumentParser | None = None) -> tuple[Options, argparse.Namespace]:
+    """Options for `command` from the command line, the saved run (test, translate, resume) and defaults.
+
+    Returns the options and the namespace of extra arguments the caller's parser added.
+    """
+    parser = parser or build_parser()
+    args, unknown = parser.parse_known_args(translate_legacy(argv))
+    reject_unknown(unknown, parser)
+    given = {k: v for k, v in vars(args).items() if k in OPTION_NAMES}
+    extra = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in OPTION_NAMES})
+    return resolve_options(given, command), extra
+
+
+def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
+    """Merge, lowest first: base defaults, the model's defaults, the saved run, command overrides, given flags."""
+    values: dict[str, Any] = {}
+    saved: dict[str, Any] = {}
+    run_dir = Path(given.get("checkpoints_dir", Options.checkpoints_dir)) / given.get("name", Options.name)
+    inherits = command in ("test", "translate", "export") or given.get("continue_train", False)
+    if inherits and (run_dir / OPT_FILE).is_file():
+        saved = load_saved_options(run_dir / OPT_FILE)
+        saved = {k: v for k, v in saved.items() if k not in INVOCATION_OPTIONS}
+    model = given.get("model", saved.get("model", Options.model))
+    values.update(model_defaults(model))
+    values.update(saved)
+    if command in ("test", "translate"):
+        values.update(TEST_OVERRIDES)
+    values.update(given)
+    values["model"] = model
+    opt = Options(**values)
+    check_options(opt)
+    return opt
+
+
+def check_options(opt: Options) -> None:
+    """Reject combinations no run can use, before any work starts."""
+    if opt.crop_size > opt.load_size and opt.preprocess in ("resize_and_crop", "scale_width_and_crop"):
+        raise OptionsError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
+                           f"pass --load_size {opt.crop_size} or more, or a smaller --crop_size")
+    for name in ("batch_size", "input_nc", "output_nc", "ngf", "ndf", "n_epochs_decay", "save_epoch_freq"):
+        minimum = 0 if name == "n_epochs_decay" else 1
+        if getattr(opt, name) < minimum:
+            raise OptionsError(f"--{name} {getattr(opt, name)} must be at least {minimum}")
+    for name in ("input_nc", "output_nc"):
+        if getattr(opt, name) not in (1, 3, 4):
+            raise OptionsError(f"--{name} {getattr(opt, name)} is not supported; use 1 (gray), 3 (RGB) or 4 (RGBA)")
+
+
+def ensure_seed(opt: Options) -> Options:
+    """Give a run without --seed a random one, so that it can be saved and resumed exactly."""
+    if opt.seed is None:
+        opt.seed = random.SystemRandom().randrange(2**31)
+    return opt
+
+
+def load_saved_options(path: Path) -> dict[str, Any]:
+    """Options saved with a run; unknown keys (from newer versions) are dropped with a warning."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise OptionsError(f"cannot read the saved options {path} ({err}); delete the file or fix it by hand") from err
+    unknown = sorted(set(data) - set(OPTION_NAMES))
+    if unknown:
+        log.warning("ignoring unknown saved options in %s: %s", path, ", ".join(unknown))
+    return {k: v for k, v in data.items() if k in OPTION_NAMES}
+
+
+def save_options(opt: Options, path: Path) -> None:
+    """Write every option next to the run's checkpoints (atomically)."""
+    from ganvas.checkpoint import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(opt.to_dict(), sort_keys=False))

@@ -1,0 +1,130 @@
+import csv
+import errno
+import os
+import signal
+
+import pytest
+import torch
+
+from ganvas.checkpoint import STATE_FILE, atomic_write, load_torch
+from ganvas.errors import CheckpointError
+from ganvas.models.pix2pix import Pix2PixModel
+from ganvas.options import Options
+from ganvas.train import Trainer, lr_factor, make_scheduler, train
+
+
+def read_state_dicts(run_dir, tag="latest"):
+    return {n: torch.load(run_dir / f"{tag}_net_{n}.pth", weights_only=True) for n in ("G", "D")}
+
+
+def read_log(run_dir):
+    with open(run_dir / "loss_log.csv", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_run_writes_reference_checkpoint_files_and_state(tiny_pix2pix):
+    opt = tiny_pix2pix(save_epoch_freq=1)
+    result = train(opt, show_progress=False)
+    run = result.run_dir
+    assert not result.interrupted
+    assert result.progress.steps == 2 * 6  # 2 epochs x 12 images / batch 2
+    for tag in ("latest", "1", "2"):
+        g = torch.load(run / f"{tag}_net_G.pth", weights_only=True)
+        assert isinstance(g, dict) and "model.model.0.weight" in g and all(torch.is_tensor(v) for v in g.values())
+    state = load_torch(run / STATE_FILE)
+    assert set(state["optimizers"]) == {"G", "D"} and state["progress"]["epoch"] == 3
+    assert (run / "opt.yaml").is_file() and (run / "web" / "index.html").is_file()
+    header, *rows = read_log(run)
+    assert header[:5] == ["epoch", "images", "steps", "time_s", "lr"] and "G_L1" in header and len(rows) == 12
+    assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
+
+
+def test_interrupted_and_resumed_run_reaches_the_same_weights(tiny_pix2pix, monkeypatch, tmp_path):
+    # unet_64 has a dropout level (unet_32 has none), so the test also covers the restored RNG.
+    reference = train(tiny_pix2pix(name="straight", netG="unet_64"), show_progress=False)
+
+    original = Pix2PixModel.train_step
+    calls = {"n": 0}
+
+    def step_then_ctrl_c(self, batch):
+        losses = original(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 5:  # in the middle of epoch 1 of 2
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(Pix2PixModel, "train_step", step_then_ctrl_c)
+    first = train(tiny_pix2pix(name="resumed", netG="unet_64"), show_progress=False)
+    assert first.interrupted and first.progress.steps == 5
+    monkeypatch.setattr(Pix2PixModel, "train_step", original)
+    second = train(tiny_pix2pix(name="resumed", netG="unet_64", continue_train=True), show_progress=False)
+    assert not second.interrupted and second.progress.steps == reference.progress.steps
+
+    want, got = read_state_dicts(reference.run_dir), read_state_dicts(second.run_dir)
+    for net in ("G", "D"):
+        assert want[net].keys() == got[net].keys()
+        for key in want[net]:
+            assert torch.equal(want[net][key], got[net][key]), f"{net}.{key} differs after resume"
+    # The loss log of the resumed run is the uninterrupted one's, row for row (time aside).
+    strip = lambda rows: [r[:3] + r[4:] for r in rows]
+    assert strip(read_log(second.run_dir)) == strip(read_log(reference.run_dir))
+
+
+def test_resume_without_a_checkpoint_names_the_missing_file(tiny_pix2pix):
+    with pytest.raises(CheckpointError, match="latest_net_G.pth does not exist"):
+        Trainer(tiny_pix2pix(name="never_trained", continue_train=True), show_progress=False)
+
+
+def test_resume_with_other_architecture_says_which_flags_to_pass(tiny_pix2pix):
+    train(tiny_pix2pix(name="arch", n_epochs=1, n_epochs_decay=0), show_progress=False)
+    with pytest.raises(CheckpointError, match="does not fit.*--ngf"):
+        Trainer(tiny_pix2pix(name="arch", ngf=16, continue_train=True), show_progress=False)
+
+
+def test_atomic_write_keeps_the_previous_file_when_the_disk_is_full(tmp_path):
+    target = tmp_path / "latest_net_G.pth"
+    target.write_bytes(b"previous")
+
+    def fill_disk(tmp):
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(CheckpointError, match="latest_net_G.pth.*No space left"):
+        atomic_write(target, fill_disk)
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["latest_net_G.pth"]
+
+
+def test_linear_policy_matches_the_original_rule():
+    opt = Options(n_epochs=100, n_epochs_decay=100)
+    assert lr_factor(1, opt) == 1.0 and lr_factor(100, opt) == 1.0
+    assert lr_factor(101, opt) == pytest.approx(1 - 1 / 101)
+    assert lr_factor(200, opt) == pytest.approx(1 - 100 / 101)
+
+
+def _lrs(policy, epochs, metric=None, **kw):
+    opt = Options(lr_policy=policy, n_epochs=epochs // 2, n_epochs_decay=epochs - epochs // 2, **kw)
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = make_scheduler(optimizer, opt)
+    lrs = []
+    for epoch in range(epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step(metric(epoch)) if metric else scheduler.step()
+    return lrs
+
+
+def test_cosine_policy_anneals_over_the_whole_run_without_rising_again():
+    lrs = _lrs("cosine", 20)
+    assert lrs[0] == 1.0 and all(b <= a for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.05
+
+
+def test_step_policy_divides_by_ten_every_lr_decay_iters():
+    lrs = _lrs("step", 12, lr_decay_iters=5)
+    assert lrs[4] == 1.0 and lrs[5] == pytest.approx(0.1) and lrs[10] == pytest.approx(0.01)
+
+
+def test_plateau_policy_lowers_the_rate_only_when_the_loss_stalls():
+    improving = _lrs("plateau", 20, metric=lambda e: 1.0 / (e + 1))
+    stalled = _lrs("plateau", 20, metric=lambda e: 1.0)
+    assert improving[-1] == 1.0 and stalled[-1] < 1.0
