@@ -113,19 +113,22 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
 
 def translate_files(opt: Options, inputs: list[Path], out_dir: Path, model: Model | None = None) -> list[Path]:
     """Translate each image and save `<out_dir>/<stem>.png`, at the input's size unless --preprocess says otherwise."""
+    files = expand_inputs(inputs)
     model = model or load_for_inference(opt)
     if not model.conditional:
         raise OptionsError(f"the {opt.model} model generates from noise and has no input to translate; "
                            f"use `ganvas test --name {opt.name} --num_test N` to sample it")
     channels = opt.output_nc if opt.direction == "BtoA" else opt.input_nc
-    written = []
-    for path in expand_inputs(inputs):
+    written: list[Path] = []
+    for path in files:
         image = read_image(path, channels)
         params = make_params(tuple(image.shape[-2:]), opt.preprocess, opt.load_size, opt.crop_size,
                              True, False, np.random.default_rng(0))
         image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size) * 2 - 1
         fake = model.translate({"A": image[None]})["fake_B"][0]
         target = out_dir / f"{path.stem}.png"
+        if target in written:  # photo.jpg and photo.png side by side
+            target = out_dir / f"{path.stem}_{path.suffix.lstrip('.')}.png"
         save_image(fake, target)
         written.append(target)
     return written

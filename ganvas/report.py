@@ -21,10 +21,10 @@ img{image-rendering:pixelated;max-width:%dpx}h2{margin-top:1.6em;font-size:16px}
 .metrics td{text-align:right}</style>"""
 
 
-def make_grid(images: Tensor, nrow: int = 8, pad: int = 2) -> Tensor:
-    """Tile N x C x H x W images into one C x H' x W' image, `nrow` per row, on a white border."""
+def make_grid(images: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
+    """Tile N x C x H x W images into one C x H' x W' image, `nrow` per row (default: a square), on a white border."""
     n, c, h, w = images.shape
-    ncol = min(nrow, n)
+    ncol = min(nrow or math.ceil(math.sqrt(n)), n)
     rows = math.ceil(n / ncol)
     grid = torch.ones(c, rows * (h + pad) + pad, ncol * (w + pad) + pad, dtype=images.dtype)
     for i, img in enumerate(images.detach().cpu()):

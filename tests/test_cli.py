@@ -1,0 +1,95 @@
+"""The `ganvas` command as a user types it: reference-style flags, clear one-sentence errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganvas.cli import main
+
+TINY = ["--netG", "unet_32", "--ngf", "8", "--ndf", "8", "--load_size", "32", "--crop_size", "32",
+        "--n_epochs", "1", "--n_epochs_decay", "0", "--num_threads", "0", "--gpu_ids", "-1", "--seed", "1"]
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_original_repository_commands_train_test_and_translate(paired_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(["train", "--dataroot", str(paired_root), "--name", "facades_pix2pix", "--model", "pix2pix",
+                        "--direction", "BtoA", *TINY], capsys)
+    assert code == 0 and (tmp_path / "checkpoints/facades_pix2pix/latest_net_G.pth").is_file()
+    code, out, _ = run(["test", "--dataroot", str(paired_root), "--name", "facades_pix2pix", "--model", "pix2pix",
+                        "--direction", "BtoA"], capsys)
+    page = tmp_path / "results/facades_pix2pix/test_latest/index.html"
+    assert code == 0 and str(page) in out or "results/facades_pix2pix/test_latest/index.html" in out
+    metrics = json.loads((page.parent / "metrics.json").read_text())
+    assert metrics["count"] == 4
+    # BtoA: the input is B (photo, right half) and the target is A (labels, left half).
+    real_a = np.asarray(Image.open(next((page.parent / "images").glob("*_real_A.png"))))
+    src = np.asarray(Image.open(sorted((paired_root / "test").glob("*.png"))[0]))
+    assert np.array_equal(real_a, src[:, 32:]) or np.abs(real_a.astype(int) - src[:, 32:].astype(int)).max() <= 1
+
+    img = tmp_path / "photo1.png"
+    Image.fromarray(np.full((45, 61, 3), 120, np.uint8)).save(img)
+    code, out, _ = run(["translate", "--name", "facades_pix2pix", str(img), "--out", "out/"], capsys)
+    assert code == 0 and Image.open(tmp_path / "out/photo1.png").size == (61, 45)
+
+
+def test_data_synth_is_deterministic_by_seed(tmp_path, capsys):
+    for name, seed in (("a", 4), ("b", 4), ("c", 5)):
+        assert run(["data", "synth", "--out", str(tmp_path / name), "--n_train", "3", "--n_test", "1",
+                    "--size", "32", "--seed", str(seed)], capsys)[0] == 0
+    files = lambda d: [p.read_bytes() for p in sorted((tmp_path / d).rglob("*.png"))]
+    assert len(files("a")) == 4 and files("a") == files("b") and files("a") != files("c")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--dataroot", "{tmp}/nowhere", "--name", "x"], "nowhere"),
+    (["train", "--dataroot", "{tmp}/empty", "--name", "x", "--dataset_mode", "single"], "empty"),
+    (["test", "--name", "never_trained", "--checkpoints_dir", "{tmp}/ck", "--dataroot", "{tmp}"], "latest_net_G.pth"),
+    (["train", "--dataroot", "{tmp}", "--lamda_L1", "3"], "did you mean --lambda_L1"),
+    (["translate", "--name", "x", "--checkpoints_dir", "{tmp}/ck", "{tmp}/missing.png"], "missing.png"),
+])
+def test_bad_input_gives_one_sentence_naming_the_problem(tmp_path, capsys, argv, fragment):
+    (tmp_path / "empty").mkdir()
+    code, out, err = run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
+    assert code == 2
+    message = err.strip().splitlines()
+    assert len(message) == 1 and message[0].startswith("ganvas: error:") and fragment in message[0]
+    assert "Traceback" not in err
+
+
+def test_corrupt_image_in_the_data_set_is_named(tmp_path, capsys):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    code, _, err = run(["train", "--dataroot", str(folder), "--name", "g", "--model", "gan", "--checkpoints_dir",
+                        str(tmp_path / "ck"), "--crop_size", "16", "--load_size", "16", "--num_threads", "0",
+                        "--n_epochs", "1", "--n_epochs_decay", "0", "--gpu_ids", "-1"], capsys)
+    assert code == 2 and "broken.png" in err
+
+
+def test_unconditional_gan_trains_and_samples(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run(["data", "synth", "--kind", "images", "--out", "faces", "--n_train", "8", "--size", "16"], capsys)[0] == 0
+    code, _, _ = run(["train", "--dataroot", "./faces", "--name", "faces_gan", "--model", "gan", "--crop_size", "16",
+                      "--load_size", "16", "--ngf", "8", "--ndf", "8", "--batch_size", "4", "--n_epochs", "1",
+                      "--n_epochs_decay", "0", "--num_threads", "0", "--gpu_ids", "-1"], capsys)
+    assert code == 0
+    code, out, _ = run(["test", "--name", "faces_gan", "--num_test", "9"], capsys)
+    grid = tmp_path / "results/faces_gan/test_latest/samples_grid.png"
+    assert code == 0 and len(list(grid.parent.glob("images/sample_*.png"))) == 9
+    assert Image.open(grid).size == (3 * 18 + 2, 3 * 18 + 2)  # 3 x 3 tiles of 16 px with 2 px borders
+
+
+def test_python_dash_m_ganvas_runs():
+    proc = subprocess.run([sys.executable, "-m", "ganvas", "--version"], capture_output=True, text=True, check=True)
+    assert proc.stdout.startswith("ganvas ")
