@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Callable, Sequence
 
 from ganvas import __version__
 from ganvas.errors import GanvasError
+from ganvas.options import ArgumentParser
 
 log = logging.getLogger("ganvas")
 
@@ -72,7 +72,7 @@ def _translate(argv: Sequence[str]) -> int:
 def _demo(argv: Sequence[str]) -> int:
     from ganvas.demo import run_demo
 
-    parser = argparse.ArgumentParser(prog="ganvas demo", description="train pix2pix on the built-in data set and "
+    parser = ArgumentParser(prog="ganvas demo", description="train pix2pix on the built-in data set and "
                                      "write a results page")
     parser.add_argument("--out", type=Path, default=Path("ganvas_demo"), help="working folder (default: ganvas_demo)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs at full learning rate (as many again decay)")
@@ -91,7 +91,7 @@ def _demo(argv: Sequence[str]) -> int:
 def _data(argv: Sequence[str]) -> int:
     from ganvas.data.synthetic import write_image_folder, write_paired_set
 
-    parser = argparse.ArgumentParser(prog="ganvas data", description="data set tools")
+    parser = ArgumentParser(prog="ganvas data", description="data set tools")
     sub = parser.add_subparsers(dest="tool", required=True)
     synth = sub.add_parser("synth", help="write the built-in procedural data set (deterministic by seed)")
     synth.add_argument("--out", type=Path, default=Path("datasets/synth_facades"))

@@ -14,7 +14,11 @@ from typing import Any, Sequence
 
 import yaml
 
+from ganvas.data.datasets import DATASET_MODES
+from ganvas.data.transforms import PREPROCESS_MODES
 from ganvas.errors import OptionsError
+from ganvas.losses import GAN_MODES
+from ganvas.nets.norm import INIT_TYPES, NORM_TYPES
 
 log = logging.getLogger("ganvas")
 
@@ -36,7 +40,7 @@ class Options:
     # --- where things are -------------------------------------------------------------------
     dataroot: str = field(default="", metadata={"help": "folder of the data set (with train/, test/ ... or trainA/, trainB/ ...)"})
     name: str = field(default="experiment_name", metadata={"help": "run name; files go to <checkpoints_dir>/<name>"})
-    model: str = field(default="pix2pix", metadata={"help": "method to train or run", "choices": ("pix2pix", "gan")})
+    model: str = field(default="pix2pix", metadata={"help": "method to train or run: pix2pix, gan"})
     checkpoints_dir: str = field(default="./checkpoints", metadata={"help": "where runs keep their checkpoints"})
     results_dir: str = field(default="./results", metadata={"help": "where test writes its pages"})
     gpu_ids: str = field(default="0", metadata={"help": "GPU ids, e.g. 0 or 0,1; -1 for the CPU (used anyway when no GPU is present)"})
@@ -49,13 +53,13 @@ class Options:
     netG: str = field(default="resnet_9blocks", metadata={"help": "generator: unet_<size> (unet_256, unet_128 ...), resnet_<n>blocks, dcgan"})
     netD: str = field(default="basic", metadata={"help": "discriminator: basic (70x70 PatchGAN), n_layers, pixel, dcgan"})
     n_layers_D: int = field(default=3, metadata={"help": "conv layers of the n_layers discriminator"})
-    norm: str = field(default="instance", metadata={"help": "normalisation layer", "choices": ("batch", "instance", "none")})
-    init_type: str = field(default="normal", metadata={"help": "weight initialisation", "choices": ("normal", "xavier", "kaiming", "orthogonal")})
+    norm: str = field(default="instance", metadata={"help": "normalisation layer", "choices": tuple(NORM_TYPES)})
+    init_type: str = field(default="normal", metadata={"help": "weight initialisation", "choices": tuple(INIT_TYPES)})
     init_gain: float = field(default=0.02, metadata={"help": "scale of the initial weights"})
     no_dropout: bool = field(default=False, metadata={"help": "no dropout in the generator"})
     nz: int = field(default=100, metadata={"help": "length of the latent vector z (gan model)"})
     # --- data ---------------------------------------------------------------------------------
-    dataset_mode: str = field(default="aligned", metadata={"help": "data layout", "choices": ("aligned", "single")})
+    dataset_mode: str = field(default="aligned", metadata={"help": "data layout", "choices": tuple(DATASET_MODES)})
     direction: str = field(default="AtoB", metadata={"help": "translate A to B or B to A", "choices": ("AtoB", "BtoA")})
     serial_batches: bool = field(default=False, metadata={"help": "take images in order instead of shuffling"})
     num_threads: int = field(default=4, metadata={"help": "data loading worker processes (0 loads in the main process)"})
@@ -63,7 +67,7 @@ class Options:
     load_size: int = field(default=286, metadata={"help": "scale images to this size"})
     crop_size: int = field(default=256, metadata={"help": "then crop to this size"})
     max_dataset_size: float = field(default=math.inf, metadata={"help": "use at most this many images", "type": _int_or_inf})
-    preprocess: str = field(default="resize_and_crop", metadata={"help": "resizing and cropping at load time", "choices": ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")})
+    preprocess: str = field(default="resize_and_crop", metadata={"help": "resizing and cropping at load time", "choices": PREPROCESS_MODES})
     no_flip: bool = field(default=False, metadata={"help": "no random horizontal flips"})
     phase: str = field(default="train", metadata={"help": "data split: train, val, test ..."})
     epoch: str = field(default="latest", metadata={"help": "which checkpoint to load: latest or an epoch number"})
@@ -76,7 +80,7 @@ class Options:
     beta1: float = field(default=0.5, metadata={"help": "Adam beta1"})
     lr_policy: str = field(default="linear", metadata={"help": "learning-rate schedule", "choices": ("linear", "step", "plateau", "cosine")})
     lr_decay_iters: int = field(default=50, metadata={"help": "epochs between x0.1 steps (step policy)"})
-    gan_mode: str = field(default="lsgan", metadata={"help": "GAN objective", "choices": ("vanilla", "lsgan", "hinge", "wgangp")})
+    gan_mode: str = field(default="lsgan", metadata={"help": "GAN objective", "choices": tuple(GAN_MODES)})
     lambda_L1: float = field(default=100.0, metadata={"help": "weight of the L1 loss (pix2pix)"})
     lambda_gp: float = field(default=10.0, metadata={"help": "weight of the gradient penalty (wgangp)"})
     print_freq: int = field(default=100, metadata={"help": "log losses every this many images"})
@@ -128,9 +132,16 @@ def model_defaults(model: str) -> dict[str, Any]:
     return get_model_class(model).option_defaults()
 
 
-def build_parser(prog: str = "ganvas", extra: Sequence[str] = ()) -> argparse.ArgumentParser:
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one OptionsError sentence instead of a usage dump and exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise OptionsError(f"{message}; see `{self.prog} --help`")
+
+
+def build_parser(prog: str = "ganvas") -> argparse.ArgumentParser:
     """Parser for every option; defaults are suppressed so that only given flags appear."""
-    parser = argparse.ArgumentParser(prog=prog, allow_abbrev=False, argument_default=argparse.SUPPRESS)
+    parser = ArgumentParser(prog=prog, allow_abbrev=False, argument_default=argparse.SUPPRESS)
     for f in fields(Options):
         meta = f.metadata
         flag = f"--{f.name}"

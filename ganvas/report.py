@@ -69,8 +69,14 @@ def loss_plot_svg(csv_path: Path, width: int = 720, height: int = 260) -> str:
     xs = [float(r["images"]) for r in rows]
     series = {k: [float(r[k]) for r in rows] for k in names}
     finite = [v for vs in series.values() for v in vs if math.isfinite(v)]
-    lo, hi = min(finite), max(finite)
+    # Losses of very different scales (L1 x 100 next to D losses) share the plot on a log axis.
+    log_scale = bool(finite) and min(finite) > 0
+    scale = (lambda v: math.log10(v)) if log_scale else (lambda v: v)
+    series = {k: [scale(v) if math.isfinite(v) and (v > 0 or not log_scale) else math.nan for v in vs]
+              for k, vs in series.items()}
+    lo, hi = (min(scale(v) for v in finite), max(scale(v) for v in finite)) if finite else (0.0, 1.0)
     hi = hi if hi > lo else lo + 1
+    label = (lambda v: f"{10 ** v:.3g}") if log_scale else (lambda v: f"{v:.3g}")
     x0, x1 = xs[0], xs[-1] if xs[-1] > xs[0] else xs[0] + 1
     colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
     lines, legend = [], []
@@ -80,8 +86,10 @@ def loss_plot_svg(csv_path: Path, width: int = 720, height: int = 260) -> str:
         colour = colours[i % len(colours)]
         lines.append(f"<polyline fill='none' stroke='{colour}' stroke-width='1.5' points='{pts}'/>")
         legend.append(f"<text x='{45 + 110 * i}' y='12' fill='{colour}' font-size='12'>{html.escape(k)}</text>")
-    axes = (f"<text x='2' y='{height - 20}' font-size='11'>{lo:.3g}</text><text x='2' y='24' font-size='11'>{hi:.3g}</text>"
-            f"<text x='{width - 120}' y='{height - 4}' font-size='11'>images seen: {int(x1)}</text>")
+    axes = (f"<text x='2' y='{height - 20}' font-size='11'>{label(lo)}</text>"
+            f"<text x='2' y='24' font-size='11'>{label(hi)}</text>"
+            f"<text x='{width - 220}' y='{height - 4}' font-size='11'>images seen: {int(x1)}"
+            f"{' (log scale)' if log_scale else ''}</text>")
     return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
             f"style='border:1px solid #ddd'>{''.join(legend)}{axes}{''.join(lines)}</svg>")
 

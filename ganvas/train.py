@@ -229,6 +229,9 @@ class Trainer:
         last_epoch = opt.n_epochs + opt.n_epochs_decay
         batches_per_epoch = math.ceil(len(self.dataset) / opt.batch_size)
         losses: dict[str, float] = {}
+        if p.epoch > last_epoch:
+            log.warning("%s already finished epoch %d of %d; raise --n_epochs or --n_epochs_decay to train on",
+                        opt.name, p.epoch - 1, last_epoch)
         start = time.perf_counter()
         with StopRequest() as stop:
             while p.epoch <= last_epoch:

@@ -1,17 +1,22 @@
 """The `ganvas` command as a user types it: reference-style flags, clear one-sentence errors."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from ganvas.checkpoint import load_torch
 from ganvas.cli import main
 
-TINY = ["--netG", "unet_32", "--ngf", "8", "--ndf", "8", "--load_size", "32", "--crop_size", "32",
-        "--n_epochs", "1", "--n_epochs_decay", "0", "--num_threads", "0", "--gpu_ids", "-1", "--seed", "1"]
+NETS = ["--netG", "unet_32", "--ngf", "8", "--ndf", "8", "--load_size", "32", "--crop_size", "32", "--gpu_ids", "-1",
+        "--seed", "1"]
+TINY = [*NETS, "--n_epochs", "1", "--n_epochs_decay", "0", "--num_threads", "0"]
 
 
 def run(argv, capsys):
@@ -93,3 +98,32 @@ def test_unconditional_gan_trains_and_samples(tmp_path, capsys, monkeypatch):
 def test_python_dash_m_ganvas_runs():
     proc = subprocess.run([sys.executable, "-m", "ganvas", "--version"], capture_output=True, text=True, check=True)
     assert proc.stdout.startswith("ganvas ")
+
+
+def test_ctrl_c_saves_a_checkpoint_that_continue_train_resumes(paired_root, tmp_path):
+    """A real SIGINT to `ganvas train` (with loader workers): exit 130, resumable state, then resume."""
+    argv = [sys.executable, "-m", "ganvas", "train", "--dataroot", str(paired_root), "--name", "long",
+            "--checkpoints_dir", str(tmp_path / "ck"), *NETS, "--n_epochs", "1000", "--n_epochs_decay", "0",
+            "--num_threads", "2", "--print_freq", "1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "ck/long/loss_log.csv"
+    deadline = time.monotonic() + 60
+    while not (log.is_file() and len(log.read_text().splitlines()) > 3) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--continue_train" in out and "Traceback" not in err
+    state = load_torch(tmp_path / "ck/long/latest_state.pt")
+    steps = state["progress"]["steps"]
+    assert steps >= 3
+    # Resume from the saved options alone and finish the first epoch's remainder plus one more epoch.
+    done = subprocess.run([sys.executable, "-m", "ganvas", "train", "--dataroot", str(paired_root), "--name", "long",
+                           "--checkpoints_dir", str(tmp_path / "ck"), "--continue_train", "--n_epochs",
+                           str(state["progress"]["epoch"] + 1), "--num_threads", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    after = load_torch(tmp_path / "ck/long/latest_state.pt")
+    per_epoch = 12  # 12 images, batch 1
+    assert after["progress"]["steps"] == (state["progress"]["epoch"] + 1) * per_epoch
+    assert os.path.getsize(tmp_path / "ck/long/latest_net_G.pth") > 0

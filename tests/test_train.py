@@ -128,3 +128,23 @@ def test_plateau_policy_lowers_the_rate_only_when_the_loss_stalls():
     improving = _lrs("plateau", 20, metric=lambda e: 1.0 / (e + 1))
     stalled = _lrs("plateau", 20, metric=lambda e: 1.0)
     assert improving[-1] == 1.0 and stalled[-1] < 1.0
+
+
+@pytest.mark.parametrize("gan_mode", ["vanilla", "lsgan", "hinge", "wgangp"])
+def test_every_gan_objective_trains_and_wgangp_applies_its_penalty(tiny_pix2pix, gan_mode):
+    result = train(tiny_pix2pix(name=gan_mode, gan_mode=gan_mode, n_epochs=1, n_epochs_decay=0), show_progress=False)
+    losses = result.losses
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert ("D_GP" in losses) == (gan_mode == "wgangp")
+    if gan_mode == "wgangp":
+        assert losses["D_GP"] > 0
+
+
+def test_training_page_shows_the_loss_plot_and_latest_visuals(tiny_pix2pix):
+    result = train(tiny_pix2pix(display_freq=4), show_progress=False)
+    web = result.run_dir / "web"
+    html = (web / "index.html").read_text()
+    assert "<svg" in html and "G_L1" in html
+    shown = sorted(p.name for p in (web / "images").glob("*.png"))
+    # 24 images seen, one set of visuals every 4: 6 sets of real_A, fake_B, real_B.
+    assert len(shown) == 18 and all(name in html for name in shown)
