@@ -141,7 +141,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def build_parser(prog: str = "ganvas") -> argparse.ArgumentParser:
     """Parser for every option; defaults are suppressed so that only given flags appear."""
-    parser = ArgumentParser(prog=prog, allow_abbrev=False, argument_default=argparse.SUPPRESS)
+    parser = ArgumentParser(prog=prog, usage="%(prog)s [flags]", allow_abbrev=False,
+                            argument_default=argparse.SUPPRESS)
     for f in fields(Options):
         meta = f.metadata
         flag = f"--{f.name}"

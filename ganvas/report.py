@@ -17,7 +17,7 @@ from ganvas.data.io import save_image
 PAGE_STYLE = """<style>
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse}td,th{padding:4px 8px;text-align:center;vertical-align:top;font-size:13px}
-img{image-rendering:pixelated;max-width:%dpx}h2{margin-top:1.6em;font-size:16px}
+img{image-rendering:pixelated;min-width:128px;max-width:%dpx}h2{margin-top:1.6em;font-size:16px}
 .metrics td{text-align:right}</style>"""
 
 
@@ -39,9 +39,10 @@ def page(title: str, body: str, image_width: int = 256) -> str:
             f"{PAGE_STYLE % image_width}</head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
 
 
-def image_table(rows: list[tuple[str, dict[str, str]]]) -> str:
+def image_table(rows: list[tuple[str, dict[str, str]]], columns: list[str] | None = None) -> str:
     """A table with one row per item and one column per visual; cells are relative image paths."""
-    columns = list(dict.fromkeys(k for _, cells in rows for k in cells))
+    seen = list(dict.fromkeys(k for _, cells in rows for k in cells))
+    columns = [c for c in columns or [] if c in seen] + [c for c in seen if c not in (columns or [])]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
     body = []
     for label, cells in rows:
@@ -109,7 +110,7 @@ def write_training_page(web_dir: Path, name: str, epoch: int, images_seen: int, 
         if m:
             groups.setdefault((int(m[1]), int(m[2])), {})[m[3]] = f"images/{f.name}"
     rows = [(f"epoch {e}, {n} images", groups[(e, n)]) for e, n in sorted(groups, reverse=True)]
-    body = loss_plot_svg(loss_csv) + "<h2>training visuals</h2>" + image_table(rows)
+    body = loss_plot_svg(loss_csv) + "<h2>training visuals</h2>" + image_table(rows, list(visuals))
     index = web_dir / "index.html"
     atomic_write_text(index, page(f"training of {name}", body))
     return index
