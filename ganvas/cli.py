@@ -111,6 +111,15 @@ def _data(argv: Sequence[str]) -> int:
     return 0
 
 
+def one_sentence(err: GanvasError) -> str:
+    """The error's own message, also when a DataLoader worker wrapped it in its traceback."""
+    message = str(err)
+    if "Original Traceback" in message:
+        # The worker's last traceback line is "ganvas.errors.DataError: <message>".
+        message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+    return message
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": _train, "test": _test, "translate": _translate, "demo": _demo, "data": _data,
 }
@@ -136,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with logging_redirect_tqdm():
             return command(argv[1:])
     except GanvasError as err:
-        print(f"ganvas: error: {err}", file=sys.stderr)
+        print(f"ganvas: error: {one_sentence(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ganvas: interrupted", file=sys.stderr)

@@ -118,7 +118,7 @@ def translate_files(opt: Options, inputs: list[Path], out_dir: Path, model: Mode
     if not model.conditional:
         raise OptionsError(f"the {opt.model} model generates from noise and has no input to translate; "
                            f"use `ganvas test --name {opt.name} --num_test N` to sample it")
-    channels = opt.output_nc if opt.direction == "BtoA" else opt.input_nc
+    channels = opt.input_nc  # what G takes, whichever side of the data set it was trained from
     written: list[Path] = []
     for path in files:
         image = read_image(path, channels)

@@ -73,9 +73,10 @@ class Options:
     epoch: str = field(default="latest", metadata={"help": "which checkpoint to load: latest or an epoch number"})
     # --- training -----------------------------------------------------------------------------
     n_epochs: int = field(default=100, metadata={"help": "epochs at the starting learning rate"})
-    n_epochs_decay: int = field(default=100, metadata={"help": "epochs of linear decay to zero"})
+    n_epochs_decay: int = field(default=100, metadata={"help": "epochs of linear decay towards zero (the last one runs at lr/(n+1), as in the original)"})
     epoch_count: int = field(default=1, metadata={"help": "number of the first epoch (for runs continued from foreign checkpoints)"})
     continue_train: bool = field(default=False, metadata={"help": "resume the run <name> where it stopped"})
+    overwrite: bool = field(default=False, metadata={"help": "delete an earlier run of the same --name and start afresh"})
     lr: float = field(default=0.0002, metadata={"help": "initial Adam learning rate"})
     beta1: float = field(default=0.5, metadata={"help": "Adam beta1"})
     lr_policy: str = field(default="linear", metadata={"help": "learning-rate schedule", "choices": ("linear", "step", "plateau", "cosine")})
@@ -120,16 +121,9 @@ LEGACY_FLAGS = {
 LEGACY_SWITCHES = {"--no_lsgan": ["--gan_mode", "vanilla"]}
 
 # Options a command decides for itself rather than inheriting from the saved run.
-INVOCATION_OPTIONS = ("phase", "continue_train", "epoch", "num_test", "eval", "gpu_ids", "num_threads", "results_dir")
+INVOCATION_OPTIONS = ("phase", "continue_train", "overwrite", "epoch", "num_test", "eval", "gpu_ids", "num_threads", "results_dir")
 TEST_OVERRIDES = {"phase": "test", "batch_size": 1, "serial_batches": True, "no_flip": True, "preprocess": "none",
                   "max_dataset_size": math.inf, "num_threads": 0}
-
-
-def model_defaults(model: str) -> dict[str, Any]:
-    """The options a model changes from the base defaults."""
-    from ganvas.models import get_model_class
-
-    return get_model_class(model).option_defaults()
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -202,6 +196,8 @@ def parse_options(argv: Sequence[str], command: str = "train",
 
 def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
     """Merge, lowest first: base defaults, the model's defaults, the saved run, command overrides, given flags."""
+    from ganvas.models import get_model_class
+
     values: dict[str, Any] = {}
     saved: dict[str, Any] = {}
     run_dir = Path(given.get("checkpoints_dir", Options.checkpoints_dir)) / given.get("name", Options.name)
@@ -210,29 +206,44 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
         saved = load_saved_options(run_dir / OPT_FILE)
         saved = {k: v for k, v in saved.items() if k not in INVOCATION_OPTIONS}
     model = given.get("model", saved.get("model", Options.model))
-    values.update(model_defaults(model))
+    values.update(get_model_class(model).option_defaults())
     values.update(saved)
     if command in ("test", "translate"):
         values.update(TEST_OVERRIDES)
     values.update(given)
     values["model"] = model
+    model_class = get_model_class(model)
+    if not model_class.conditional:
+        values["input_nc"] = values.get("output_nc", Options.output_nc)  # real images are what G outputs
     opt = Options(**values)
     check_options(opt)
     return opt
 
 
 def check_options(opt: Options) -> None:
-    """Reject combinations no run can use, before any work starts."""
+    """Reject values and combinations no run can use, before any work starts."""
     if opt.crop_size > opt.load_size and opt.preprocess in ("resize_and_crop", "scale_width_and_crop"):
         raise OptionsError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
                            f"pass --load_size {opt.crop_size} or more, or a smaller --crop_size")
-    for name in ("batch_size", "input_nc", "output_nc", "ngf", "ndf", "n_epochs_decay", "save_epoch_freq"):
-        minimum = 0 if name == "n_epochs_decay" else 1
+    minimums = {"batch_size": 1, "input_nc": 1, "output_nc": 1, "ngf": 1, "ndf": 1, "nz": 1, "n_layers_D": 1,
+                "n_epochs": 0, "n_epochs_decay": 0, "epoch_count": 1, "save_epoch_freq": 1, "lr_decay_iters": 1,
+                "num_threads": 0, "max_dataset_size": 1, "num_test": 1, "load_size": 1, "crop_size": 1}
+    for name, minimum in minimums.items():
         if getattr(opt, name) < minimum:
             raise OptionsError(f"--{name} {getattr(opt, name)} must be at least {minimum}")
+    for name in ("lr", "init_gain"):
+        if not getattr(opt, name) > 0:
+            raise OptionsError(f"--{name} {getattr(opt, name)} must be positive")
+    if opt.seed is not None and not 0 <= opt.seed < 2**63:
+        raise OptionsError(f"--seed {opt.seed} must be a whole number from 0 to 2**63 - 1")
     for name in ("input_nc", "output_nc"):
         if getattr(opt, name) not in (1, 3, 4):
             raise OptionsError(f"--{name} {getattr(opt, name)} is not supported; use 1 (gray), 3 (RGB) or 4 (RGBA)")
+    try:
+        [int(i) for i in str(opt.gpu_ids).split(",") if i.strip()]
+    except ValueError:
+        raise OptionsError(f"--gpu_ids {opt.gpu_ids} is not a list of GPU numbers; pass e.g. 0 or 0,1, "
+                           f"or -1 for the CPU") from None
 
 
 def ensure_seed(opt: Options) -> Options:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import shutil
 import signal
 import threading
 import time
@@ -21,7 +22,7 @@ from ganvas import __version__
 from ganvas.checkpoint import (STATE_FILE, atomic_write_many, atomic_write_text, load_networks, load_torch,
                                network_writes, rng_state, set_rng_state)
 from ganvas.data import collate_batch, make_dataset
-from ganvas.errors import CheckpointError, DataError
+from ganvas.errors import CheckpointError, DataError, GanvasError
 from ganvas.models import Model, create_model, select_device
 from ganvas.options import OPT_FILE, Options, ensure_seed, save_options
 from ganvas.report import write_training_page
@@ -37,6 +38,7 @@ class Progress:
 
     epoch: int = 1          # the epoch in progress (numbered from --epoch_count)
     epoch_iter: int = 0     # batches of that epoch already done
+    epoch_images: int = 0   # items of that epoch already done (what a resume skips, whatever its batch size)
     steps: int = 0          # optimisation steps in the whole run
     images: int = 0         # images seen in the whole run (the original's total_iters)
     monitor_sum: float = 0.0
@@ -58,17 +60,24 @@ def lr_factor(epoch: int, opt: Options) -> float:
     return 1.0 - max(0, epoch - opt.n_epochs) / float(opt.n_epochs_decay + 1)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, opt: Options) -> Any:
-    """The --lr_policy schedule, stepped once at the end of every epoch."""
+def lr_multiplier(done: int, opt: Options) -> float:
+    """Learning-rate multiplier after `done` finished epochs, for every policy but plateau.
+
+    A closed form of the options rather than saved scheduler state, so a run resumed with more
+    epochs (or another --lr, --lr_decay_iters ...) follows the schedule those options describe.
+    """
     if opt.lr_policy == "linear":
-        return lr_scheduler.LambdaLR(optimizer, lambda done: lr_factor(opt.epoch_count + done, opt))
+        return lr_factor(opt.epoch_count + done, opt)
     if opt.lr_policy == "step":
-        return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
-    if opt.lr_policy == "plateau":
-        return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.2, threshold=0.01, patience=5)
+        return 0.1 ** (done // opt.lr_decay_iters)
     # The original annealed over n_epochs only and then rose again; anneal over the whole run.
     total = max(1, opt.n_epochs + opt.n_epochs_decay - opt.epoch_count + 1)
-    return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=0)
+    return 0.5 * (1 + math.cos(math.pi * min(done, total) / total))
+
+
+def make_plateau(optimizer: torch.optim.Optimizer) -> lr_scheduler.ReduceLROnPlateau:
+    """The plateau policy: x0.2 after 5 epochs without a 1% better monitored loss."""
+    return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.2, threshold=0.01, patience=5)
 
 
 def epoch_order(n: int, seed: int, epoch: int, serial: bool) -> list[int]:
@@ -108,6 +117,22 @@ class StopRequest:
             signal.signal(signal.SIGINT, self._previous)
 
 
+RUN_FILES = ("*_net_*.pth", STATE_FILE, LOSS_LOG, "web")
+
+
+def clear_run(run_dir: Path, overwrite: bool) -> None:
+    """Make way for a fresh run: refuse to mix it with an earlier one unless --overwrite says so."""
+    found = sorted(p for pattern in RUN_FILES for p in run_dir.glob(pattern))
+    if not found:
+        return
+    if not overwrite:
+        raise GanvasError(f"{run_dir} already holds a run ({found[0].name} ...); pass --continue_train to resume "
+                          f"it, --overwrite to delete it and start afresh, or choose another --name")
+    log.warning("deleting the earlier run in %s (--overwrite)", run_dir)
+    for path in found:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 class Trainer:
     """Drives any Model through epochs; owns schedules, checkpoints, logs and resume."""
 
@@ -117,20 +142,34 @@ class Trainer:
         self.show_progress = show_progress
         self.device = select_device(opt.gpu_ids)
         torch.manual_seed(opt.seed)
+        if not opt.continue_train and opt.epoch_count > opt.n_epochs + opt.n_epochs_decay:
+            raise GanvasError(f"--epoch_count {opt.epoch_count} is past the last epoch "
+                              f"{opt.n_epochs + opt.n_epochs_decay} (--n_epochs + --n_epochs_decay): nothing to train")
+        self.opt.dataroot = str(Path(opt.dataroot).resolve())  # so test and translate work from any folder
         self.dataset = make_dataset(opt, train=True)
         if len(self.dataset) == 0:
             raise DataError(f"the data set under {opt.dataroot} has no items; add images or check --phase")
         self.model: Model = create_model(opt, self.device, train=True)
-        self.schedulers = {k: make_scheduler(o, opt) for k, o in self.model.optimizers.items()}
+        self.plateaus = ({k: make_plateau(o) for k, o in self.model.optimizers.items()}
+                         if opt.lr_policy == "plateau" else {})
         self.progress = Progress(epoch=opt.epoch_count)
         self.loss_columns: list[str] = []
         if opt.continue_train:
             self._resume()
-        elif (self.run_dir / STATE_FILE).is_file():
-            log.warning("%s already holds a run; starting afresh overwrites it (pass --continue_train to resume)",
-                        self.run_dir)
+        else:
+            clear_run(self.run_dir, opt.overwrite)
+        self._apply_schedule()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_options(opt, self.run_dir / OPT_FILE)
+
+    def _apply_schedule(self) -> None:
+        """Set every optimiser's learning rate for the epoch about to run."""
+        if self.plateaus:
+            return  # ReduceLROnPlateau owns the rate; its state is saved and restored
+        rate = self.opt.lr * lr_multiplier(self.progress.epoch - self.opt.epoch_count, self.opt)
+        for optimizer in self.model.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = rate
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -138,7 +177,7 @@ class Trainer:
             "version": __version__,
             "progress": vars(self.progress).copy(),
             "optimizers": {k: o.state_dict() for k, o in self.model.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "plateaus": {k: s.state_dict() for k, s in self.plateaus.items()},
             "rng": rng_state(),
             "model": self.model.extra_state(),
         }
@@ -164,8 +203,9 @@ class Trainer:
         try:
             for k, o in self.model.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
-            for k, s in self.schedulers.items():
-                s.load_state_dict(state["schedulers"][k])
+            for k, s in self.plateaus.items():
+                if k in state.get("plateaus", {}):
+                    s.load_state_dict(state["plateaus"][k])
         except (KeyError, ValueError) as err:
             raise CheckpointError(f"{state_path} does not match this model's optimisers ({err}); resume with the "
                                   f"options the run was started with, or delete the file to restart them") from err
@@ -190,7 +230,9 @@ class Trainer:
         lines = [",".join(header)] + [",".join(r) for r in body]
         atomic_write_text(path, "\n".join(lines) + "\n")
 
-    def _log_losses(self, losses: dict[str, float], elapsed: float) -> None:
+    def _log_losses(self, losses: dict[str, float]) -> None:
+        self._logged_at = self.progress.steps
+        elapsed = time.perf_counter() - self._started
         path = self.run_dir / LOSS_LOG
         if not self.loss_columns:
             self.loss_columns = list(losses)
@@ -209,10 +251,10 @@ class Trainer:
         return first.param_groups[0]["lr"]
 
     # --- the loop ------------------------------------------------------------------------------
-    def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+    def _loader(self, epoch: int, skip_items: int) -> DataLoader:
         opt = self.opt
         self.dataset.set_epoch(epoch)
-        order = epoch_order(len(self.dataset), opt.seed, epoch, opt.serial_batches)[skip_batches * opt.batch_size:]
+        order = epoch_order(len(self.dataset), opt.seed, epoch, opt.serial_batches)[skip_items:]
         # A loader draws its workers' base seed from its generator; a private one keeps the global
         # RNG (dropout, noise) on the same sequence whether or not the epoch was resumed midway.
         seeds = torch.Generator().manual_seed(opt.seed + epoch)
@@ -224,59 +266,84 @@ class Trainer:
         return freq > 0 and self.progress.images // freq > before // freq
 
     def run(self) -> TrainResult:
-        """Train until the last epoch, or until Ctrl-C; the latest state is saved either way."""
+        """Train until the last epoch, or until Ctrl-C; the latest state is saved either way.
+
+        A data error met mid-run (an image that only fails when decoded) also saves the state of the
+        last finished step before it propagates, so the run resumes once the file is fixed.
+        """
         opt, p = self.opt, self.progress
         last_epoch = opt.n_epochs + opt.n_epochs_decay
-        batches_per_epoch = math.ceil(len(self.dataset) / opt.batch_size)
-        losses: dict[str, float] = {}
         if p.epoch > last_epoch:
             log.warning("%s already finished epoch %d of %d; raise --n_epochs or --n_epochs_decay to train on",
                         opt.name, p.epoch - 1, last_epoch)
-        start = time.perf_counter()
+        losses: dict[str, float] = {}
+        self._started, self._logged_at, self._page_at = time.perf_counter(), -1, -1
         with StopRequest() as stop:
             while p.epoch <= last_epoch:
-                loader = self._loader(p.epoch, p.epoch_iter)
-                bar = tqdm(loader, total=batches_per_epoch, initial=p.epoch_iter, disable=not self.show_progress,
-                           desc=f"epoch {p.epoch}/{last_epoch}", unit="step", leave=False, dynamic_ncols=True)
-                tick, tick_images = time.perf_counter(), p.images
-                for batch in bar:
-                    self.model.set_mode(True)
-                    losses = self.model.train_step(batch)
-                    before = p.images
-                    p.epoch_iter += 1
-                    p.steps += 1
-                    p.images += len(next(iter(v for v in batch.values() if torch.is_tensor(v))))
-                    if self.model.monitor in losses:
-                        p.monitor_sum += losses[self.model.monitor]
-                        p.monitor_count += 1
-                    if self._crossed(before, opt.print_freq):
-                        self._log_losses(losses, time.perf_counter() - start)
-                    if self._crossed(before, opt.display_freq):
-                        write_training_page(self.run_dir / "web", opt.name, p.epoch, p.images,
-                                            self.model.current_visuals(), self.run_dir / LOSS_LOG)
-                    if self._crossed(before, opt.save_latest_freq):
+                try:
+                    losses = self._run_epoch(stop, losses) or losses
+                except DataError:
+                    if p.steps:
                         self.save()
-                    if self.show_progress:
-                        rate = (p.images - tick_images) / max(time.perf_counter() - tick, 1e-9)
-                        bar.set_postfix({**{k: f"{v:.3g}" for k, v in losses.items()}, "img/s": f"{rate:.1f}"})
-                    if stop.requested:
-                        bar.close()
-                        self.save()
-                        return TrainResult(self.run_dir, p, True, losses)
-                bar.close()
-                self._end_epoch()
+                    raise
+                if stop.requested:
+                    self.save()
+                    return TrainResult(self.run_dir, p, True, losses)
+                self._end_epoch(losses)
         return TrainResult(self.run_dir, p, False, losses)
 
-    def _end_epoch(self) -> None:
+    def _run_epoch(self, stop: StopRequest, losses: dict[str, float]) -> dict[str, float]:
+        """The remaining steps of the current epoch, or fewer when a stop is requested."""
+        opt, p = self.opt, self.progress
+        batches = math.ceil((len(self.dataset) - p.epoch_images) / opt.batch_size)
+        bar = tqdm(self._loader(p.epoch, p.epoch_images), total=p.epoch_iter + batches, initial=p.epoch_iter,
+                   disable=not self.show_progress, desc=f"epoch {p.epoch}/{opt.n_epochs + opt.n_epochs_decay}",
+                   unit="step", leave=False, dynamic_ncols=True)
+        tick, tick_images = time.perf_counter(), p.images
+        for batch in bar:
+            self.model.set_mode(True)
+            losses = self.model.train_step(batch)
+            size = len(next(v for v in batch.values() if torch.is_tensor(v)))
+            before = p.images
+            p.epoch_iter += 1
+            p.epoch_images += size
+            p.steps += 1
+            p.images += size
+            if self.model.monitor in losses:
+                p.monitor_sum += losses[self.model.monitor]
+                p.monitor_count += 1
+            if self._crossed(before, opt.print_freq):
+                self._log_losses(losses)
+            if self._crossed(before, opt.display_freq):
+                self._write_page()
+            if self._crossed(before, opt.save_latest_freq):
+                self.save()
+            if self.show_progress:
+                rate = (p.images - tick_images) / max(time.perf_counter() - tick, 1e-9)
+                bar.set_postfix({**{k: f"{v:.3g}" for k, v in losses.items()}, "img/s": f"{rate:.1f}"})
+            if stop.requested:
+                break
+        bar.close()
+        return losses
+
+    def _write_page(self) -> None:
+        self._page_at = self.progress.steps
+        write_training_page(self.run_dir / "web", self.opt.name, self.progress.epoch, self.progress.images,
+                            self.model.current_visuals(), self.run_dir / LOSS_LOG)
+
+    def _end_epoch(self, losses: dict[str, float]) -> None:
         p, opt = self.progress, self.opt
-        for scheduler in self.schedulers.values():
-            if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(p.monitor_sum / max(p.monitor_count, 1))
-            else:
-                scheduler.step()
+        # Small runs also get a log row and a page: at every epoch end unless one was just written.
+        if losses and self._logged_at != p.steps:
+            self._log_losses(losses)
+        if losses and self._page_at != p.steps:
+            self._write_page()
+        for scheduler in self.plateaus.values():
+            scheduler.step(p.monitor_sum / max(p.monitor_count, 1))
         log.info("end of epoch %d: %d images, lr %.3g", p.epoch, p.images, self.current_lr())
         finished = p.epoch
-        p.epoch, p.epoch_iter, p.monitor_sum, p.monitor_count = p.epoch + 1, 0, 0.0, 0
+        p.epoch, p.epoch_iter, p.epoch_images, p.monitor_sum, p.monitor_count = p.epoch + 1, 0, 0, 0.0, 0
+        self._apply_schedule()
         tags = ("latest", str(finished)) if finished % opt.save_epoch_freq == 0 else ("latest",)
         self.save(tags)
 

@@ -71,15 +71,23 @@ def test_bad_input_gives_one_sentence_naming_the_problem(tmp_path, capsys, argv,
     assert "Traceback" not in err
 
 
-def test_corrupt_image_in_the_data_set_is_named(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_image_that_fails_mid_run_is_named_and_the_run_is_saved(tmp_path, capsys, workers):
     folder = tmp_path / "faces"
     folder.mkdir()
-    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "good.png")
-    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    for i in range(4):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(folder / f"good{i}.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / "z.png")
+    data = (folder / "z.png").read_bytes()
+    (folder / "z.png").write_bytes(data[: len(data) // 2])  # a valid header, truncated pixels
     code, _, err = run(["train", "--dataroot", str(folder), "--name", "g", "--model", "gan", "--checkpoints_dir",
-                        str(tmp_path / "ck"), "--crop_size", "16", "--load_size", "16", "--num_threads", "0",
-                        "--n_epochs", "1", "--n_epochs_decay", "0", "--gpu_ids", "-1"], capsys)
-    assert code == 2 and "broken.png" in err
+                        str(tmp_path / "ck"), "--crop_size", "16", "--load_size", "16", "--num_threads", workers,
+                        "--serial_batches", "--n_epochs", "1", "--n_epochs_decay", "0", "--gpu_ids", "-1"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and lines[-1].startswith("ganvas: error: cannot read image") and "z.png" in lines[-1]
+    assert "Traceback" not in err
+    # The four good steps before it are saved: the run resumes once the file is fixed.
+    assert load_torch(tmp_path / "ck/g/latest_state.pt")["progress"]["steps"] == 4
 
 
 def test_unconditional_gan_trains_and_samples(tmp_path, capsys, monkeypatch):

@@ -238,13 +238,26 @@ def test_unmatched_pair_names_are_listed(tmp_path: Path) -> None:
         AlignedDataset(make_opt(tmp_path), train=True)
 
 
-def test_pair_of_different_sizes_names_both_files(tmp_path: Path) -> None:
+def test_pair_of_different_sizes_names_both_files_before_any_item_is_read(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     write_png(random_rgb(rng, 8, 8), tmp_path / "trainA" / "x.png")
     write_png(random_rgb(rng, 8, 10), tmp_path / "trainB" / "x.png")
-    dataset = AlignedDataset(make_opt(tmp_path, preprocess="none"), train=True)
     with pytest.raises(DataError, match=r"trainA.x\.png is 8x8.*trainB.x\.png is 10x8"):
-        dataset[0]
+        AlignedDataset(make_opt(tmp_path, preprocess="none"), train=True)
+
+
+def test_a_file_that_is_no_image_stops_the_data_set_before_training(tmp_path: Path) -> None:
+    write_png(random_rgb(np.random.default_rng(0), 8, 16), tmp_path / "train" / "good.png")
+    (tmp_path / "train" / "junk.png").write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match=r"junk\.png"):
+        AlignedDataset(make_opt(tmp_path, preprocess="none"), train=True)
+
+
+def test_float_tiff_outside_unit_range_is_rejected_rather_than_rescaled(tmp_path: Path) -> None:
+    path = tmp_path / "f.tif"
+    Image.fromarray(np.full((4, 4), 3.5, np.float32), mode="F").save(path)
+    with pytest.raises(DataError, match=r"f\.tif.*\[0, 1\]"):
+        read_image(path, 1)
 
 
 def test_mixed_sizes_in_a_batch_names_two_files(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from ganvas.checkpoint import STATE_FILE, atomic_write, load_torch
 from ganvas.errors import CheckpointError
 from ganvas.models.pix2pix import Pix2PixModel
 from ganvas.options import Options
-from ganvas.train import Trainer, lr_factor, make_scheduler, train
+from ganvas.errors import GanvasError
+from ganvas.train import Trainer, lr_factor, lr_multiplier, make_plateau, train
 
 
 def read_state_dicts(run_dir, tag="latest"):
@@ -102,16 +103,9 @@ def test_linear_policy_matches_the_original_rule():
     assert lr_factor(200, opt) == pytest.approx(1 - 100 / 101)
 
 
-def _lrs(policy, epochs, metric=None, **kw):
+def _lrs(policy, epochs, **kw):
     opt = Options(lr_policy=policy, n_epochs=epochs // 2, n_epochs_decay=epochs - epochs // 2, **kw)
-    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
-    scheduler = make_scheduler(optimizer, opt)
-    lrs = []
-    for epoch in range(epochs):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step(metric(epoch)) if metric else scheduler.step()
-    return lrs
+    return [lr_multiplier(done, opt) for done in range(epochs)]
 
 
 def test_cosine_policy_anneals_over_the_whole_run_without_rising_again():
@@ -124,10 +118,65 @@ def test_step_policy_divides_by_ten_every_lr_decay_iters():
     assert lrs[4] == 1.0 and lrs[5] == pytest.approx(0.1) and lrs[10] == pytest.approx(0.01)
 
 
+def _plateau_lrs(metric, epochs=20):
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = make_plateau(optimizer)
+    for epoch in range(epochs):
+        optimizer.step()
+        scheduler.step(metric(epoch))
+    return optimizer.param_groups[0]["lr"]
+
+
 def test_plateau_policy_lowers_the_rate_only_when_the_loss_stalls():
-    improving = _lrs("plateau", 20, metric=lambda e: 1.0 / (e + 1))
-    stalled = _lrs("plateau", 20, metric=lambda e: 1.0)
-    assert improving[-1] == 1.0 and stalled[-1] < 1.0
+    assert _plateau_lrs(lambda e: 1.0 / (e + 1)) == 1.0 and _plateau_lrs(lambda e: 1.0) < 1.0
+
+
+def test_a_run_extended_with_continue_train_follows_the_new_schedule(tiny_pix2pix):
+    """2 + 0 epochs, then resumed with 2 decay epochs, equals a run planned as 2 + 2 from the start."""
+    planned = train(tiny_pix2pix(name="planned", n_epochs=2, n_epochs_decay=2), show_progress=False)
+    train(tiny_pix2pix(name="extended", n_epochs=2, n_epochs_decay=0), show_progress=False)
+    extended = train(tiny_pix2pix(name="extended", n_epochs=2, n_epochs_decay=2, continue_train=True),
+                     show_progress=False)
+    assert extended.progress.steps == planned.progress.steps
+    lr_column = lambda run: [row[4] for row in read_log(run)[1:]]
+    assert lr_column(extended.run_dir) == lr_column(planned.run_dir)
+    want, got = read_state_dicts(planned.run_dir), read_state_dicts(extended.run_dir)
+    assert all(torch.equal(want["G"][k], got["G"][k]) for k in want["G"])
+
+
+def test_resume_with_another_batch_size_skips_exactly_the_images_done(tiny_pix2pix, monkeypatch):
+    original = Pix2PixModel.train_step
+    seen = []
+
+    def record(self, batch):
+        seen.extend(batch["A_paths"])
+        if len(seen) == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch)
+
+    monkeypatch.setattr(Pix2PixModel, "train_step", record)
+    train(tiny_pix2pix(name="rebatch", batch_size=2, n_epochs=1, n_epochs_decay=0), show_progress=False)
+    train(tiny_pix2pix(name="rebatch", batch_size=3, continue_train=True), show_progress=False)
+    first_epoch = seen[:12]
+    assert sorted(first_epoch) == sorted(set(first_epoch)) and len(set(first_epoch)) == 12
+
+
+def test_a_fresh_run_does_not_mix_with_an_earlier_one_of_the_same_name(tiny_pix2pix):
+    first = train(tiny_pix2pix(name="again", n_epochs=1, n_epochs_decay=0), show_progress=False)
+    with pytest.raises(GanvasError, match="--continue_train.*--overwrite"):
+        Trainer(tiny_pix2pix(name="again"), show_progress=False)
+    train(tiny_pix2pix(name="again", n_epochs=1, n_epochs_decay=0, overwrite=True, display_freq=10**9),
+          show_progress=False)
+    rows = read_log(first.run_dir)[1:]
+    assert [int(r[2]) for r in rows] == list(range(1, 7))  # one run's steps, not two runs' rows
+    # The fresh run wrote its page only at the end of its epoch: the old run's visuals are gone.
+    assert len(list((first.run_dir / "web" / "images").glob("*.png"))) == 3
+
+
+def test_small_runs_still_get_a_log_row_and_a_page_every_epoch(tiny_pix2pix):
+    result = train(tiny_pix2pix(print_freq=10**9, display_freq=10**9), show_progress=False)
+    assert [int(r[0]) for r in read_log(result.run_dir)[1:]] == [1, 2]
+    assert (result.run_dir / "web" / "index.html").is_file()
 
 
 @pytest.mark.parametrize("gan_mode", ["vanilla", "lsgan", "hinge", "wgangp"])

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ganvas.data.io import find_images, is_image_file, read_image
+from ganvas.data.io import find_images, image_size, is_image_file, read_image
 from ganvas.data.transforms import apply_transform, check_preprocess, make_params
 from ganvas.errors import DataError, OptionsError
 
@@ -92,6 +92,12 @@ def _match_pairs(dir_a: Path, dir_b: Path) -> list[tuple[Path, Path]]:
     return [(keys_a[key], keys_b[key]) for key in sorted(keys_a)]
 
 
+def _size_mismatch(path_a: Path, size_a: tuple[int, int], path_b: Path, size_b: tuple[int, int]) -> DataError:
+    """The error for a two-folder pair whose images differ in size; sizes are (height, width)."""
+    return DataError(f"{path_a} is {size_a[1]}x{size_a[0]} but its pair {path_b} is {size_b[1]}x{size_b[0]} "
+                     f"pixels; resize them to the same size")
+
+
 class AlignedDataset(ImageDataset):
     """Paired images: <dataroot>/<phase>/ with A|B side by side, or <dataroot>/<phase>A and <phase>B."""
 
@@ -106,6 +112,8 @@ class AlignedDataset(ImageDataset):
         if combined.is_dir():
             self.side_by_side = True
             self.pairs = [(path, path) for path in find_images(combined, limit)]
+            for path, _ in self.pairs:  # headers only: bad files stop the run before training
+                image_size(path)
         elif dir_a.is_dir() or dir_b.is_dir():
             self.side_by_side = False
             if not dir_b.is_dir() or not dir_a.is_dir():
@@ -116,6 +124,10 @@ class AlignedDataset(ImageDataset):
                 )
             pairs = _match_pairs(dir_a, dir_b)
             self.pairs = pairs[: int(min(limit, len(pairs)))]
+            for path_a, path_b in self.pairs:  # headers only: bad files stop the run before training
+                size_a, size_b = image_size(path_a), image_size(path_b)
+                if size_a != size_b:
+                    raise _size_mismatch(path_a, size_a, path_b, size_b)
         else:
             raise DataError(
                 f"found neither {combined} (A|B side-by-side images) nor {dir_a} and {dir_b} "
@@ -142,10 +154,7 @@ class AlignedDataset(ImageDataset):
         image_a = read_image(path_a, self.channels_a)
         image_b = read_image(path_b, self.channels_b)
         if image_a.shape[-2:] != image_b.shape[-2:]:
-            raise DataError(
-                f"{path_a} is {image_a.shape[-1]}x{image_a.shape[-2]} but its pair {path_b} is "
-                f"{image_b.shape[-1]}x{image_b.shape[-2]} pixels; resize them to the same size"
-            )
+            raise _size_mismatch(path_a, tuple(image_a.shape[-2:]), path_b, tuple(image_b.shape[-2:]))
         return image_a, image_b
 
     def __getitem__(self, index: int) -> dict:
@@ -167,7 +176,11 @@ class SingleDataset(ImageDataset):
     def __init__(self, opt: Any, train: bool) -> None:
         """List the images; --dataroot may also name a single image file."""
         super().__init__(opt, train)
-        self.channels = _channels(opt)[0]
+        _channels(opt)
+        # These images go into the network (or, for a GAN, are its real samples, and the options
+        # give such models input_nc = output_nc); the original read them with output_nc under
+        # BtoA, which breaks when the two counts differ.
+        self.channels = opt.input_nc
         root = Path(opt.dataroot)
         if root.is_file():
             if not is_image_file(root):
@@ -178,6 +191,8 @@ class SingleDataset(ImageDataset):
             self.paths = [root]
         else:
             self.paths = find_images(root, getattr(opt, "max_dataset_size", math.inf))
+        for path in self.paths:  # headers only: bad files stop the run before training
+            image_size(path)
 
     def __len__(self) -> int:
         """Number of images."""

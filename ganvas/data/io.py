@@ -77,13 +77,11 @@ def _decode(img: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
     if mode == "F":
         data = np.asarray(img).astype(np.float32)
         low, high = float(data.min()), float(data.max())
-        if not (np.isfinite(low) and np.isfinite(high)) or low < 0:
+        if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 1:
             raise DataError(
                 f"{path} holds float values from {low} to {high}; "
                 f"re-export it with values in [0, 1] or as an 8-bit or 16-bit image"
             )
-        if high > 1.0:
-            data = data / high
         return data[..., None], False
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -116,12 +114,21 @@ def _to_channels(data: np.ndarray, has_alpha: bool, channels: int) -> np.ndarray
     return np.concatenate([rgb, alpha], axis=-1)
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the file's header alone; DataError naming the file if it is no image."""
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except _PIL_READ_ERRORS as err:
+        raise DataError(f"cannot read image {path} ({err}); re-export it or remove it from the data set") from err
+
+
 def read_image(path: Path, channels: int) -> torch.Tensor:
     """Read an image file as a float32 C x H x W tensor in [0, 1] with `channels` = 1, 3 or 4.
 
     8-bit data is divided by 255; 16-bit grayscale PNG/TIFF (Pillow modes I;16*, I) by 65535,
-    keeping the full precision; float TIFFs (mode F) are kept if within [0, 1], else divided by
-    their maximum. Pillow decodes 16-bit RGB(A) PNGs at 8-bit precision (it keeps the high byte),
+    keeping the full precision; float TIFFs (mode F) must hold values in [0, 1] (a per-file
+    rescale would give the two sides of a pair different scales). Pillow decodes 16-bit RGB(A) PNGs at 8-bit precision (it keeps the high byte),
     so those are still scaled correctly but lose the low byte. Channel conversion: 1 = ITU-R 601-2
     luma (as Pillow's 'L'), 3 = RGB (gray repeated, alpha dropped like convert('RGB')),
     4 = RGBA (opaque alpha added when the file has none).

@@ -22,8 +22,10 @@ def get_model_class(name: str) -> type[Model]:
 
 
 def create_model(opt, device, train: bool) -> Model:
-    """Build the model named by opt.model on `device`."""
-    return get_model_class(opt.model)(opt, device, train)
+    """Build the model named by opt.model on `device`, after its own check of the options."""
+    model_class = get_model_class(opt.model)
+    model_class.check_options(opt, train)
+    return model_class(opt, device, train)
 
 
 __all__ = ["Model", "create_model", "get_model_class", "select_device", "set_requires_grad"]

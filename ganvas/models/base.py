@@ -64,6 +64,10 @@ class Model(ABC):
     def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Inference visuals for a batch, e.g. {'real_A', 'fake_B', 'real_B'}, in [-1, 1]."""
 
+    @classmethod
+    def check_options(cls, opt: Options, train: bool) -> None:
+        """Raise OptionsError for options this model cannot run with."""
+
     def current_visuals(self) -> dict[str, Tensor]:
         """Images of the last training step for the training-visuals page, in [-1, 1]."""
         return self.visuals

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ganvas.errors import OptionsError
 from ganvas.losses import GANLoss, gradient_penalty
 from ganvas.models.base import Model, set_requires_grad
 from ganvas.nets import make_discriminator, make_generator
@@ -26,6 +27,14 @@ class GANModel(Model):
     def option_defaults(cls) -> dict[str, Any]:
         return {"netG": "dcgan", "netD": "dcgan", "norm": "batch", "dataset_mode": "single", "gan_mode": "lsgan",
                 "load_size": 64, "crop_size": 64, "num_test": 64}
+
+    @classmethod
+    def check_options(cls, opt, train: bool) -> None:
+        square = opt.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop") or (
+            opt.preprocess == "resize" and opt.load_size == opt.crop_size)
+        if train and not square:
+            raise OptionsError(f"the gan model trains on --crop_size squares, which --preprocess {opt.preprocess} "
+                               f"does not give; use resize_and_crop (the default) or crop")
 
     def __init__(self, opt, device, train: bool):
         super().__init__(opt, device, train)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ganvas.errors import OptionsError
 from ganvas.losses import GANLoss, gradient_penalty
 from ganvas.models.base import Model, set_requires_grad
 from ganvas.nets import forward_padded, make_discriminator, make_generator
@@ -22,6 +23,15 @@ class Pix2PixModel(Model):
     def option_defaults(cls) -> dict[str, Any]:
         return {"norm": "batch", "netG": "unet_256", "dataset_mode": "aligned", "gan_mode": "vanilla",
                 "lambda_L1": 100.0}
+
+    @classmethod
+    def check_options(cls, opt, train: bool) -> None:
+        if opt.netG == "dcgan":
+            raise OptionsError("pix2pix translates images and cannot use --netG dcgan (a generator from noise); "
+                               "use unet_256, unet_128 or resnet_9blocks")
+        if train and opt.dataset_mode != "aligned":
+            raise OptionsError(f"pix2pix trains on pairs and needs --dataset_mode aligned (A|B images, or <phase>A/ "
+                               f"and <phase>B/ folders with matching names), not {opt.dataset_mode}")
 
     def __init__(self, opt, device, train: bool):
         super().__init__(opt, device, train)

@@ -207,7 +207,7 @@ def dcgan_depth(image_size: int) -> int:
     """Return log2(image_size) for a DCGAN image size, which must be a power of two >= 8."""
     if image_size < 8 or image_size & (image_size - 1):
         raise OptionsError(
-            f"DCGAN image size {image_size} is not a power of two >= 8; pass --image_size 64 (or 32, 128)"
+            f"DCGAN image size {image_size} is not a power of two >= 8; pass --crop_size 64 (or 32, 128)"
         )
     return image_size.bit_length() - 1
 
