@@ -43,7 +43,8 @@ def run_demo(out: Path, epochs: int | None = None, seed: int = 0, gpu_ids: str =
     epochs = DEMO_EPOCHS if epochs is None else epochs
     common = {"name": "demo_pix2pix", "checkpoints_dir": str(out / "checkpoints"),
               "results_dir": str(out / "results"), "gpu_ids": gpu_ids, "seed": seed}
-    opt = resolve_options({**common, **DEMO_FLAGS, "dataroot": str(dataroot), "n_epochs": epochs,
+    # A demo run starts afresh each time (--overwrite): it is a showcase, not a run to resume.
+    opt = resolve_options({**common, **DEMO_FLAGS, "dataroot": str(dataroot), "n_epochs": epochs, "overwrite": True,
                            "n_epochs_decay": epochs}, "train")
     train(opt, show_progress=show_progress)
     result = run_test(resolve_options(common, "test"))

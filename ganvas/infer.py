@@ -44,8 +44,15 @@ def load_for_inference(opt: Options) -> Model:
 
 
 def results_dir(opt: Options) -> Path:
-    """results/<name>/<phase>_<epoch>/"""
-    return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}"
+    """results/<name>/<phase>_<epoch>/, with an _eval suffix for --eval so both modes can be compared."""
+    return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}{'_eval' if opt.eval else ''}"
+
+
+def _json_safe(value):
+    """Metrics as JSON allows them: an infinite PSNR (identical images) becomes null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
 def run_test(opt: Options, model: Model | None = None) -> TestResult:
@@ -73,7 +80,7 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     mean = {k: float(np.mean([m[k] for m in per_image.values()])) for k in ("psnr", "ssim", "l1")} if per_image else {}
     summary = {"name": opt.name, "epoch": opt.epoch, "phase": opt.phase, "count": count, "eval_mode": opt.eval,
                "mean": mean, "per_image": per_image}
-    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2, allow_nan=True))
+    atomic_write_text(out / "metrics.json", json.dumps(_json_safe(summary), indent=2, allow_nan=False))
     body = (f"<p>{count} images of {opt.dataroot} ({opt.phase}), epoch {opt.epoch}, "
             f"{'eval' if opt.eval else 'train'}-mode layers.</p>" + (metrics_table(mean) if mean else "")
             + image_table(rows))
@@ -96,14 +103,17 @@ def _sample_test(opt: Options, model: Model) -> TestResult:
     return TestResult(index, {}, count)
 
 
-def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Image files named directly, plus every image under the folders named."""
-    files: list[Path] = []
+def expand_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
+    """(image file, output name) for the files named and every image under the folders named.
+
+    Output names keep the subfolders below a named folder, so same-named files never collide.
+    """
+    files: list[tuple[Path, Path]] = []
     for path in inputs:
         if path.is_dir():
-            files.extend(find_images(path))
+            files.extend((f, f.relative_to(path).with_suffix(".png")) for f in find_images(path))
         elif path.is_file():
-            files.append(path)
+            files.append((path, Path(path.stem + ".png")))
         else:
             raise DataError(f"{path} does not exist; name image files or folders of images")
     if not files:
@@ -112,23 +122,22 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
 
 
 def translate_files(opt: Options, inputs: list[Path], out_dir: Path, model: Model | None = None) -> list[Path]:
-    """Translate each image and save `<out_dir>/<stem>.png`, at the input's size unless --preprocess says otherwise."""
+    """Translate each image into `out_dir` as PNG, at the input's size unless --preprocess says otherwise."""
     files = expand_inputs(inputs)
     model = model or load_for_inference(opt)
     if not model.conditional:
         raise OptionsError(f"the {opt.model} model generates from noise and has no input to translate; "
                            f"use `ganvas test --name {opt.name} --num_test N` to sample it")
-    channels = opt.input_nc  # what G takes, whichever side of the data set it was trained from
     written: list[Path] = []
-    for path in files:
-        image = read_image(path, channels)
+    for path, name in files:
+        image = read_image(path, opt.input_nc)  # what G takes, whichever side it was trained from
         params = make_params(tuple(image.shape[-2:]), opt.preprocess, opt.load_size, opt.crop_size,
                              True, False, np.random.default_rng(0))
         image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size) * 2 - 1
         fake = model.translate({"A": image[None]})["fake_B"][0]
-        target = out_dir / f"{path.stem}.png"
-        if target in written:  # photo.jpg and photo.png side by side
-            target = out_dir / f"{path.stem}_{path.suffix.lstrip('.')}.png"
+        target, n = out_dir / name, 1
+        while target in written:  # photo.jpg and photo.png named side by side
+            target, n = out_dir / name.with_name(f"{name.stem}_{n}.png"), n + 1
         save_image(fake, target)
         written.append(target)
     return written

@@ -119,6 +119,14 @@ LEGACY_FLAGS = {
     "--resize_or_crop": "--preprocess",
 }
 LEGACY_SWITCHES = {"--no_lsgan": ["--gan_mode", "vanilla"]}
+# Flags of the original code bases that steer what ganvas does differently (visdom, wandb, its
+# HTML writer) or that pix2pix never used; accepted with a warning so old scripts keep running.
+IGNORED_FLAGS = {"--display_id": 1, "--display_server": 1, "--display_port": 1, "--display_env": 1,
+                 "--display_ncols": 1, "--display_winsize": 1, "--update_html_freq": 1, "--aspect_ratio": 1,
+                 "--wandb_project_name": 1, "--suffix": 1, "--no_html": 0, "--use_wandb": 0, "--verbose": 0,
+                 "--pool_size": 1}
+# Flags whose closest spelling would mislead: what to pass instead.
+FLAG_HINTS = {"--lambda_A": "pix2pix's L1 weight is --lambda_L1 (the old pix2pix README's --lambda_A)"}
 
 # Options a command decides for itself rather than inheriting from the saved run.
 INVOCATION_OPTIONS = ("phase", "continue_train", "overwrite", "epoch", "num_test", "eval", "gpu_ids", "num_threads", "results_dir")
@@ -153,9 +161,15 @@ def build_parser(prog: str = "ganvas") -> argparse.ArgumentParser:
 def translate_legacy(argv: Sequence[str]) -> list[str]:
     """Rewrite flags of the original code bases to today's names, warning once for each."""
     out: list[str] = []
-    for token in argv:
+    tokens = iter(argv)
+    for token in tokens:
         flag, eq, value = token.partition("=")
-        if flag in LEGACY_FLAGS:
+        if flag in IGNORED_FLAGS:
+            if IGNORED_FLAGS[flag] and not eq:
+                next(tokens, None)
+            log.warning("%s has no effect in ganvas (pix2pix and gan use no image pool; logs and pages are "
+                        "written to the run folder); ignoring it", flag)
+        elif flag in LEGACY_FLAGS:
             log.warning("%s is deprecated; use %s", flag, LEGACY_FLAGS[flag])
             out.append(LEGACY_FLAGS[flag] + eq + value)
         elif token in LEGACY_SWITCHES:
@@ -175,6 +189,8 @@ def reject_unknown(unknown: Sequence[str], parser: argparse.ArgumentParser) -> N
     flag = bad.partition("=")[0]
     if not flag.startswith("-"):
         raise OptionsError(f"unexpected argument {bad!r}; flags start with -- (see ganvas --help)")
+    if flag in FLAG_HINTS:
+        raise OptionsError(f"unknown flag {flag}; {FLAG_HINTS[flag]}")
     close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}?" if close else "see the command's --help for the flags it takes"
     raise OptionsError(f"unknown flag {flag}; {hint}")
@@ -187,7 +203,8 @@ def parse_options(argv: Sequence[str], command: str = "train",
     Returns the options and the namespace of extra arguments the caller's parser added.
     """
     parser = parser or build_parser()
-    args, unknown = parser.parse_known_args(translate_legacy(argv))
+    # Intermixed, so that `translate a.png --out o b.png` takes both files.
+    args, unknown = parser.parse_known_intermixed_args(translate_legacy(argv))
     reject_unknown(unknown, parser)
     given = {k: v for k, v in vars(args).items() if k in OPTION_NAMES}
     extra = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in OPTION_NAMES})

@@ -33,14 +33,22 @@ def test_num_test_limits_the_images(trained):
     assert run_test(trained("test", num_test=2)).count == 2
 
 
-def test_test_outputs_are_reproducible_under_the_seed_and_eval_is_deterministic(trained):
-    def outputs(**kw):
-        page = run_test(trained("test", **kw)).page
-        return [np.asarray(Image.open(f)) for f in sorted((page.parent / "images").glob("*_fake_B.png"))]
+def test_paper_mode_is_reproducible_under_the_seed_and_differs_from_eval(tiny_pix2pix):
+    # unet_64 has a dropout level, which the paper's test mode keeps on.
+    train(tiny_pix2pix(netG="unet_64", n_epochs=1, n_epochs_decay=0), show_progress=False)
 
-    first, again = outputs(), outputs()
-    assert all(np.array_equal(a, b) for a, b in zip(first, again))
-    assert all(np.array_equal(a, b) for a, b in zip(outputs(eval=True), outputs(eval=True)))
+    def outputs(**kw):
+        page = run_test(tiny_pix2pix("test", **kw)).page
+        images = [np.asarray(Image.open(f)) for f in sorted((page.parent / "images").glob("*_fake_B.png"))]
+        assert len(images) == 4
+        return images
+
+    paper, paper_again = outputs(), outputs()
+    assert all(np.array_equal(a, b) for a, b in zip(paper, paper_again))
+    evaluated, evaluated_again = outputs(eval=True), outputs(eval=True)
+    assert all(np.array_equal(a, b) for a, b in zip(evaluated, evaluated_again))
+    assert not all(np.array_equal(a, b) for a, b in zip(paper, evaluated))
+    assert not all(np.array_equal(a, b) for a, b in zip(paper, outputs(seed=99)))  # the seed drives dropout
 
 
 @pytest.mark.parametrize("size", [(37, 53), (31, 64), (70, 45)])
@@ -74,3 +82,15 @@ def test_image_metrics_rank_a_closer_output_higher():
     near, far = target + 0.05 * torch.randn_like(target), target + 0.5 * torch.randn_like(target)
     m_near, m_far = image_metrics(near.clamp(-1, 1), target), image_metrics(far.clamp(-1, 1), target)
     assert m_near["psnr"] > m_far["psnr"] and m_near["ssim"] > m_far["ssim"] and m_near["l1"] < m_far["l1"]
+
+
+def test_translate_keeps_subfolders_and_never_overwrites_an_output(trained, tmp_path):
+    rng = np.random.default_rng(1)
+    sources = [tmp_path / "in" / sub / "x.png" for sub in ("a", "b")] + [tmp_path / "x.jpg"]
+    for src in sources:
+        src.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(src)
+    written = translate_files(trained("translate"), [tmp_path / "in", tmp_path / "x.jpg", tmp_path / "in" / "a" / "x.png"],
+                              tmp_path / "out")
+    assert len(written) == len(set(written)) == 4 and all(p.is_file() for p in written)
+    assert {p.relative_to(tmp_path / "out").as_posix() for p in written} == {"a/x.png", "b/x.png", "x.png", "x_1.png"}

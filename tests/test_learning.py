@@ -50,3 +50,25 @@ def test_gan_samples_move_towards_the_data_statistics(tmp_path):
     trainer.run()
     after = distance(trainer.model)
     assert after < 0.5 * before, (before, after)
+
+
+def test_gan_training_previews_leave_the_generator_untouched(tmp_path):
+    root = write_image_folder(tmp_path / "photos", n=8, size=16, seed=2)
+    opt = resolve_options({"name": "gan", "checkpoints_dir": str(tmp_path / "ck"), "dataroot": str(root),
+                           "model": "gan", "crop_size": 16, "load_size": 16, "ngf": 8, "ndf": 8, "nz": 8,
+                           "batch_size": 4, "num_threads": 0, "gpu_ids": "-1", "seed": 0}, "train")
+    model = Trainer(opt, show_progress=False).model
+    before = {k: v.clone() for k, v in model.nets["G"].state_dict().items()}
+    model.current_visuals()
+    after = model.nets["G"].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_demo_beats_its_baseline_and_can_be_run_again_in_the_same_folder(tmp_path):
+    from ganvas.demo import run_demo
+
+    first = run_demo(tmp_path / "demo", epochs=1, show_progress=False)
+    again = run_demo(tmp_path / "demo", epochs=1, show_progress=False)
+    assert again["psnr"] == first["psnr"]  # seeded, and the second run does not resume the first
+    assert first["psnr"] > first["baseline_psnr"] + 2.0 and first["count"] == 20
+    assert (tmp_path / "demo/results/demo_pix2pix/test_latest/index.html").is_file()

@@ -87,3 +87,17 @@ def test_crop_larger_than_load_is_an_error():
 def test_unsupported_channel_count_is_an_error():
     with pytest.raises(OptionsError, match="--input_nc 2"):
         parse_options(["--input_nc", "2"])
+
+
+def test_flags_of_old_scripts_that_do_nothing_here_are_ignored_with_a_warning(caplog):
+    argv = ["--display_id", "0", "--no_html", "--pool_size", "0", "--use_wandb", "--display_winsize=256",
+            "--norm", "instance"]
+    with caplog.at_level(logging.WARNING, logger="ganvas"):
+        opt, _ = parse_options(argv)
+    assert opt.norm == "instance"  # the flags after them still count
+    assert all(flag in caplog.text for flag in ("--display_id", "--no_html", "--pool_size", "--display_winsize"))
+
+
+def test_lambda_a_of_the_old_pix2pix_readme_points_to_lambda_l1():
+    with pytest.raises(OptionsError, match="--lambda_L1"):
+        parse_options(["--lambda_A", "100"])

@@ -197,3 +197,19 @@ def test_training_page_shows_the_loss_plot_and_latest_visuals(tiny_pix2pix):
     shown = sorted(p.name for p in (web / "images").glob("*.png"))
     # 24 images seen, one set of visuals every 4: 6 sets of real_A, fake_B, real_B.
     assert len(shown) == 18 and all(name in html for name in shown)
+
+
+def test_wgangp_penalty_enters_the_discriminator_update(tiny_pix2pix, paired_root):
+    from ganvas.data import collate_batch, make_dataset
+
+    opt = tiny_pix2pix(gan_mode="wgangp")
+    batch = collate_batch([make_dataset(opt, train=True)[i] for i in range(2)])
+
+    def d_after_one_step(lambda_gp):
+        torch.manual_seed(0)
+        model = Pix2PixModel(tiny_pix2pix(gan_mode="wgangp", lambda_gp=lambda_gp), torch.device("cpu"), True)
+        model.train_step(batch)
+        return model.nets["D"].state_dict()
+
+    without, with_penalty = d_after_one_step(0.0), d_after_one_step(10.0)
+    assert not all(torch.equal(without[k], with_penalty[k]) for k in without)

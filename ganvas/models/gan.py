@@ -82,7 +82,14 @@ class GANModel(Model):
 
     @torch.no_grad()
     def current_visuals(self) -> dict[str, Tensor]:
-        return {"samples": self.nets["G"](self.preview_z), **self.visuals}
+        # Train-mode batch norm updates its running statistics; restore them so the preview leaves
+        # the weights (and --eval results) exactly as training made them.
+        G = self.nets["G"]
+        saved = [b.clone() for b in G.buffers()]
+        samples = G(self.preview_z)
+        for buffer, value in zip(G.buffers(), saved):
+            buffer.copy_(value)
+        return {"samples": samples, **self.visuals}
 
     @torch.no_grad()
     def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
