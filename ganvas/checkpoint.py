@@ -56,11 +56,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def save_torch(obj: Any, path: Path) -> None:
-    """torch.save, atomically."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
 def load_torch(path: Path, what: str = "checkpoint") -> Any:
     """torch.load without running pickled code; a missing or broken file names itself and the fix."""
     path = Path(path)
@@ -96,11 +91,6 @@ def network_writes(nets: dict[str, nn.Module], run_dir: Path, tag: str) -> list[
     return [(network_path(run_dir, tag, name),
              writer({k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}))
             for name, net in nets.items()]
-
-
-def save_networks(nets: dict[str, nn.Module], run_dir: Path, tag: str) -> None:
-    """Save each network as `<tag>_net_<name>.pth`, atomically."""
-    atomic_write_many(network_writes(nets, run_dir, tag))
 
 
 def clean_state_dict(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
