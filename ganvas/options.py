@@ -223,13 +223,13 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
         saved = load_saved_options(run_dir / OPT_FILE)
         saved = {k: v for k, v in saved.items() if k not in INVOCATION_OPTIONS}
     model = given.get("model", saved.get("model", Options.model))
-    values.update(get_model_class(model).option_defaults())
+    model_class = get_model_class(model)
+    values.update(model_class.option_defaults())
     values.update(saved)
     if command in ("test", "translate"):
         values.update(TEST_OVERRIDES)
     values.update(given)
     values["model"] = model
-    model_class = get_model_class(model)
     if not model_class.conditional:
         values["input_nc"] = values.get("output_nc", Options.output_nc)  # real images are what G outputs
     opt = Options(**values)
@@ -256,10 +256,15 @@ def check_options(opt: Options) -> None:
     for name in ("input_nc", "output_nc"):
         if getattr(opt, name) not in (1, 3, 4):
             raise OptionsError(f"--{name} {getattr(opt, name)} is not supported; use 1 (gray), 3 (RGB) or 4 (RGBA)")
+    parse_gpu_ids(opt.gpu_ids)
+
+
+def parse_gpu_ids(gpu_ids: str) -> list[int]:
+    """The GPU numbers of --gpu_ids ('0', '0,1'; '-1' for the CPU)."""
     try:
-        [int(i) for i in str(opt.gpu_ids).split(",") if i.strip()]
+        return [int(i) for i in str(gpu_ids).split(",") if i.strip()]
     except ValueError:
-        raise OptionsError(f"--gpu_ids {opt.gpu_ids} is not a list of GPU numbers; pass e.g. 0 or 0,1, "
+        raise OptionsError(f"--gpu_ids {gpu_ids} is not a list of GPU numbers; pass e.g. 0 or 0,1, "
                            f"or -1 for the CPU") from None
 
 

@@ -281,7 +281,7 @@ class Trainer:
         with StopRequest() as stop:
             while p.epoch <= last_epoch:
                 try:
-                    losses = self._run_epoch(stop, losses) or losses
+                    losses = self._run_epoch(stop, losses)
                 except DataError:
                     if p.steps:
                         self.save()

@@ -9,14 +9,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ganvas.options import Options
+from ganvas.options import Options, parse_gpu_ids
 
 log = logging.getLogger("ganvas")
 
 
 def select_device(gpu_ids: str) -> torch.device:
     """The first GPU in --gpu_ids, or the CPU for -1 or when no GPU is present."""
-    ids = [int(i) for i in str(gpu_ids).split(",") if i.strip() != ""]
+    ids = parse_gpu_ids(gpu_ids)
     if not ids or ids[0] < 0:
         return torch.device("cpu")
     if not torch.cuda.is_available():
