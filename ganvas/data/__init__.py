@@ -5,6 +5,7 @@ from ganvas.data.datasets import (
     AlignedDataset,
     ImageDataset,
     SingleDataset,
+    UnalignedDataset,
     collate_batch,
     make_dataset,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "AlignedDataset",
     "ImageDataset",
     "SingleDataset",
+    "UnalignedDataset",
     "apply_transform",
     "collate_batch",
     "find_images",

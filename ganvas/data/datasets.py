@@ -1,4 +1,4 @@
-"""Data sets in the reference layouts (aligned A|B or phaseA/phaseB folders, single folder) and batching."""
+"""Data sets in the reference layouts (aligned A|B or phaseA/phaseB folders, unaligned, single folder) and batching."""
 
 from __future__ import annotations
 
@@ -36,12 +36,17 @@ class ImageDataset(Dataset):
         seed = getattr(self.opt, "seed", 0) or 0
         return np.random.default_rng([int(seed), self.epoch, int(index)])
 
-    def item_params(self, image: torch.Tensor, index: int, source: Path) -> dict:
-        """Crop position and flip for one item, drawn once and shared by all its images."""
+    def item_params(self, image: torch.Tensor, index: int, source: Path,
+                    rng: np.random.Generator | None = None) -> dict:
+        """Crop position and flip for one item, shared by all its images; rng defaults to item_rng(index).
+
+        Pass one item_rng to several calls to draw independent crops and flips for the images of an
+        unpaired item.
+        """
         opt = self.opt
         return make_params(
             (int(image.shape[-2]), int(image.shape[-1])), opt.preprocess, opt.load_size, opt.crop_size,
-            opt.no_flip, self.train, self.item_rng(index), source=str(source),
+            opt.no_flip, self.train, self.item_rng(index) if rng is None else rng, source=str(source),
         )
 
     def transform(self, image: torch.Tensor, params: dict) -> torch.Tensor:
@@ -206,8 +211,92 @@ class SingleDataset(ImageDataset):
         return {"A": self.transform(image, params), "A_paths": str(path)}
 
 
+def _truth_paths(images: list[Path], sizes: list[tuple[int, int]], folder: Path, truth_dir: Path) -> list[Path] | None:
+    """The file in truth_dir at each image's path below folder, None without truth_dir; DataError if one is missing."""
+    if not truth_dir.is_dir():
+        return None
+    truths = [truth_dir / path.relative_to(folder) for path in images]
+    missing = [truth.relative_to(truth_dir).as_posix() for truth in truths if not truth.is_file()]
+    if missing:
+        raise DataError(
+            f"{len(missing)} of the {len(images)} images in {folder} have no ground truth of the same name in "
+            f"{truth_dir} (first: {', '.join(missing[:_SHOW_NAMES])}); add them or remove {truth_dir}"
+        )
+    for path, size, truth in zip(images, sizes, truths):  # headers only: bad files stop the run before training
+        truth_size = image_size(truth)
+        if truth_size != size:
+            raise _size_mismatch(path, size, truth, truth_size)
+    return truths
+
+
+class UnalignedDataset(ImageDataset):
+    """Unpaired images (CycleGAN): <dataroot>/<phase>A and <phase>B, each item one image of each.
+
+    Item i has A = the (i mod |A|)-th A image and a B image drawn from item_rng(i) (or the
+    (i mod |B|)-th with --serial_batches); each gets its own crop and flip, as in the reference.
+    Channels follow _channels, as the reference does: under --direction BtoA the A folder is read
+    with output_nc and the B folder with input_nc; the keys still name the folders and the model
+    swaps them. When <dataroot>/truth/<phase>B exists it must hold an image of the same name (and
+    size) for every A image, given as 'truth_B' with A's crop and flip and B's channels; likewise
+    <dataroot>/truth/<phase>A gives 'truth_A' for every B image.
+    """
+
+    def __init__(self, opt: Any, train: bool) -> None:
+        """List both folders and the truth folders that exist, reading every header."""
+        super().__init__(opt, train)
+        self.channels_a, self.channels_b = _channels(opt)
+        root = Path(opt.dataroot)
+        dir_a, dir_b = root / f"{opt.phase}A", root / f"{opt.phase}B"
+        if not dir_a.is_dir() and not dir_b.is_dir():
+            raise DataError(
+                f"found neither {dir_a} nor {dir_b} (unpaired folders); check --dataroot/--phase"
+            )
+        if not dir_a.is_dir() or not dir_b.is_dir():
+            missing, present = (dir_b, dir_a) if dir_a.is_dir() else (dir_a, dir_b)
+            raise DataError(
+                f"unpaired folder {missing} does not exist; add it next to {present} or check --dataroot/--phase"
+            )
+        limit = getattr(opt, "max_dataset_size", math.inf)
+        self.paths_a, self.paths_b = find_images(dir_a, limit), find_images(dir_b, limit)
+        sizes_a = [image_size(path) for path in self.paths_a]  # headers only: bad files stop the run early
+        sizes_b = [image_size(path) for path in self.paths_b]
+        self.truth_b = _truth_paths(self.paths_a, sizes_a, dir_a, root / "truth" / f"{opt.phase}B")
+        self.truth_a = _truth_paths(self.paths_b, sizes_b, dir_b, root / "truth" / f"{opt.phase}A")
+
+    def __len__(self) -> int:
+        """The larger folder's image count, as in the reference."""
+        return max(len(self.paths_a), len(self.paths_b))
+
+    def _read_side(self, key: str, position: int, index: int, rng: np.random.Generator) -> dict:
+        """Image `position` of folder key with its own crop and flip, and its ground truth (if any) with the same."""
+        paths, truths = (self.paths_a, self.truth_b) if key == "A" else (self.paths_b, self.truth_a)
+        other = "B" if key == "A" else "A"
+        channels = {"A": self.channels_a, "B": self.channels_b}
+        path = paths[position]
+        image = read_image(path, channels[key])
+        params = self.item_params(image, index, path, rng)
+        side = {key: self.transform(image, params), f"{key}_paths": str(path)}
+        if truths is not None:
+            truth = read_image(truths[position], channels[other])
+            if truth.shape[-2:] != image.shape[-2:]:
+                raise _size_mismatch(path, tuple(image.shape[-2:]), truths[position], tuple(truth.shape[-2:]))
+            side[f"truth_{other}"] = self.transform(truth, params)
+            side[f"truth_{other}_paths"] = str(truths[position])
+        return side
+
+    def __getitem__(self, index: int) -> dict:
+        """{'A', 'B': C x H x W in [-1, 1], 'A_paths', 'B_paths': str}, plus 'truth_B'/'truth_A' and their paths."""
+        rng = self.item_rng(index)  # draws, in order: B's index, A's crop and flip, B's crop and flip
+        count_b = len(self.paths_b)
+        position_b = index % count_b if self.opt.serial_batches else int(rng.integers(count_b))
+        item = self._read_side("A", index % len(self.paths_a), index, rng)
+        item.update(self._read_side("B", position_b, index, rng))
+        return item
+
+
 DATASET_MODES: dict[str, type[ImageDataset]] = {
     "aligned": AlignedDataset,
+    "unaligned": UnalignedDataset,
     "single": SingleDataset,
 }
 

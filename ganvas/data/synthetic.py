@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -24,22 +25,39 @@ _LABEL_COLORS = np.array([
     [170, 255, 85],   # shop
 ], dtype=np.uint8)
 
-# "Photo" colours (the B side) in [0, 1], and how strongly each class darkens towards its bottom.
-_PHOTO_COLORS = np.array([
-    [0.62, 0.76, 0.92],
-    [0.80, 0.66, 0.52],
-    [0.22, 0.28, 0.36],
-    [0.36, 0.22, 0.14],
-    [0.30, 0.30, 0.32],
-    [0.90, 0.87, 0.80],
-    [0.72, 0.70, 0.66],
-    [0.40, 0.50, 0.55],
-], dtype=np.float32)
+# "Photo" colours in [0, 1] per class: by day (the B side of the paired set, the A side of the
+# unpaired one) and by night (lit windows and shops, dark sky and walls; the unpaired B side).
+_PHOTO_PALETTES = {
+    "day": np.array([
+        [0.62, 0.76, 0.92],
+        [0.80, 0.66, 0.52],
+        [0.22, 0.28, 0.36],
+        [0.36, 0.22, 0.14],
+        [0.30, 0.30, 0.32],
+        [0.90, 0.87, 0.80],
+        [0.72, 0.70, 0.66],
+        [0.40, 0.50, 0.55],
+    ], dtype=np.float32),
+    "night": np.array([
+        [0.05, 0.07, 0.22],
+        [0.24, 0.20, 0.26],
+        [0.98, 0.82, 0.40],
+        [0.12, 0.08, 0.05],
+        [0.10, 0.10, 0.15],
+        [0.36, 0.34, 0.42],
+        [0.30, 0.29, 0.36],
+        [0.95, 0.60, 0.22],
+    ], dtype=np.float32),
+}
+PHOTO_PALETTES: tuple[str, ...] = tuple(_PHOTO_PALETTES)
+# How strongly each class darkens towards its bottom.
 _VERTICAL_SHADE = np.array([0.30, 0.18, -0.35, 0.10, 0.05, 0.05, 0.15, -0.25], dtype=np.float32)
 _FRAMED = np.array([False, False, True, True, True, False, False, True])
 
 _SPLIT_STREAMS = {"train": 0, "test": 1, "val": 2}
 _FOLDER_STREAM = 3
+_UNPAIRED_STREAM = 4
+_DOMAIN_STREAMS = {"A": 0, "B": 1}
 
 
 def label_colors() -> np.ndarray:
@@ -125,12 +143,19 @@ def _boundaries(labels: np.ndarray) -> np.ndarray:
     return edge
 
 
-def render_facade(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A "photo" (uint8 H x W x 3) of a label map: mostly a fixed, learnable function of the labels."""
+def render_facade(labels: np.ndarray, rng: np.random.Generator, palette: str = "day") -> np.ndarray:
+    """A "photo" (uint8 H x W x 3) of a label map in one of PHOTO_PALETTES: mostly a fixed, learnable function of the labels.
+
+    The palette only changes the colour of each class; shading, frames, brick courses and the
+    draws from rng (tint, noise) are the same, so two palettes with equal rng states differ by a
+    per-class colour map.
+    """
+    if palette not in _PHOTO_PALETTES:
+        raise ValueError(f"unknown facade palette {palette!r}; use one of {', '.join(PHOTO_PALETTES)}")
     height, width = labels.shape
     y = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None]
     shade = 1.0 - _VERTICAL_SHADE[labels] * y
-    photo = _PHOTO_COLORS[labels] * shade[..., None]
+    photo = _PHOTO_PALETTES[palette][labels] * shade[..., None]
 
     # Frames: windows, doors, balconies and shops get dark outlines, other class edges a soft line.
     edge = _boundaries(labels)
@@ -195,4 +220,40 @@ def write_image_folder(root: Path, n: int, size: int = 64, seed: int = 0) -> Pat
     for index, name in enumerate(names):
         rng = np.random.default_rng([seed, _FOLDER_STREAM, index])
         save_uint8(render_facade(facade_labels(rng, size), rng), root / name)
+    return root
+
+
+def _day_and_night(seed: int, split: str, domain: str, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One scene of an unpaired split and domain, rendered by day and by night with the same tint and noise."""
+    rng = np.random.default_rng([seed, _UNPAIRED_STREAM, _SPLIT_STREAMS[split], _DOMAIN_STREAMS[domain], index])
+    labels = facade_labels(rng, size)
+    day = render_facade(labels, copy.deepcopy(rng), "day")
+    return day, render_facade(labels, rng, "night")
+
+
+def write_unpaired_set(root: Path, n_train: int = 200, n_test: int = 20, size: int = 64, seed: int = 0) -> Path:
+    """Write day facades to <root>/<split>A, night facades of other scenes to <root>/<split>B, and truth; return root.
+
+    <root>/truth/<split>B/<name> is the night render of the scene in <split>A/<name> and
+    <root>/truth/<split>A/<name> the day render of the scene in <split>B/<name>, for scoring a
+    translation against what it should have produced. The A and B scenes of a split are drawn from
+    separate generators (seed, split, domain, index), so no label map is shared, the same seed
+    gives byte-identical files and changing one split's count leaves the others unchanged.
+    """
+    root = Path(root)
+    for split, count in (("train", n_train), ("test", n_test)):
+        if count <= 0:
+            continue
+        names = _file_names(count)
+        # Each domain's own images by its own style, their truth by the other's.
+        folders = {"A": (root / f"{split}A", root / "truth" / f"{split}B"),
+                   "B": (root / f"{split}B", root / "truth" / f"{split}A")}
+        for folder in (path for pair in folders.values() for path in pair):
+            _check_only_ours(folder, set(names))
+        for domain, (images, truths) in folders.items():
+            for index, name in enumerate(names):
+                day, night = _day_and_night(seed, split, domain, index, size)
+                own, other = (day, night) if domain == "A" else (night, day)
+                save_uint8(own, images / name)
+                save_uint8(other, truths / name)
     return root
