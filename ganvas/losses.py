@@ -1,4 +1,4 @@
-"""Adversarial losses (vanilla, LSGAN, hinge, WGAN-GP) and the WGAN-GP gradient penalty."""
+"""Adversarial losses (vanilla, LSGAN, hinge, WGAN-GP), the WGAN-GP gradient penalty and CUT's PatchNCE loss."""
 
 from __future__ import annotations
 
@@ -88,3 +88,56 @@ def gradient_penalty(
     # The tiny offset keeps the norm's gradient finite where the gradient is exactly zero (as the reference).
     grad_norm = (grads.float().flatten(1) + 1e-16).norm(2, dim=1)
     return lambda_gp * ((grad_norm - constant) ** 2).mean()
+
+
+class PatchNCELoss(nn.Module):
+    """CUT's PatchNCE loss: each query patch must pick its own key patch among the other patches."""
+
+    def __init__(
+        self, nce_T: float = 0.07, batch_size: int = 1, include_all_negatives_from_minibatch: bool = False
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"PatchNCELoss needs batch_size >= 1, got {batch_size}")
+        self.nce_T = nce_T
+        self.batch_size = batch_size
+        self.include_all_negatives_from_minibatch = include_all_negatives_from_minibatch
+        self.cross_entropy = nn.CrossEntropyLoss(reduction="none")
+
+    def forward(self, feat_q: Tensor, feat_k: Tensor, batch_size: int | None = None) -> Tensor:
+        """Return the loss of each of the (B * P) rows of feat_q against feat_k (rows grouped by image).
+
+        batch_size, when given, overrides the constructor's (for a last batch that is smaller).
+        """
+        if feat_q.shape != feat_k.shape or feat_q.dim() != 2:
+            raise ValueError(
+                f"PatchNCELoss needs q and k of the same (B * P) x C shape, got {tuple(feat_q.shape)} "
+                f"and {tuple(feat_k.shape)}"
+            )
+        num_rows, dim = feat_q.shape
+        feat_k = feat_k.detach()
+        l_pos = torch.bmm(feat_q.reshape(num_rows, 1, dim), feat_k.reshape(num_rows, dim, 1)).reshape(num_rows, 1)
+
+        # CUT draws negatives from the same image only, except for single-image translation, where
+        # the minibatch holds crops of one image and all of them serve.
+        if self.include_all_negatives_from_minibatch:
+            groups = 1
+        else:
+            groups = self.batch_size if batch_size is None else batch_size
+        if num_rows % groups:
+            raise ValueError(
+                f"PatchNCELoss got {num_rows} patch rows, not a multiple of the batch size {groups}; pass the "
+                "batch's real size as batch_size (the last batch may be smaller)"
+            )
+        q = feat_q.reshape(groups, -1, dim)
+        k = feat_k.reshape(groups, -1, dim)
+        npatches = q.shape[1]
+        l_neg = torch.bmm(q, k.transpose(2, 1))
+        # A patch against its own key is the positive, not a negative: CUT fills that logit with -10
+        # (-10 / T after the temperature), which the softmax turns into practically zero.
+        diagonal = torch.eye(npatches, device=feat_q.device, dtype=torch.bool)[None, :, :]
+        l_neg = l_neg.masked_fill(diagonal, -10.0).reshape(-1, npatches)
+
+        logits = torch.cat((l_pos, l_neg), dim=1) / self.nce_T
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=feat_q.device)
+        return self.cross_entropy(logits.float(), target)

@@ -1,4 +1,4 @@
-"""Generator and discriminator networks, their initialisation and size handling."""
+"""Generator, discriminator and patch-sampling networks, their initialisation and size handling."""
 
 from ganvas.nets.discriminators import (
     DCGANDiscriminator,
@@ -7,6 +7,8 @@ from ganvas.nets.discriminators import (
     make_discriminator,
 )
 from ganvas.nets.generators import (
+    AntialiasDownsample,
+    AntialiasUpsample,
     DCGANGenerator,
     ResnetBlock,
     ResnetGenerator,
@@ -16,11 +18,15 @@ from ganvas.nets.generators import (
 )
 from ganvas.nets.norm import get_norm_layer, init_weights
 from ganvas.nets.padding import forward_padded, pad_to_multiple
+from ganvas.nets.patch_nce import PatchSampleF
 
 __all__ = [
+    "AntialiasDownsample",
+    "AntialiasUpsample",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "NLayerDiscriminator",
+    "PatchSampleF",
     "PixelDiscriminator",
     "ResnetBlock",
     "ResnetGenerator",

@@ -6,34 +6,43 @@ import torch.nn as nn
 from torch import Tensor
 
 from ganvas.errors import OptionsError
-from ganvas.nets.generators import dcgan_depth
+from ganvas.nets.generators import AntialiasDownsample, dcgan_depth
 from ganvas.nets.norm import NormFactory, get_norm_layer, init_weights, norm_needs_conv_bias
 
 DISCRIMINATOR_NAMES = ("basic", "n_layers", "pixel", "dcgan")
 
 
 class NLayerDiscriminator(nn.Module):
-    """PatchGAN discriminator: n_layers stride-2 convs then two stride-1 convs to a 1-channel logit map."""
+    """PatchGAN discriminator: n_layers stride-2 convs then two stride-1 convs to a 1-channel logit map.
+
+    antialias: CUT's variant, each stride-2 conv a stride-1 conv followed by a blurred subsampling
+    (same weights, CUT's module indices and `filt` buffers).
+    """
 
     def __init__(
-        self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm_layer: NormFactory = nn.BatchNorm2d
+        self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm_layer: NormFactory = nn.BatchNorm2d,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if n_layers < 1:
             raise OptionsError(f"a PatchGAN discriminator needs n_layers >= 1, got {n_layers}; pass --n_layers_D 3")
         use_bias = norm_needs_conv_bias(norm_layer)
         kw, padw = 4, 1
+        stride = 1 if antialias else 2
         layers: list[nn.Module] = [
-            nn.Conv2d(input_nc, ndf, kernel_size=kw, stride=2, padding=padw),
+            nn.Conv2d(input_nc, ndf, kernel_size=kw, stride=stride, padding=padw),
             nn.LeakyReLU(0.2, True),
+            *([AntialiasDownsample(ndf)] if antialias else []),
         ]
         nf_mult = 1
         for n in range(1, n_layers):
             nf_mult_prev, nf_mult = nf_mult, min(2**n, 8)
             layers += [
-                nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=kw, stride=2, padding=padw, bias=use_bias),
+                nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=kw, stride=stride, padding=padw,
+                          bias=use_bias),
                 norm_layer(ndf * nf_mult),
                 nn.LeakyReLU(0.2, True),
+                *([AntialiasDownsample(ndf * nf_mult)] if antialias else []),
             ]
         nf_mult_prev, nf_mult = nf_mult, min(2**n_layers, 8)
         layers += [
@@ -114,14 +123,15 @@ def make_discriminator(
     init_type: str = "normal",
     init_gain: float = 0.02,
     image_size: int = 64,
+    antialias: bool = False,
 ) -> nn.Module:
-    """Build and initialise the discriminator named netD on the CPU."""
+    """Build and initialise the discriminator named netD on the CPU (antialias: CUT's PatchGANs)."""
     norm_layer = get_norm_layer(norm)
     net: nn.Module
     if netD == "basic":
-        net = NLayerDiscriminator(input_nc, ndf, n_layers=3, norm_layer=norm_layer)
+        net = NLayerDiscriminator(input_nc, ndf, n_layers=3, norm_layer=norm_layer, antialias=antialias)
     elif netD == "n_layers":
-        net = NLayerDiscriminator(input_nc, ndf, n_layers=n_layers_D, norm_layer=norm_layer)
+        net = NLayerDiscriminator(input_nc, ndf, n_layers=n_layers_D, norm_layer=norm_layer, antialias=antialias)
     elif netD == "pixel":
         net = PixelDiscriminator(input_nc, ndf, norm_layer=norm_layer)
     elif netD == "dcgan":

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from ganvas.errors import OptionsError
@@ -149,8 +152,60 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+def binomial_filter(size: int) -> Tensor:
+    """Return the size x size outer product of binomial coefficients, normalised to sum 1."""
+    if size < 2:
+        raise ValueError(f"a blur filter needs size >= 2, got {size}")
+    taps = torch.tensor([float(math.comb(size - 1, k)) for k in range(size)])
+    filt = taps[:, None] * taps[None, :]
+    return filt / filt.sum()
+
+
+class AntialiasDownsample(nn.Module):
+    """Blur with a binomial filter, then subsample by stride (CUT's Downsample, after Zhang 2019)."""
+
+    def __init__(self, channels: int, filt_size: int = 3, stride: int = 2) -> None:
+        super().__init__()
+        self.channels = channels
+        self.stride = stride
+        before, after = (filt_size - 1) // 2, filt_size // 2
+        self.pad = nn.ReflectionPad2d((before, after, before, after))
+        # A buffer, as in CUT, so that CUT checkpoints (which hold it as '<index>.filt') load strictly.
+        self.register_buffer("filt", binomial_filter(filt_size)[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return x blurred per channel and subsampled: ceil(H / stride) x ceil(W / stride) for filt_size 3."""
+        return F.conv2d(self.pad(x), self.filt, stride=self.stride, groups=x.shape[1])
+
+
+class AntialiasUpsample(nn.Module):
+    """Upsample by stride with a transposed binomial filter (CUT's Upsample): H x W -> 2H x 2W."""
+
+    def __init__(self, channels: int, filt_size: int = 4, stride: int = 2) -> None:
+        super().__init__()
+        self.channels = channels
+        self.stride = stride
+        self.filt_odd = filt_size % 2 == 1
+        self.pad_size = (filt_size - 1) // 2
+        self.pad = nn.ReplicationPad2d(1)
+        # Scaled by stride**2 so that each output phase sums to 1 and a constant image stays constant.
+        filt = binomial_filter(filt_size) * stride**2
+        self.register_buffer("filt", filt[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return x upsampled per channel; CUT's padding and cropping arithmetic, kept exactly."""
+        out = F.conv_transpose2d(
+            self.pad(x), self.filt, stride=self.stride, padding=1 + self.pad_size, groups=x.shape[1]
+        )[:, :, 1:, 1:]
+        return out if self.filt_odd else out[:, :, :-1, :-1]
+
+
 class ResnetGenerator(nn.Module):
-    """ResNet generator (Johnson et al.): two stride-2 downsamplings, n_blocks residual blocks, two upsamplings."""
+    """ResNet generator (Johnson et al.): two stride-2 downsamplings, n_blocks residual blocks, two upsamplings.
+
+    With antialias / antialias_up the down- and upsamplings are CUT's blurred ones; the module indices
+    then match CUT's, so its nce_layers (0,4,8,12,16 by default) address the same layers.
+    """
 
     def __init__(
         self,
@@ -161,11 +216,14 @@ class ResnetGenerator(nn.Module):
         use_dropout: bool = False,
         n_blocks: int = 6,
         padding_type: str = "reflect",
+        antialias: bool = False,
+        antialias_up: bool = False,
     ) -> None:
         super().__init__()
         if n_blocks < 0:
             raise OptionsError(f"a ResNet generator needs n_blocks >= 0, got {n_blocks}")
         self.size_multiple = 4
+        self.input_nc = input_nc
         use_bias = norm_needs_conv_bias(norm_layer)
 
         layers: list[nn.Module] = [
@@ -177,29 +235,82 @@ class ResnetGenerator(nn.Module):
         n_downsampling = 2
         for i in range(n_downsampling):
             mult = 2**i
-            layers += [
-                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
-                norm_layer(ngf * mult * 2),
-                nn.ReLU(True),
-            ]
+            if antialias:
+                layers += [
+                    nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=1, padding=1, bias=use_bias),
+                    norm_layer(ngf * mult * 2),
+                    nn.ReLU(True),
+                    AntialiasDownsample(ngf * mult * 2),
+                ]
+            else:
+                layers += [
+                    nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                    norm_layer(ngf * mult * 2),
+                    nn.ReLU(True),
+                ]
         mult = 2**n_downsampling
         for _ in range(n_blocks):
             layers.append(ResnetBlock(ngf * mult, padding_type, norm_layer, use_dropout, use_bias))
         for i in range(n_downsampling):
             mult = 2 ** (n_downsampling - i)
-            layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=use_bias
-                ),
-                norm_layer(ngf * mult // 2),
-                nn.ReLU(True),
-            ]
+            if antialias_up:
+                layers += [
+                    AntialiasUpsample(ngf * mult),
+                    nn.Conv2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=1, padding=1, bias=use_bias),
+                    norm_layer(ngf * mult // 2),
+                    nn.ReLU(True),
+                ]
+            else:
+                layers += [
+                    nn.ConvTranspose2d(
+                        ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1,
+                        bias=use_bias,
+                    ),
+                    norm_layer(ngf * mult // 2),
+                    nn.ReLU(True),
+                ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
         """Translate an N x input_nc x H x W image (H, W multiples of 4) to output_nc channels."""
         return self.model(x)
+
+    def _check_layers(self, layers: Sequence[int]) -> list[int]:
+        """Return layers as a list, or raise if they are not increasing indices into self.model."""
+        layers = [int(i) for i in layers]
+        if not layers:
+            raise ValueError("encode needs at least one layer index, e.g. [0, 4, 8, 12, 16]")
+        if any(b <= a for a, b in zip(layers, layers[1:])) or layers[0] < 0 or layers[-1] >= len(self.model):
+            raise ValueError(
+                f"layer indices {layers} must be strictly increasing and within 0..{len(self.model) - 1}"
+            )
+        return layers
+
+    def encode(self, x: Tensor, layers: Sequence[int]) -> list[Tensor]:
+        """Return the outputs of the modules at the given increasing indices, stopping after the last."""
+        # CUT's forward(input, layers, encode_only=True): index 0 is the reflection-padded input.
+        layers = self._check_layers(layers)
+        wanted = set(layers)
+        feats = []
+        for index, module in enumerate(self.model):
+            x = module(x)
+            if index in wanted:
+                feats.append(x)
+            if index == layers[-1]:
+                break
+        return feats
+
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """Return the channel count of encode's output at each of the given layers, without running the net."""
+        layers = self._check_layers(layers)
+        channels, found = self.input_nc, []
+        for index, module in enumerate(self.model):
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                channels = module.out_channels
+            if index in layers:
+                found.append(channels)
+        return found
 
 
 def dcgan_depth(image_size: int) -> int:
@@ -283,15 +394,24 @@ def make_generator(
     init_gain: float = 0.02,
     nz: int = 100,
     image_size: int = 64,
+    antialias: bool = False,
+    antialias_up: bool = False,
 ) -> nn.Module:
-    """Build and initialise the generator named netG on the CPU."""
+    """Build and initialise the generator named netG on the CPU.
+
+    antialias / antialias_up select CUT's blurred down- / upsampling in resnet generators; as in CUT
+    they do not apply to the other families and are ignored there.
+    """
     family, size = _parse_generator_name(netG)
     norm_layer = get_norm_layer(norm)
     net: nn.Module
     if family == "unet":
         net = UnetGenerator(input_nc, output_nc, size, ngf, norm_layer=norm_layer, use_dropout=use_dropout)
     elif family == "resnet":
-        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout, n_blocks=size)
+        net = ResnetGenerator(
+            input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout, n_blocks=size,
+            antialias=antialias, antialias_up=antialias_up,
+        )
     else:
         net = DCGANGenerator(nz, output_nc, ngf, image_size=image_size, norm_layer=norm_layer)
     init_weights(net, init_type, init_gain)
