@@ -16,7 +16,7 @@ log = logging.getLogger("ganvas")
 USAGE = """usage: ganvas <command> [flags]
 
 commands:
-  train      train a model:       ganvas train --dataroot DIR --name RUN --model pix2pix
+  train      train a model:       ganvas train --dataroot DIR --name RUN --model pix2pix|cycle_gan|cut
   test       test a trained run:  ganvas test --name RUN   (writes results/RUN/test_latest/index.html)
   translate  run a model on files: ganvas translate --name RUN img1.png folder/ --out out/
   demo       build the built-in data set, train pix2pix on it, test it and print the results page
@@ -48,9 +48,9 @@ def _test(argv: Sequence[str]) -> int:
 
     opt, _ = parse_options(argv, "test", build_parser("ganvas test"))
     result = run_test(opt)
-    if result.metrics:
-        m = result.metrics
-        print(f"{result.count} images: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, L1 {m['l1']:.4f}")
+    for output, m in result.scores.items():
+        scored = f" ({output})" if len(result.scores) > 1 else ""
+        print(f"{result.count} images{scored}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, L1 {m['l1']:.4f}")
     print(f"results page: {result.page}")
     return 0
 
@@ -89,24 +89,33 @@ def _demo(argv: Sequence[str]) -> int:
 
 
 def _data(argv: Sequence[str]) -> int:
-    from ganvas.data.synthetic import write_image_folder, write_paired_set
+    from ganvas.data.synthetic import write_image_folder, write_paired_set, write_unpaired_set
 
     parser = ArgumentParser(prog="ganvas data", description="data set tools")
     sub = parser.add_subparsers(dest="tool", required=True)
     synth = sub.add_parser("synth", help="write the built-in procedural data set (deterministic by seed)")
-    synth.add_argument("--out", type=Path, default=Path("datasets/synth_facades"))
-    synth.add_argument("--kind", choices=("paired", "images"), default="paired",
-                       help="paired: A|B label/photo pairs in train/ and test/; images: photos only (for --model gan)")
+    synth.add_argument("--out", type=Path, default=None, help="folder (default: datasets/synth_<kind>)")
+    synth.add_argument("--kind", choices=("paired", "unpaired", "images"), default="paired",
+                       help="paired: A|B label/photo pairs in train/ and test/; unpaired: day (A) and night (B) "
+                            "facades of different scenes in trainA/, trainB/, testA/, testB/, with the true other "
+                            "rendering of each under truth/ (for --model cycle_gan or cut); images: photos only "
+                            "(for --model gan)")
     synth.add_argument("--n_train", type=int, default=400)
     synth.add_argument("--n_test", type=int, default=40)
     synth.add_argument("--size", type=int, default=64)
     synth.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    out = args.out or Path({"paired": "datasets/synth_facades", "unpaired": "datasets/synth_day2night",
+                            "images": "datasets/synth_photos"}[args.kind])
     if args.kind == "paired":
-        root = write_paired_set(args.out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
+        root = write_paired_set(out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} training and {args.n_test} test pairs (A: labels, B: photo) under {root}")
+    elif args.kind == "unpaired":
+        root = write_unpaired_set(out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
+        print(f"wrote {args.n_train} day (A) and {args.n_train} night (B) training images of different scenes, "
+              f"{args.n_test} of each for testing, and the true counterparts under {root / 'truth'}")
     else:
-        root = write_image_folder(args.out, n=args.n_train, size=args.size, seed=args.seed)
+        root = write_image_folder(out, n=args.n_train, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} images under {root}")
     return 0
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,16 @@ log = logging.getLogger("ganvas")
 
 @dataclass
 class TestResult:
-    """Where the results page is and the mean metrics against the targets (empty without targets)."""
+    """Where the results page is and the mean metrics against the targets (empty without targets).
+
+    `metrics` scores the model's main output (fake_B); `scores` every scored output by name (a
+    CycleGAN's fake_A too).
+    """
 
     page: Path
     metrics: dict[str, float]
     count: int
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def load_for_inference(opt: Options) -> Model:
@@ -44,8 +50,12 @@ def load_for_inference(opt: Options) -> Model:
 
 
 def results_dir(opt: Options) -> Path:
-    """results/<name>/<phase>_<epoch>/, with an _eval suffix for --eval so both modes can be compared."""
-    return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}{'_eval' if opt.eval else ''}"
+    """results/<name>/<phase>_<epoch><model_suffix>/, with _eval for --eval so that results sit side by side.
+
+    The test model's --model_suffix (_A, _B) keeps one generator's results apart from the full test.
+    """
+    suffix = opt.model_suffix if opt.model == "test" else ""
+    return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}{suffix}{'_eval' if opt.eval else ''}"
 
 
 def _json_safe(value):
@@ -63,7 +73,9 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     out = results_dir(opt)
     dataset = make_dataset(opt, train=False)
     count = int(min(len(dataset), opt.num_test))
-    rows, per_image, used = [], {}, set()
+    rows, used = [], set()
+    per_image: dict[str, dict[str, dict[str, float]]] = {}  # output -> image -> metrics
+    targets: dict[str, str] = {}
     for i in range(count):
         batch = collate_batch([dataset[i]])
         visuals = model.translate(batch)
@@ -75,18 +87,25 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
             save_image(image[0], out / "images" / f"{stem}_{key}.png")
             cells[key] = f"images/{stem}_{key}.png"
         rows.append((stem, cells))
-        if "real_B" in visuals:
-            per_image[stem] = image_metrics(visuals["fake_B"][0], visuals["real_B"][0])
-    mean = {k: float(np.mean([m[k] for m in per_image.values()])) for k in ("psnr", "ssim", "l1")} if per_image else {}
+        for output, target in model.scored:
+            if output in visuals and target in visuals:
+                targets[output] = target
+                per_image.setdefault(output, {})[stem] = image_metrics(visuals[output][0], visuals[target][0])
+    scores = {output: {k: float(np.mean([m[k] for m in images.values()])) for k in ("psnr", "ssim", "l1")}
+              for output, images in per_image.items()}
+    main = next(iter(scores), None)
+    mean = scores[main] if main else {}
     summary = {"name": opt.name, "epoch": opt.epoch, "phase": opt.phase, "count": count, "eval_mode": opt.eval,
-               "mean": mean, "per_image": per_image}
+               "mean": mean, "per_image": per_image.get(main, {}),
+               "by_output": {o: {"target": targets[o], "mean": scores[o], "per_image": per_image[o]} for o in scores}}
     atomic_write_text(out / "metrics.json", json.dumps(_json_safe(summary), indent=2, allow_nan=False))
-    body = (f"<p>{count} images of {opt.dataroot} ({opt.phase}), epoch {opt.epoch}, "
-            f"{'eval' if opt.eval else 'train'}-mode layers.</p>" + (metrics_table(mean) if mean else "")
-            + image_table(rows))
+    tables = "".join(f"<h3>{html.escape(o)} against {html.escape(targets[o])}</h3>" + metrics_table(m)
+                     for o, m in scores.items())
+    body = (f"<p>{count} images of {html.escape(opt.dataroot)} ({opt.phase}), epoch {opt.epoch}, "
+            f"{'eval' if opt.eval else 'train'}-mode layers.</p>" + tables + image_table(rows))
     index = out / "index.html"
     atomic_write_text(index, page(f"{opt.name}: {opt.model} test results", body))
-    return TestResult(index, mean, count)
+    return TestResult(index, mean, count, scores)
 
 
 def _sample_test(opt: Options, model: Model) -> TestResult:
@@ -130,7 +149,7 @@ def translate_files(opt: Options, inputs: list[Path], out_dir: Path, model: Mode
                            f"use `ganvas test --name {opt.name} --num_test N` to sample it")
     written: list[Path] = []
     for path, name in files:
-        image = read_image(path, opt.input_nc)  # what G takes, whichever side it was trained from
+        image = read_image(path, model.input_channels)
         params = make_params(tuple(image.shape[-2:]), opt.preprocess, opt.load_size, opt.crop_size,
                              True, False, np.random.default_rng(0))
         image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size) * 2 - 1

@@ -33,6 +33,16 @@ def _int_or_inf(text: str) -> float:
     return value if value == math.inf else int(value)
 
 
+def _str2bool(text: str) -> bool:
+    """A yes/no value as CUT's command lines write it."""
+    value = text.lower()
+    if value in ("yes", "true", "t", "y", "1"):
+        return True
+    if value in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 @dataclass
 class Options:
     """Every option of a run; saved with it so that test and translate need only --name."""
@@ -40,7 +50,7 @@ class Options:
     # --- where things are -------------------------------------------------------------------
     dataroot: str = field(default="", metadata={"help": "folder of the data set (with train/, test/ ... or trainA/, trainB/ ...)"})
     name: str = field(default="experiment_name", metadata={"help": "run name; files go to <checkpoints_dir>/<name>"})
-    model: str = field(default="pix2pix", metadata={"help": "method to train or run: pix2pix, gan"})
+    model: str = field(default="pix2pix", metadata={"help": "method to train or run: pix2pix, cycle_gan, cut, gan, test"})
     checkpoints_dir: str = field(default="./checkpoints", metadata={"help": "where runs keep their checkpoints"})
     results_dir: str = field(default="./results", metadata={"help": "where test writes its pages"})
     gpu_ids: str = field(default="0", metadata={"help": "GPU ids, e.g. 0 or 0,1; -1 for the CPU (used anyway when no GPU is present)"})
@@ -84,6 +94,25 @@ class Options:
     gan_mode: str = field(default="lsgan", metadata={"help": "GAN objective", "choices": tuple(GAN_MODES)})
     lambda_L1: float = field(default=100.0, metadata={"help": "weight of the L1 loss (pix2pix)"})
     lambda_gp: float = field(default=10.0, metadata={"help": "weight of the gradient penalty (wgangp)"})
+    lambda_A: float = field(default=10.0, metadata={"help": "weight of the cycle loss A -> B -> A (cycle_gan)"})
+    lambda_B: float = field(default=10.0, metadata={"help": "weight of the cycle loss B -> A -> B (cycle_gan)"})
+    lambda_identity: float = field(default=0.5, metadata={"help": "weight of the identity loss, relative to lambda_A and lambda_B (cycle_gan; 0 turns it off)"})
+    pool_size: int = field(default=50, metadata={"help": "generated images kept in the history that D also sees (cycle_gan; 0 keeps none)"})
+    # --- CUT / FastCUT ------------------------------------------------------------------------
+    CUT_mode: str = field(default="CUT", metadata={"help": "CUT or FastCUT: sets the published defaults of each (cut)", "choices": ("CUT", "cut", "FastCUT", "fastcut")})
+    lambda_GAN: float = field(default=1.0, metadata={"help": "weight of the GAN loss (cut)"})
+    lambda_NCE: float = field(default=1.0, metadata={"help": "weight of the PatchNCE loss (cut; FastCUT: 10)"})
+    nce_idt: bool = field(default=False, metadata={"help": "PatchNCE identity loss on B images too (cut: on for CUT, off for FastCUT)", "optional_value": True})
+    nce_layers: str = field(default="0,4,8,12,16", metadata={"help": "generator layers whose features the PatchNCE loss compares (cut)"})
+    num_patches: int = field(default=256, metadata={"help": "patches sampled per layer for the PatchNCE loss (cut)"})
+    nce_T: float = field(default=0.07, metadata={"help": "temperature of the PatchNCE loss (cut)"})
+    netF: str = field(default="mlp_sample", metadata={"help": "patch feature head: mlp_sample (2-layer MLP) or sample (none) (cut)", "choices": ("mlp_sample", "sample")})
+    netF_nc: int = field(default=256, metadata={"help": "output features of the patch MLP (cut)"})
+    flip_equivariance: bool = field(default=False, metadata={"help": "flip the input at random and the features back (cut: on for FastCUT)", "optional_value": True})
+    nce_includes_all_negatives_from_minibatch: bool = field(default=False, metadata={"help": "draw negatives from every image of the batch, not only the same one (cut)", "optional_value": True})
+    no_antialias: bool = field(default=False, metadata={"help": "strided convs instead of anti-aliased downsampling in G and D (cut)"})
+    no_antialias_up: bool = field(default=False, metadata={"help": "transposed convs instead of anti-aliased upsampling in the generator (cut)"})
+    model_suffix: str = field(default="", metadata={"help": "which saved generator the test model runs: '' for G, _A for G_A, _B for G_B (test)"})
     print_freq: int = field(default=100, metadata={"help": "log losses every this many images"})
     display_freq: int = field(default=400, metadata={"help": "write training visuals every this many images"})
     save_latest_freq: int = field(default=5000, metadata={"help": "save the latest checkpoint every this many images"})
@@ -123,10 +152,12 @@ LEGACY_SWITCHES = {"--no_lsgan": ["--gan_mode", "vanilla"]}
 # HTML writer) or that pix2pix never used; accepted with a warning so old scripts keep running.
 IGNORED_FLAGS = {"--display_id": 1, "--display_server": 1, "--display_port": 1, "--display_env": 1,
                  "--display_ncols": 1, "--display_winsize": 1, "--update_html_freq": 1, "--aspect_ratio": 1,
-                 "--wandb_project_name": 1, "--suffix": 1, "--no_html": 0, "--use_wandb": 0, "--verbose": 0,
-                 "--pool_size": 1}
+                 "--wandb_project_name": 1, "--suffix": 1, "--no_html": 0, "--use_wandb": 0, "--verbose": 0}
 # Flags whose closest spelling would mislead: what to pass instead.
-FLAG_HINTS = {"--lambda_A": "pix2pix's L1 weight is --lambda_L1 (the old pix2pix README's --lambda_A)"}
+FLAG_HINTS: dict[str, str] = {}
+# Flags of one model that old scripts of another pass with a different meaning.
+MODEL_FLAG_HINTS = {"pix2pix": {"lambda_A": "pix2pix's L1 weight is --lambda_L1 (the old pix2pix README's --lambda_A; "
+                                            "--lambda_A is CycleGAN's cycle weight)"}}
 
 # Options a command decides for itself rather than inheriting from the saved run.
 INVOCATION_OPTIONS = ("phase", "continue_train", "overwrite", "epoch", "num_test", "eval", "gpu_ids", "num_threads", "results_dir")
@@ -149,7 +180,10 @@ def build_parser(prog: str = "ganvas") -> argparse.ArgumentParser:
         meta = f.metadata
         flag = f"--{f.name}"
         if f.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", help=meta["help"])
+            if meta.get("optional_value"):  # CUT's style: --nce_idt, --nce_idt True, --nce_idt False
+                parser.add_argument(flag, type=_str2bool, nargs="?", const=True, metavar="BOOL", help=meta["help"])
+            else:
+                parser.add_argument(flag, action="store_true", help=meta["help"])
             continue
         kind = meta.get("type") or {"int": int, "float": float, "str": str, "int | None": int}.get(str(f.type), str)
         default = "" if f.default is None else f" (default: {f.default})"
@@ -167,8 +201,8 @@ def translate_legacy(argv: Sequence[str]) -> list[str]:
         if flag in IGNORED_FLAGS:
             if IGNORED_FLAGS[flag] and not eq:
                 next(tokens, None)
-            log.warning("%s has no effect in ganvas (pix2pix and gan use no image pool; logs and pages are "
-                        "written to the run folder); ignoring it", flag)
+            log.warning("%s has no effect in ganvas (logs and pages are written to the run folder); ignoring it",
+                        flag)
         elif flag in LEGACY_FLAGS:
             log.warning("%s is deprecated; use %s", flag, LEGACY_FLAGS[flag])
             out.append(LEGACY_FLAGS[flag] + eq + value)
@@ -212,7 +246,11 @@ def parse_options(argv: Sequence[str], command: str = "train",
 
 
 def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
-    """Merge, lowest first: base defaults, the model's defaults, the saved run, command overrides, given flags."""
+    """Merge, lowest first: base defaults, the model's defaults, the saved run, command overrides, given flags.
+
+    The model's defaults may depend on the options chosen (CUT's --CUT_mode); a model run on another
+    model's checkpoints (the test model) adapts the saved options through its `inherit`.
+    """
     from ganvas.models import get_model_class
 
     values: dict[str, Any] = {}
@@ -224,8 +262,15 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
         saved = {k: v for k, v in saved.items() if k not in INVOCATION_OPTIONS}
     model = given.get("model", saved.get("model", Options.model))
     model_class = get_model_class(model)
-    values.update(model_class.option_defaults())
-    values.update(saved)
+    for name, hint in MODEL_FLAG_HINTS.get(model, {}).items():
+        if name in given:
+            raise OptionsError(f"--{name} is not an option of --model {model}; {hint}")
+    if saved and command in ("test", "translate") and given.get("direction", saved.get("direction")) != saved.get(
+            "direction") and not model_class.reversible:
+        raise OptionsError(f"the {model} run {given.get('name')} translates {saved.get('direction')} only; drop "
+                           f"--direction {given['direction']}, or train a run in that direction")
+    values.update(model_class.option_defaults({**saved, **given}))
+    values.update(model_class.inherit(saved, given) if saved else {})
     if command in ("test", "translate"):
         values.update(TEST_OVERRIDES)
     values.update(given)
@@ -242,13 +287,16 @@ def check_options(opt: Options) -> None:
     if opt.crop_size > opt.load_size and opt.preprocess in ("resize_and_crop", "scale_width_and_crop"):
         raise OptionsError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
                            f"pass --load_size {opt.crop_size} or more, or a smaller --crop_size")
-    minimums = {"batch_size": 1, "input_nc": 1, "output_nc": 1, "ngf": 1, "ndf": 1, "nz": 1, "n_layers_D": 1,
+    minimums = {"pool_size": 0, "num_patches": 0, "netF_nc": 1, "batch_size": 1, "input_nc": 1, "output_nc": 1, "ngf": 1, "ndf": 1, "nz": 1, "n_layers_D": 1,
                 "n_epochs": 0, "n_epochs_decay": 0, "epoch_count": 1, "save_epoch_freq": 1, "lr_decay_iters": 1,
                 "num_threads": 0, "max_dataset_size": 1, "num_test": 1, "load_size": 1, "crop_size": 1}
     for name, minimum in minimums.items():
         if getattr(opt, name) < minimum:
             raise OptionsError(f"--{name} {getattr(opt, name)} must be at least {minimum}")
-    for name in ("lr", "init_gain"):
+    for name in ("lambda_A", "lambda_B", "lambda_identity", "lambda_GAN", "lambda_NCE", "lambda_L1"):
+        if getattr(opt, name) < 0:
+            raise OptionsError(f"--{name} {getattr(opt, name)} must not be negative")
+    for name in ("lr", "init_gain", "nce_T"):
         if not getattr(opt, name) > 0:
             raise OptionsError(f"--{name} {getattr(opt, name)} must be positive")
     if opt.seed is not None and not 0 <= opt.seed < 2**63:

@@ -90,12 +90,12 @@ def test_unsupported_channel_count_is_an_error():
 
 
 def test_flags_of_old_scripts_that_do_nothing_here_are_ignored_with_a_warning(caplog):
-    argv = ["--display_id", "0", "--no_html", "--pool_size", "0", "--use_wandb", "--display_winsize=256",
+    argv = ["--display_id", "0", "--no_html", "--use_wandb", "--display_winsize=256",
             "--norm", "instance"]
     with caplog.at_level(logging.WARNING, logger="ganvas"):
         opt, _ = parse_options(argv)
     assert opt.norm == "instance"  # the flags after them still count
-    assert all(flag in caplog.text for flag in ("--display_id", "--no_html", "--pool_size", "--display_winsize"))
+    assert all(flag in caplog.text for flag in ("--display_id", "--no_html", "--display_winsize"))
 
 
 def test_lambda_a_of_the_old_pix2pix_readme_points_to_lambda_l1():

@@ -7,10 +7,13 @@ from ganvas.models.base import Model, select_device, set_requires_grad
 
 
 def _registry() -> dict[str, type[Model]]:
+    from ganvas.models.cut import CUTModel
+    from ganvas.models.cycle_gan import CycleGANModel
     from ganvas.models.gan import GANModel
     from ganvas.models.pix2pix import Pix2PixModel
+    from ganvas.models.test_model import TestModel
 
-    return {cls.name: cls for cls in (Pix2PixModel, GANModel)}
+    return {cls.name: cls for cls in (Pix2PixModel, CycleGANModel, CUTModel, GANModel, TestModel)}
 
 
 def get_model_class(name: str) -> type[Model]:

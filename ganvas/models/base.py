@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ganvas.losses import gradient_penalty
 from ganvas.options import Options, parse_gpu_ids
 
 log = logging.getLogger("ganvas")
@@ -42,6 +43,10 @@ class Model(ABC):
     inference_nets: ClassVar[tuple[str, ...]] = ("G",)
     # False for models that generate from noise rather than translate an input image.
     conditional: ClassVar[bool] = True
+    # True when a trained run translates both ways (test/translate may flip --direction).
+    reversible: ClassVar[bool] = False
+    # (output visual, target visual) pairs that test scores when both are present.
+    scored: ClassVar[tuple[tuple[str, str], ...]] = (("fake_B", "truth_B"), ("fake_A", "truth_A"))
 
     def __init__(self, opt: Options, device: torch.device, train: bool):
         self.opt = opt
@@ -52,9 +57,17 @@ class Model(ABC):
         self.visuals: dict[str, Tensor] = {}
 
     @classmethod
-    def option_defaults(cls) -> dict[str, Any]:
-        """Options this model changes from the base defaults (the original repos' per-model defaults)."""
+    def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
+        """Options this model changes from the base defaults (the original repos' per-model defaults).
+
+        `chosen` holds the options given or saved so far, for defaults that depend on them.
+        """
         return {}
+
+    @classmethod
+    def inherit(cls, saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        """The saved options of the run being tested or resumed, adapted to this model (default: as saved)."""
+        return saved
 
     @abstractmethod
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
@@ -72,6 +85,11 @@ class Model(ABC):
         """Images of the last training step for the training-visuals page, in [-1, 1]."""
         return self.visuals
 
+    @property
+    def input_channels(self) -> int:
+        """Channels of the images translate() takes ({'A': x}): the run's input side."""
+        return self.opt.input_nc
+
     def set_mode(self, train: bool) -> None:
         """Put every network in train or eval mode."""
         for net in self.nets.values():
@@ -83,6 +101,29 @@ class Model(ABC):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what extra_state() returned."""
+
+    def inputs(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """The batch's images on the device under model names: real_A is what G translates.
+
+        --direction BtoA swaps the sides (also of the kept-aside truth images); a batch of single
+        images has only real_A.
+        """
+        a, b = ("A", "B") if self.opt.direction == "AtoB" or "B" not in batch else ("B", "A")
+        names = {a: "real_A", b: "real_B", f"truth_{b}": "truth_B", f"truth_{a}": "truth_A"}
+        return {name: batch[key].to(self.device, non_blocking=True) for key, name in names.items() if key in batch}
+
+    def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor, name: str = "D") -> tuple[Tensor, dict[str, Tensor]]:
+        """D's loss on real and (detached) fake images: half the sum, plus wgangp's gradient penalty.
+
+        Returns the total and its terms by name ({name}_fake, {name}_real, {name}_GP). Uses the
+        model's `gan_loss`; fakes go through D first, as in the original pix2pix and CUT.
+        """
+        losses = {f"{name}_fake": self.gan_loss(D(fake.detach()), False), f"{name}_real": self.gan_loss(D(real), True)}
+        total = 0.5 * (losses[f"{name}_fake"] + losses[f"{name}_real"])
+        if self.opt.gan_mode == "wgangp":
+            losses[f"{name}_GP"] = gradient_penalty(D, real, fake, self.opt.lambda_gp)
+            total = total + losses[f"{name}_GP"]
+        return total, losses
 
     def make_adam(self, *nets: nn.Module) -> torch.optim.Adam:
         """Adam over the given networks with the run's lr and beta1."""

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ganvas.errors import OptionsError
-from ganvas.losses import GANLoss, gradient_penalty
+from ganvas.losses import GANLoss
 from ganvas.models.base import Model, set_requires_grad
 from ganvas.nets import make_discriminator, make_generator
 
@@ -24,7 +24,7 @@ class GANModel(Model):
     conditional = False
 
     @classmethod
-    def option_defaults(cls) -> dict[str, Any]:
+    def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         return {"netG": "dcgan", "netD": "dcgan", "norm": "batch", "dataset_mode": "single", "gan_mode": "lsgan",
                 "load_size": 64, "crop_size": 64, "num_test": 64}
 
@@ -60,13 +60,7 @@ class GANModel(Model):
 
         set_requires_grad(D, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
-        loss_d_real = self.gan_loss(D(real), True)
-        loss_d_fake = self.gan_loss(D(fake.detach()), False)
-        loss_d = 0.5 * (loss_d_real + loss_d_fake)
-        losses = {"D_real": loss_d_real, "D_fake": loss_d_fake}
-        if opt.gan_mode == "wgangp":
-            losses["D_GP"] = gradient_penalty(D, real, fake.detach(), opt.lambda_gp)
-            loss_d = loss_d + losses["D_GP"]
+        loss_d, losses = self.discriminator_loss(D, real, fake)
         loss_d.backward()
         self.optimizers["D"].step()
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ganvas.errors import OptionsError
-from ganvas.losses import GANLoss, gradient_penalty
+from ganvas.losses import GANLoss
 from ganvas.models.base import Model, set_requires_grad
 from ganvas.nets import forward_padded, make_discriminator, make_generator
 
@@ -18,9 +18,10 @@ class Pix2PixModel(Model):
 
     name = "pix2pix"
     monitor = "G_L1"
+    scored = (("fake_B", "real_B"),)
 
     @classmethod
-    def option_defaults(cls) -> dict[str, Any]:
+    def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         return {"norm": "batch", "netG": "unet_256", "dataset_mode": "aligned", "gan_mode": "vanilla",
                 "lambda_L1": 100.0}
 
@@ -43,29 +44,16 @@ class Pix2PixModel(Model):
             self.gan_loss = GANLoss(opt.gan_mode).to(device)
             self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}
 
-    def inputs(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
-        """(input, target) on the device, swapped for --direction BtoA; a single-image batch has no target."""
-        if "B" not in batch:
-            return batch["A"].to(self.device, non_blocking=True), None
-        a_key, b_key = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
-        real_a = batch[a_key].to(self.device, non_blocking=True)
-        return real_a, batch[b_key].to(self.device, non_blocking=True)
-
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         G, D, opt = self.nets["G"], self.nets["D"], self.opt
-        real_a, real_b = self.inputs(batch)
+        images = self.inputs(batch)
+        real_a, real_b = images["real_A"], images["real_B"]
         fake_b = forward_padded(G, real_a)
 
         set_requires_grad(D, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
-        real_pair, fake_pair = torch.cat([real_a, real_b], 1), torch.cat([real_a, fake_b.detach()], 1)
-        loss_d_fake = self.gan_loss(D(fake_pair), False)
-        loss_d_real = self.gan_loss(D(real_pair), True)
-        loss_d = 0.5 * (loss_d_fake + loss_d_real)
-        losses = {"D_real": loss_d_real, "D_fake": loss_d_fake}
-        if opt.gan_mode == "wgangp":
-            losses["D_GP"] = gradient_penalty(D, real_pair, fake_pair, opt.lambda_gp)
-            loss_d = loss_d + losses["D_GP"]
+        real_pair, fake_pair = torch.cat([real_a, real_b], 1), torch.cat([real_a, fake_b], 1)
+        loss_d, losses = self.discriminator_loss(D, real_pair, fake_pair)
         loss_d.backward()
         self.optimizers["D"].step()
 
@@ -82,8 +70,8 @@ class Pix2PixModel(Model):
 
     @torch.no_grad()
     def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        real_a, real_b = self.inputs(batch)
-        out = {"real_A": real_a, "fake_B": forward_padded(self.nets["G"], real_a)}
-        if real_b is not None:
-            out["real_B"] = real_b
+        images = self.inputs(batch)
+        out = {"real_A": images["real_A"], "fake_B": forward_padded(self.nets["G"], images["real_A"])}
+        if "real_B" in images and self.opt.dataset_mode == "aligned":  # the paired target
+            out["real_B"] = images["real_B"]
         return out

@@ -1,0 +1,145 @@
+"""CUT and FastCUT (Park et al. 2020): one-sided unpaired translation with a patchwise contrastive loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganvas.errors import OptionsError
+from ganvas.losses import GANLoss, PatchNCELoss
+from ganvas.models.base import Model, set_requires_grad
+from ganvas.nets import PatchSampleF, ResnetGenerator, forward_padded, make_discriminator, make_generator
+
+# The published settings of each mode (the CUT repository's cut_model.py and train options).
+CUT_MODES = {
+    "cut": {"nce_idt": True, "lambda_NCE": 1.0, "flip_equivariance": False, "n_epochs": 200, "n_epochs_decay": 200},
+    "fastcut": {"nce_idt": False, "lambda_NCE": 10.0, "flip_equivariance": True, "n_epochs": 150,
+                "n_epochs_decay": 50},
+}
+
+
+def parse_layers(text: str) -> list[int]:
+    """--nce_layers '0,4,8' as sorted distinct layer indices."""
+    try:
+        layers = sorted({int(i) for i in str(text).split(",") if i.strip()})
+    except ValueError:
+        layers = []
+    if not layers or layers[0] < 0:
+        raise OptionsError(f"--nce_layers {text!r} is not a list of generator layer numbers, e.g. 0,4,8,12,16")
+    return layers
+
+
+class CUTModel(Model):
+    """G maps A to B; D judges B images; PatchNCE ties each output patch to the input patch it came from."""
+
+    name = "cut"
+    monitor = "NCE"
+
+    @classmethod
+    def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
+        mode = str(chosen.get("CUT_mode", "CUT")).lower()
+        return {"norm": "instance", "netG": "resnet_9blocks", "dataset_mode": "unaligned", "gan_mode": "lsgan",
+                "no_dropout": True, "pool_size": 0, **CUT_MODES.get(mode, CUT_MODES["cut"])}
+
+    @classmethod
+    def check_options(cls, opt, train: bool) -> None:
+        if not opt.netG.startswith("resnet_"):
+            raise OptionsError(f"cut computes its PatchNCE loss on a ResNet generator's layers; --netG {opt.netG} "
+                               f"is not one: use resnet_9blocks (the default) or resnet_<n>blocks")
+        layers = parse_layers(opt.nce_layers)
+        if train and opt.dataset_mode != "unaligned":
+            raise OptionsError(f"cut trains on two folders of unpaired images and needs --dataset_mode unaligned "
+                               f"(<phase>A/ and <phase>B/), not {opt.dataset_mode}")
+        if train and opt.nce_idt and opt.input_nc != opt.output_nc:
+            raise OptionsError(f"the identity PatchNCE loss runs G on B images and needs as many input as output "
+                               f"channels (--input_nc {opt.input_nc}, --output_nc {opt.output_nc}); "
+                               f"pass --nce_idt False")
+
+    def __init__(self, opt, device, train: bool):
+        super().__init__(opt, device, train)
+        self.nets["G"] = make_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout,
+                                        opt.init_type, opt.init_gain, antialias=not opt.no_antialias,
+                                        antialias_up=not opt.no_antialias_up).to(device)
+        if not train:
+            return
+        self.layers = parse_layers(opt.nce_layers)
+        if self.layers[-1] >= len(self.nets["G"].model):  # checked here, where the layer count is known
+            raise OptionsError(f"--nce_layers {opt.nce_layers} names layer {self.layers[-1]}, but --netG {opt.netG} "
+                               f"has layers 0 to {len(self.nets['G'].model) - 1}")
+        self.nets["D"] = make_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm,
+                                            opt.init_type, opt.init_gain, antialias=not opt.no_antialias).to(device)
+        # F's MLPs are built here, not on the first batch as in the original, so that optimisers,
+        # checkpoints and resume see every parameter from the first step.
+        G: ResnetGenerator = self.nets["G"]
+        self.nets["F"] = PatchSampleF(G.feature_channels(self.layers), use_mlp=opt.netF == "mlp_sample", nc=opt.netF_nc,
+                                      init_type=opt.init_type, init_gain=opt.init_gain).to(device)
+        self.gan_loss = GANLoss(opt.gan_mode).to(device)
+        self.nce_loss = PatchNCELoss(opt.nce_T, opt.batch_size, opt.nce_includes_all_negatives_from_minibatch)
+        self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}
+        if any(True for _ in self.nets["F"].parameters()):
+            self.optimizers["F"] = self.make_adam(self.nets["F"])
+
+    def nce(self, source: Tensor, target: Tensor, flipped: bool) -> Tensor:
+        """Multilayer PatchNCE between G's features of the input and of its translation, averaged over layers."""
+        G, F = self.nets["G"], self.nets["F"]
+        feat_q = G.encode(target, self.layers)
+        if flipped:  # the output came from the flipped input: flip its features back into line
+            feat_q = [torch.flip(f, [3]) for f in feat_q]
+        feat_k = G.encode(source, self.layers)
+        pooled_k, ids = F(feat_k, self.opt.num_patches, None)
+        pooled_q, _ = F(feat_q, self.opt.num_patches, ids)
+        total = sum(self.nce_loss(q, k).mean() for q, k in zip(pooled_q, pooled_k))
+        return total * self.opt.lambda_NCE / len(self.layers)
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        opt = self.opt
+        G, D = self.nets["G"], self.nets["D"]
+        images = self.inputs(batch)
+        real_a, real_b = images["real_A"], images["real_B"]
+        real = torch.cat([real_a, real_b]) if opt.nce_idt else real_a
+        # A coin per step from torch's seeded generator, whose state every checkpoint saves.
+        flipped = opt.flip_equivariance and bool(torch.rand(()) < 0.5)
+        if flipped:
+            real = torch.flip(real, [3])
+        fake = forward_padded(G, real)
+        fake_b = fake[:len(real_a)]
+        idt_b = fake[len(real_a):] if opt.nce_idt else None
+
+        set_requires_grad(D, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        loss_d, losses = self.discriminator_loss(D, real_b, fake_b)
+        loss_d.backward()
+        self.optimizers["D"].step()
+
+        set_requires_grad(D, False)
+        for key in ("G", "F"):
+            if key in self.optimizers:
+                self.optimizers[key].zero_grad(set_to_none=True)
+        loss_g = torch.zeros((), device=self.device)
+        if opt.lambda_GAN > 0:
+            losses["G_GAN"] = self.gan_loss(D(fake_b), True, for_discriminator=False) * opt.lambda_GAN
+            loss_g = loss_g + losses["G_GAN"]
+        if opt.lambda_NCE > 0:
+            losses["NCE"] = self.nce(real_a, fake_b, flipped)
+            nce = losses["NCE"]
+            if opt.nce_idt:
+                losses["NCE_Y"] = self.nce(real_b, idt_b, flipped)
+                nce = 0.5 * (nce + losses["NCE_Y"])
+            loss_g = loss_g + nce
+        loss_g.backward()
+        for key in ("G", "F"):
+            if key in self.optimizers:
+                self.optimizers[key].step()
+
+        self.visuals = {"real_A": real_a, "fake_B": fake_b.detach(), "real_B": real_b}
+        if idt_b is not None:
+            self.visuals["idt_B"] = idt_b.detach()
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        images = self.inputs(batch)
+        out = {"real_A": images["real_A"], "fake_B": forward_padded(self.nets["G"], images["real_A"])}
+        return out | {k: v for k, v in images.items() if k in ("real_B", "truth_B")}

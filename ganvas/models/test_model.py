@@ -1,0 +1,63 @@
+"""The test model: one saved generator of any run (G, G_A or G_B) on a folder of single images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganvas.errors import OptionsError
+from ganvas.models.base import Model
+from ganvas.nets import forward_padded, make_generator
+
+
+class TestModel(Model):
+    """Runs `<epoch>_net_G<model_suffix>.pth` one way, e.g. a CycleGAN's G_A alone (--model_suffix _A).
+
+    With _B, the options' input_nc and output_nc are those of G_B (inherit swaps a saved run's).
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+    name = "test"
+
+    @classmethod
+    def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
+        # As the original's test model: single images; generators of the ResNet family CycleGAN trains.
+        return {"dataset_mode": "single", "norm": "instance", "netG": "resnet_9blocks", "no_antialias": True,
+                "no_antialias_up": True}
+
+    @classmethod
+    def inherit(cls, saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        """A run of another model gives its architecture; G_B of a CycleGAN maps output_nc to input_nc."""
+        out = dict(saved, dataset_mode="single")
+        if saved.get("model") != "cut":  # only CUT's generators are anti-aliased
+            out.update(no_antialias=True, no_antialias_up=True)
+        if given.get("model_suffix") == "_B" and "input_nc" in saved:
+            out.update(input_nc=saved.get("output_nc"), output_nc=saved["input_nc"])
+        return out
+
+    @classmethod
+    def check_options(cls, opt, train: bool) -> None:
+        if train:
+            raise OptionsError("the test model only runs a trained generator; train with --model cycle_gan, cut or "
+                               "pix2pix and test with --model test --model_suffix _A")
+        if opt.model_suffix not in ("", "_A", "_B"):
+            raise OptionsError(f"--model_suffix {opt.model_suffix!r} names no generator; use '' (G), _A (G_A) or "
+                               f"_B (G_B)")
+
+    def __init__(self, opt, device, train: bool):
+        super().__init__(opt, device, train)
+        self.key = "G" + opt.model_suffix
+        self.inference_nets = (self.key,)
+        self.nets[self.key] = make_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout,
+                                             opt.init_type, opt.init_gain, antialias=not opt.no_antialias,
+                                             antialias_up=not opt.no_antialias_up).to(device)
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        raise OptionsError("the test model cannot be trained")
+
+    @torch.no_grad()
+    def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        real = batch["A"].to(self.device, non_blocking=True)
+        return {"real_A": real, "fake_B": forward_padded(self.nets[self.key], real)}
