@@ -49,12 +49,15 @@ def load_for_inference(opt: Options) -> Model:
     return model
 
 
-def results_dir(opt: Options) -> Path:
-    """results/<name>/<phase>_<epoch><model_suffix>/, with _eval for --eval so that results sit side by side.
+def results_dir(opt: Options, model: Model | None = None) -> Path:
+    """results/<name>/<phase>_<epoch>/, with suffixes so that different results never overwrite each other.
 
-    The test model's --model_suffix (_A, _B) keeps one generator's results apart from the full test.
+    _eval for --eval; the test model's generator (_G, _A, _B); _BtoA / _AtoB when a CycleGAN is
+    run against the direction it was trained in.
     """
-    suffix = opt.model_suffix if opt.model == "test" else ""
+    suffix = (opt.model_suffix or "_G") if opt.model == "test" else ""
+    if getattr(model, "reversed", False):
+        suffix += f"_{opt.direction}"
     return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}{suffix}{'_eval' if opt.eval else ''}"
 
 
@@ -70,16 +73,19 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     model = model or load_for_inference(opt)
     if not model.conditional:
         return _sample_test(opt, model)
-    out = results_dir(opt)
+    out = results_dir(opt, model)
     dataset = make_dataset(opt, train=False)
     count = int(min(len(dataset), opt.num_test))
     rows, used = [], set()
     per_image: dict[str, dict[str, dict[str, float]]] = {}  # output -> image -> metrics
     targets: dict[str, str] = {}
+    scored_files: set[tuple[str, str]] = set()
+    a, b = ("A_paths", "B_paths") if opt.direction == "AtoB" or "B_paths" not in dataset[0] else ("B_paths", "A_paths")
+    sources = {"fake_B": a, "fake_A": b}  # the file each output was translated from
     for i in range(count):
         batch = collate_batch([dataset[i]])
         visuals = model.translate(batch)
-        stem = Path(batch["A_paths"][0]).stem
+        stem = Path(batch[a][0]).stem  # named after the image G translates
         stem = stem if stem not in used else f"{stem}_{i}"
         used.add(stem)
         cells = {}
@@ -88,9 +94,18 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
             cells[key] = f"images/{stem}_{key}.png"
         rows.append((stem, cells))
         for output, target in model.scored:
-            if output in visuals and target in visuals:
-                targets[output] = target
-                per_image.setdefault(output, {})[stem] = image_metrics(visuals[output][0], visuals[target][0])
+            if output not in visuals or target not in visuals:
+                continue
+            # Each translated file once, under its own name: with unaligned folders of different
+            # sizes the smaller side comes round again.
+            source = batch[sources.get(output, a)][0]
+            if (output, source) in scored_files:
+                continue
+            scored_files.add((output, source))
+            name = Path(source).stem
+            name = name if name not in per_image.get(output, {}) else f"{name}_{i}"
+            targets[output] = target
+            per_image.setdefault(output, {})[name] = image_metrics(visuals[output][0], visuals[target][0])
     scores = {output: {k: float(np.mean([m[k] for m in images.values()])) for k in ("psnr", "ssim", "l1")}
               for output, images in per_image.items()}
     main = next(iter(scores), None)

@@ -110,8 +110,8 @@ class Options:
     netF_nc: int = field(default=256, metadata={"help": "output features of the patch MLP (cut)"})
     flip_equivariance: bool = field(default=False, metadata={"help": "flip the input at random and the features back (cut: on for FastCUT)", "optional_value": True})
     nce_includes_all_negatives_from_minibatch: bool = field(default=False, metadata={"help": "draw negatives from every image of the batch, not only the same one (cut)", "optional_value": True})
-    no_antialias: bool = field(default=False, metadata={"help": "strided convs instead of anti-aliased downsampling in G and D (cut)"})
-    no_antialias_up: bool = field(default=False, metadata={"help": "transposed convs instead of anti-aliased upsampling in the generator (cut)"})
+    no_antialias: bool = field(default=False, metadata={"help": "strided convs instead of anti-aliased downsampling in G and D (cut)", "optional_value": True})
+    no_antialias_up: bool = field(default=False, metadata={"help": "transposed convs instead of anti-aliased upsampling in the generator (cut)", "optional_value": True})
     model_suffix: str = field(default="", metadata={"help": "which saved generator the test model runs: '' for G, _A for G_A, _B for G_B (test)"})
     print_freq: int = field(default=100, metadata={"help": "log losses every this many images"})
     display_freq: int = field(default=400, metadata={"help": "write training visuals every this many images"})
@@ -267,7 +267,7 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
             raise OptionsError(f"--{name} is not an option of --model {model}; {hint}")
     if saved and command in ("test", "translate") and given.get("direction", saved.get("direction")) != saved.get(
             "direction") and not model_class.reversible:
-        raise OptionsError(f"the {model} run {given.get('name')} translates {saved.get('direction')} only; drop "
+        raise OptionsError(f"the {saved.get('model')} run {given.get('name')} translates {saved.get('direction')} only; drop "
                            f"--direction {given['direction']}, or train a run in that direction")
     values.update(model_class.option_defaults({**saved, **given}))
     values.update(model_class.inherit(saved, given) if saved else {})

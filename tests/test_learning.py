@@ -77,9 +77,11 @@ def test_demo_beats_its_baseline_and_can_be_run_again_in_the_same_folder(tmp_pat
 @pytest.mark.parametrize("model, flags, epochs, margin", [
     ("cycle_gan", {"ngf": 16}, 3, 5.0),
     ("cut", {"ngf": 16}, 3, 5.0),
-    # FastCUT's PatchNCE weight of 10 pulls harder towards the input on these repetitive facades;
-    # it needs a wider generator and more steps, and its margin varies more from seed to seed.
-    ("cut", {"CUT_mode": "FastCUT", "ngf": 32}, 5, 3.0),
+    # FastCUT's own path (no identity term, flip equivariance). At its published --lambda_NCE 10 the
+    # contrastive term dominates on these flat-coloured 32 px facades (many identical patches) and
+    # the generator learns stripes rather than night colours within a test's budget, so the weight
+    # is CUT's here; benchmarks/RESULTS.md records the published setting on this data.
+    ("cut", {"CUT_mode": "FastCUT", "ngf": 16, "lambda_NCE": 1.0}, 3, 5.0),
 ])
 def test_unpaired_models_beat_the_identity_baseline_against_the_kept_aside_truth(tmp_path, model, flags, epochs,
                                                                                   margin):

@@ -177,3 +177,39 @@ def test_the_test_model_runs_a_lone_g_a_file(tiny, unpaired_root, tmp_path):
     backward = load_for_inference(tiny("test", model="test", model_suffix="_B", dataroot=str(unpaired_root / "testB")))
     with torch.no_grad():
         assert torch.equal(backward.nets["G_B"](x), full.nets["G_B"](x))
+
+
+def test_cut_trains_on_a_short_last_batch_and_on_a_and_b_of_different_sizes(tiny, tmp_path):
+    from ganvas.data.synthetic import write_image_folder
+
+    root = tmp_path / "sizes"
+    write_image_folder(root / "trainA", n=5, size=32, seed=1)
+    write_image_folder(root / "trainB", n=3, size=40, seed=2)
+    opt = tiny(model="cut", dataroot=str(root), preprocess="none", batch_size=1)
+    assert opt.nce_idt  # CUT's identity term runs G on the 40 px B images beside the 32 px A images
+    assert train(opt, show_progress=False).progress.steps == 10
+    # 8 items in batches of 3: the last batch holds 2, and the negatives stay within each image.
+    assert train(tiny(name="short", model="cut", batch_size=3), show_progress=False).progress.steps == 6
+    with pytest.raises(OptionsError, match="at least one patch"):
+        create_model(tiny(model="cut", num_patches=0), CPU, train=True)
+
+
+def test_test_model_defaults_to_its_generators_side_and_scores_each_image_once(tiny, unpaired_root, tmp_path):
+    train(tiny(n_epochs_decay=0), show_progress=False)
+    opt = tiny("test", model="test", model_suffix="_B")
+    assert opt.dataroot == str(unpaired_root / "testB") and (opt.input_nc, opt.output_nc) == (3, 3)
+    with pytest.raises(OptionsError, match="--model_suffix _A"):
+        load_for_inference(tiny("test", model="test"))
+    # Fewer test A images than B images: each file is scored once, under its own name.
+    root = tmp_path / "uneven"
+    shutil.copytree(unpaired_root, root)
+    for extra in ("0003", "0004"):
+        shutil.copy(root / "testB" / "0000.png", root / "testB" / f"{extra}.png")
+        shutil.copy(root / "truth/testA" / "0000.png", root / "truth/testA" / f"{extra}.png")
+    result = run_test(tiny("test", dataroot=str(root)))
+    summary = __import__("json").loads((result.page.parent / "metrics.json").read_text())
+    assert result.count == 5
+    assert sorted(summary["by_output"]["fake_B"]["per_image"]) == ["0000", "0001", "0002"]
+    assert sorted(summary["by_output"]["fake_A"]["per_image"]) == ["0000", "0001", "0002", "0003", "0004"]
+    reverse = run_test(tiny("test", direction="BtoA"))
+    assert reverse.page.parent.name == "test_latest_BtoA"  # beside, not over, the trained direction's page

@@ -236,7 +236,7 @@ class UnalignedDataset(ImageDataset):
     (i mod |B|)-th with --serial_batches); each gets its own crop and flip, as in the reference.
     Channels follow _channels, as the reference does: under --direction BtoA the A folder is read
     with output_nc and the B folder with input_nc; the keys still name the folders and the model
-    swaps them. When <dataroot>/truth/<phase>B exists it must hold an image of the same name (and
+    swaps them. At test time (train=False), when <dataroot>/truth/<phase>B exists it must hold an image of the same name (and
     size) for every A image, given as 'truth_B' with A's crop and flip and B's channels; likewise
     <dataroot>/truth/<phase>A gives 'truth_A' for every B image.
     """
@@ -260,8 +260,9 @@ class UnalignedDataset(ImageDataset):
         self.paths_a, self.paths_b = find_images(dir_a, limit), find_images(dir_b, limit)
         sizes_a = [image_size(path) for path in self.paths_a]  # headers only: bad files stop the run early
         sizes_b = [image_size(path) for path in self.paths_b]
-        self.truth_b = _truth_paths(self.paths_a, sizes_a, dir_a, root / "truth" / f"{opt.phase}B")
-        self.truth_a = _truth_paths(self.paths_b, sizes_b, dir_b, root / "truth" / f"{opt.phase}A")
+        # The kept-aside truth is for scoring; training never sees it (nor waits for it).
+        self.truth_b = None if train else _truth_paths(self.paths_a, sizes_a, dir_a, root / "truth" / f"{opt.phase}B")
+        self.truth_a = None if train else _truth_paths(self.paths_b, sizes_b, dir_b, root / "truth" / f"{opt.phase}A")
 
     def __len__(self) -> int:
         """The larger folder's image count, as in the reference."""

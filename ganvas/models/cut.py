@@ -41,14 +41,20 @@ class CUTModel(Model):
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         mode = str(chosen.get("CUT_mode", "CUT")).lower()
         return {"norm": "instance", "netG": "resnet_9blocks", "dataset_mode": "unaligned", "gan_mode": "lsgan",
-                "no_dropout": True, "pool_size": 0, **CUT_MODES.get(mode, CUT_MODES["cut"])}
+                "no_dropout": True, "pool_size": 0, "init_type": "xavier", **CUT_MODES.get(mode, CUT_MODES["cut"])}
 
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
         if not opt.netG.startswith("resnet_"):
             raise OptionsError(f"cut computes its PatchNCE loss on a ResNet generator's layers; --netG {opt.netG} "
                                f"is not one: use resnet_9blocks (the default) or resnet_<n>blocks")
-        layers = parse_layers(opt.nce_layers)
+        parse_layers(opt.nce_layers)
+        if train and opt.lambda_GAN == 0 and opt.lambda_NCE == 0:
+            raise OptionsError("--lambda_GAN 0 and --lambda_NCE 0 leave the generator nothing to learn; "
+                               "give one of them a positive weight")
+        if train and opt.num_patches < 1 and opt.lambda_NCE > 0:
+            raise OptionsError(f"--num_patches {opt.num_patches}: the PatchNCE loss needs at least one patch per "
+                               f"layer (the original uses 256)")
         if train and opt.dataset_mode != "unaligned":
             raise OptionsError(f"cut trains on two folders of unpaired images and needs --dataset_mode unaligned "
                                f"(<phase>A/ and <phase>B/), not {opt.dataset_mode}")
@@ -90,7 +96,7 @@ class CUTModel(Model):
         feat_k = G.encode(source, self.layers)
         pooled_k, ids = F(feat_k, self.opt.num_patches, None)
         pooled_q, _ = F(feat_q, self.opt.num_patches, ids)
-        total = sum(self.nce_loss(q, k).mean() for q, k in zip(pooled_q, pooled_k))
+        total = sum(self.nce_loss(q, k, batch_size=len(source)).mean() for q, k in zip(pooled_q, pooled_k))
         return total * self.opt.lambda_NCE / len(self.layers)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
@@ -98,14 +104,17 @@ class CUTModel(Model):
         G, D = self.nets["G"], self.nets["D"]
         images = self.inputs(batch)
         real_a, real_b = images["real_A"], images["real_B"]
-        real = torch.cat([real_a, real_b]) if opt.nce_idt else real_a
         # A coin per step from torch's seeded generator, whose state every checkpoint saves.
         flipped = opt.flip_equivariance and bool(torch.rand(()) < 0.5)
-        if flipped:
-            real = torch.flip(real, [3])
-        fake = forward_padded(G, real)
-        fake_b = fake[:len(real_a)]
-        idt_b = fake[len(real_a):] if opt.nce_idt else None
+        flip = (lambda x: torch.flip(x, [3])) if flipped else (lambda x: x)
+        idt_b = None
+        if opt.nce_idt and real_a.shape == real_b.shape:  # one pass over A and B, as the original
+            fake = forward_padded(G, flip(torch.cat([real_a, real_b])))
+            fake_b, idt_b = fake[:len(real_a)], fake[len(real_a):]
+        else:  # A and B of different sizes: two passes (instance norm makes them equivalent)
+            fake_b = forward_padded(G, flip(real_a))
+            if opt.nce_idt:
+                idt_b = forward_padded(G, flip(real_b))
 
         set_requires_grad(D, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
@@ -125,7 +134,7 @@ class CUTModel(Model):
             losses["NCE"] = self.nce(real_a, fake_b, flipped)
             nce = losses["NCE"]
             if opt.nce_idt:
-                losses["NCE_Y"] = self.nce(real_b, idt_b, flipped)
+                losses["NCE_Y"] = self.nce(real_b, idt_b, flipped)  # idt_b is set whenever nce_idt is
                 nce = 0.5 * (nce + losses["NCE_Y"])
             loss_g = loss_g + nce
         loss_g.backward()

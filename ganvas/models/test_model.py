@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ganvas.checkpoint import network_path
 from ganvas.errors import OptionsError
 from ganvas.models.base import Model
 from ganvas.nets import forward_padded, make_generator
@@ -33,8 +35,13 @@ class TestModel(Model):
         out = dict(saved, dataset_mode="single")
         if saved.get("model") != "cut":  # only CUT's generators are anti-aliased
             out.update(no_antialias=True, no_antialias_up=True)
-        if given.get("model_suffix") == "_B" and "input_nc" in saved:
+        backward = given.get("model_suffix") == "_B"
+        if backward and "input_nc" in saved:
             out.update(input_nc=saved.get("output_nc"), output_nc=saved["input_nc"])
+        if saved.get("dataset_mode") == "unaligned" and saved.get("dataroot"):
+            # Without --dataroot: the generator's own side of the run's test split, not the whole tree.
+            source = "A" if (saved.get("direction", "AtoB") == "AtoB") != backward else "B"
+            out["dataroot"] = str(Path(saved["dataroot"]) / f"{given.get('phase', 'test')}{source}")
         return out
 
     @classmethod
@@ -45,6 +52,11 @@ class TestModel(Model):
         if opt.model_suffix not in ("", "_A", "_B"):
             raise OptionsError(f"--model_suffix {opt.model_suffix!r} names no generator; use '' (G), _A (G_A) or "
                                f"_B (G_B)")
+        wanted = network_path(opt.run_dir, opt.epoch, "G" + opt.model_suffix)
+        others = [s for s in ("", "_A", "_B") if network_path(opt.run_dir, opt.epoch, "G" + s).is_file()]
+        if not wanted.is_file() and others:
+            raise OptionsError(f"{wanted} does not exist; this run has "
+                               f"{', '.join(f'G{s} (--model_suffix {s})' if s else 'G (no --model_suffix)' for s in others)}")
 
     def __init__(self, opt, device, train: bool):
         super().__init__(opt, device, train)
