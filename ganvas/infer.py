@@ -80,10 +80,10 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     per_image: dict[str, dict[str, dict[str, float]]] = {}  # output -> image -> metrics
     targets: dict[str, str] = {}
     scored_files: set[tuple[str, str]] = set()
-    a, b = ("A_paths", "B_paths") if opt.direction == "AtoB" or "B_paths" not in dataset[0] else ("B_paths", "A_paths")
-    sources = {"fake_B": a, "fake_A": b}  # the file each output was translated from
     for i in range(count):
         batch = collate_batch([dataset[i]])
+        a, b = ("B_paths", "A_paths") if opt.direction == "BtoA" and "B_paths" in batch else ("A_paths", "B_paths")
+        sources = {"fake_B": a, "fake_A": b}  # the file each output was translated from
         visuals = model.translate(batch)
         stem = Path(batch[a][0]).stem  # named after the image G translates
         stem = stem if stem not in used else f"{stem}_{i}"

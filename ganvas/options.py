@@ -153,8 +153,6 @@ LEGACY_SWITCHES = {"--no_lsgan": ["--gan_mode", "vanilla"]}
 IGNORED_FLAGS = {"--display_id": 1, "--display_server": 1, "--display_port": 1, "--display_env": 1,
                  "--display_ncols": 1, "--display_winsize": 1, "--update_html_freq": 1, "--aspect_ratio": 1,
                  "--wandb_project_name": 1, "--suffix": 1, "--no_html": 0, "--use_wandb": 0, "--verbose": 0}
-# Flags whose closest spelling would mislead: what to pass instead.
-FLAG_HINTS: dict[str, str] = {}
 # Flags of one model that old scripts of another pass with a different meaning.
 MODEL_FLAG_HINTS = {"pix2pix": {"lambda_A": "pix2pix's L1 weight is --lambda_L1 (the old pix2pix README's --lambda_A; "
                                             "--lambda_A is CycleGAN's cycle weight)"}}
@@ -223,8 +221,6 @@ def reject_unknown(unknown: Sequence[str], parser: argparse.ArgumentParser) -> N
     flag = bad.partition("=")[0]
     if not flag.startswith("-"):
         raise OptionsError(f"unexpected argument {bad!r}; flags start with -- (see ganvas --help)")
-    if flag in FLAG_HINTS:
-        raise OptionsError(f"unknown flag {flag}; {FLAG_HINTS[flag]}")
     close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}?" if close else "see the command's --help for the flags it takes"
     raise OptionsError(f"unknown flag {flag}; {hint}")
@@ -287,7 +283,8 @@ def check_options(opt: Options) -> None:
     if opt.crop_size > opt.load_size and opt.preprocess in ("resize_and_crop", "scale_width_and_crop"):
         raise OptionsError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
                            f"pass --load_size {opt.crop_size} or more, or a smaller --crop_size")
-    minimums = {"pool_size": 0, "num_patches": 0, "netF_nc": 1, "batch_size": 1, "input_nc": 1, "output_nc": 1, "ngf": 1, "ndf": 1, "nz": 1, "n_layers_D": 1,
+    minimums = {"pool_size": 0, "num_patches": 0, "netF_nc": 1,
+                "batch_size": 1, "input_nc": 1, "output_nc": 1, "ngf": 1, "ndf": 1, "nz": 1, "n_layers_D": 1,
                 "n_epochs": 0, "n_epochs_decay": 0, "epoch_count": 1, "save_epoch_freq": 1, "lr_decay_iters": 1,
                 "num_threads": 0, "max_dataset_size": 1, "num_test": 1, "load_size": 1, "crop_size": 1}
     for name, minimum in minimums.items():

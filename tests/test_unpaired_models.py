@@ -1,5 +1,6 @@
 """CycleGAN, CUT/FastCUT and the test model: reference layouts, options, resume and both directions."""
 
+import json
 import os
 import shutil
 import signal
@@ -9,7 +10,7 @@ import torch
 
 from ganvas.checkpoint import load_torch
 from ganvas.data.io import read_image
-from ganvas.data.synthetic import write_unpaired_set
+from ganvas.data.synthetic import write_image_folder, write_unpaired_set
 from ganvas.errors import OptionsError
 from ganvas.infer import load_for_inference, run_test, translate_files
 from ganvas.models import create_model
@@ -180,8 +181,6 @@ def test_the_test_model_runs_a_lone_g_a_file(tiny, unpaired_root, tmp_path):
 
 
 def test_cut_trains_on_a_short_last_batch_and_on_a_and_b_of_different_sizes(tiny, tmp_path):
-    from ganvas.data.synthetic import write_image_folder
-
     root = tmp_path / "sizes"
     write_image_folder(root / "trainA", n=5, size=32, seed=1)
     write_image_folder(root / "trainB", n=3, size=40, seed=2)
@@ -207,7 +206,7 @@ def test_test_model_defaults_to_its_generators_side_and_scores_each_image_once(t
         shutil.copy(root / "testB" / "0000.png", root / "testB" / f"{extra}.png")
         shutil.copy(root / "truth/testA" / "0000.png", root / "truth/testA" / f"{extra}.png")
     result = run_test(tiny("test", dataroot=str(root)))
-    summary = __import__("json").loads((result.page.parent / "metrics.json").read_text())
+    summary = json.loads((result.page.parent / "metrics.json").read_text())
     assert result.count == 5
     assert sorted(summary["by_output"]["fake_B"]["per_image"]) == ["0000", "0001", "0002"]
     assert sorted(summary["by_output"]["fake_A"]["per_image"]) == ["0000", "0001", "0002", "0003", "0004"]

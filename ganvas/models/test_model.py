@@ -71,5 +71,5 @@ class TestModel(Model):
 
     @torch.no_grad()
     def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        real = batch["A"].to(self.device, non_blocking=True)
+        real = self.inputs({"A": batch["A"]})["real_A"]
         return {"real_A": real, "fake_B": forward_padded(self.nets[self.key], real)}
