@@ -1,12 +1,15 @@
-"""Data: image files, paired transforms, data sets in the reference layouts, synthetic facades."""
+"""Data: image files, paired transforms, data sets in the reference layouts, synthetic facades and streets."""
 
 from ganvas.data.datasets import (
+    CITYSCAPES_SUFFIXES,
     DATASET_MODES,
     AlignedDataset,
     ImageDataset,
+    Pix2PixHDDataset,
     SingleDataset,
     UnalignedDataset,
     collate_batch,
+    label_channels,
     make_dataset,
 )
 from ganvas.data.io import (
@@ -14,29 +17,36 @@ from ganvas.data.io import (
     find_images,
     is_image_file,
     read_image,
+    read_label_map,
     save_image,
+    save_label_map,
     save_uint8,
     tensor_to_uint8,
 )
 from ganvas.data.transforms import PREPROCESS_MODES, apply_transform, make_params, resized_size
 
 __all__ = [
+    "CITYSCAPES_SUFFIXES",
     "DATASET_MODES",
     "IMG_EXTENSIONS",
     "PREPROCESS_MODES",
     "AlignedDataset",
     "ImageDataset",
+    "Pix2PixHDDataset",
     "SingleDataset",
     "UnalignedDataset",
     "apply_transform",
     "collate_batch",
     "find_images",
     "is_image_file",
+    "label_channels",
     "make_dataset",
     "make_params",
     "read_image",
+    "read_label_map",
     "resized_size",
     "save_image",
+    "save_label_map",
     "save_uint8",
     "tensor_to_uint8",
 ]

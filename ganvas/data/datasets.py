@@ -1,4 +1,4 @@
-"""Data sets in the reference layouts (aligned A|B or phaseA/phaseB folders, unaligned, single folder) and batching."""
+"""Data sets in the reference layouts (aligned, unaligned, single folder, pix2pixHD) and batching."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ganvas.data.io import find_images, image_size, is_image_file, read_image
+from ganvas.data.io import find_images, image_size, is_image_file, label_map_size, read_image, read_label_map
 from ganvas.data.transforms import apply_transform, check_preprocess, make_params
 from ganvas.errors import DataError, OptionsError
 
@@ -295,10 +295,212 @@ class UnalignedDataset(ImageDataset):
         return item
 
 
+# Name endings of the Cityscapes files (labels, instances, photos) dropped before pairing by name.
+CITYSCAPES_SUFFIXES: tuple[str, ...] = (
+    "_gtFine_labelIds", "_gtFine_instanceIds", "_gtCoarse_labelIds", "_gtCoarse_instanceIds", "_leftImg8bit",
+)
+_SHOW_UNPAIRED = 5  # how many unmatched file names a pix2pixHD pairing error lists per side
+
+
+def label_channels(opt: Any) -> int:
+    """Channels of the label input: label_nc (+1 with --contain_dontcare_label), or input_nc for photos."""
+    label_nc = int(getattr(opt, "label_nc", 35))
+    if label_nc == 0:
+        return int(opt.input_nc)
+    return label_nc + (1 if getattr(opt, "contain_dontcare_label", False) else 0)
+
+
+def _stem_key(path: Path, folder: Path) -> str:
+    """The path below folder without its suffix and without a Cityscapes name ending."""
+    key = _pair_key(path, folder)
+    for ending in CITYSCAPES_SUFFIXES:
+        if key.endswith(ending):
+            return key[: -len(ending)]
+    return key
+
+
+def _files_by_stem(folder: Path) -> dict[str, Path]:
+    """The images of folder keyed by _stem_key; DataError when two of them share a key."""
+    by_key: dict[str, Path] = {}
+    for path in find_images(folder):
+        key = _stem_key(path, folder)
+        if key in by_key:
+            raise DataError(
+                f"{by_key[key]} and {path} both have the name {key!r} (Cityscapes endings ignored), so pairs "
+                f"are ambiguous; rename or remove one of them"
+            )
+        by_key[key] = path
+    return by_key
+
+
+def _list_unpaired(keys: list[str], by_key: dict[str, Path], folder: Path) -> str:
+    """The first _SHOW_UNPAIRED of keys as file names below folder, for a pairing error."""
+    names = [by_key[key].relative_to(folder).as_posix() for key in keys[:_SHOW_UNPAIRED]]
+    return (", ".join(names) + (", ..." if len(keys) > _SHOW_UNPAIRED else "")) or "none"
+
+
+def _match_stems(folders: dict[str, Path]) -> list[dict[str, Path]]:
+    """Group the files of several folders by _stem_key, sorted; DataError naming the files without partners.
+
+    The first folder is the reference: every other folder must hold exactly its names.
+    """
+    sides = {role: _files_by_stem(folder) for role, folder in folders.items()}
+    (first_role, first), *others = sides.items()
+    first_dir = folders[first_role]
+    for role, side in others:
+        only_first = sorted(set(first) - set(side))
+        only_other = sorted(set(side) - set(first))
+        if only_first or only_other:
+            raise DataError(
+                f"{len(only_first)} files in {first_dir} have no partner in {folders[role]} "
+                f"({_list_unpaired(only_first, first, first_dir)}) and {len(only_other)} files in {folders[role]} "
+                f"have none in {first_dir} ({_list_unpaired(only_other, side, folders[role])}); give partners the "
+                f"same file name (the endings {', '.join(CITYSCAPES_SUFFIXES)} are ignored) or remove the "
+                f"unmatched files"
+            )
+    return [{role: side[key] for role, side in sides.items()} for key in sorted(first)]
+
+
+def _label_range_error(value: int, path: Path | str, opt: Any, others: str = "") -> DataError:
+    """The DataError for a class id that --label_nc (and --contain_dontcare_label) leaves no channel for."""
+    label_nc = int(getattr(opt, "label_nc", 35))
+    dontcare = bool(getattr(opt, "contain_dontcare_label", False))
+    classes = label_nc + int(dontcare)
+    fix = f"pass --label_nc {value + 1 - int(dontcare)}"
+    if value == label_nc and not dontcare:
+        fix += f", or --contain_dontcare_label if {value} is a don't-care label"
+    else:
+        fix += f" or remap the labels to ids below {classes}"
+    given = f"label_nc={label_nc}" + (" with --contain_dontcare_label" if dontcare else "")
+    return DataError(f"label {value} in {path}{others} is >= {classes}, the number of classes {given} gives; "
+                     f"{fix}")
+
+
+class Pix2PixHDDataset(ImageDataset):
+    """pix2pixHD's layout: <phase>_label, _inst and _img (or <phase>_A and _B with --label_nc 0).
+
+    Files are paired by name (Cityscapes endings ignored) rather than by sorted position as in the
+    reference. Label and instance maps are integer ids read without scaling and resized with
+    nearest neighbours; all maps and the photo of an item share one crop and flip. The photo
+    folder may be missing at test time; the instance folder is not read with --no_instance.
+    """
+
+    def __init__(self, opt: Any, train: bool) -> None:
+        """Pair the folders and read every header, so missing partners and size mismatches fail before training."""
+        super().__init__(opt, train)
+        self.label_nc = int(getattr(opt, "label_nc", 35))
+        self.classes = label_channels(opt)
+        self.use_instance = not getattr(opt, "no_instance", False)
+        root = Path(opt.dataroot)
+        photo_input = self.label_nc == 0
+        label_dir = root / (f"{opt.phase}_A" if photo_input else f"{opt.phase}_label")
+        image_dir = root / (f"{opt.phase}_B" if photo_input else f"{opt.phase}_img")
+        inst_dir = root / f"{opt.phase}_inst"
+        if not label_dir.is_dir():
+            if photo_input:
+                raise DataError(f"input photo folder {label_dir} does not exist; check --dataroot/--phase, or "
+                                f"pass --label_nc N (the number of classes) if the inputs are label maps in "
+                                f"{root / f'{opt.phase}_label'}")
+            raise DataError(f"label map folder {label_dir} does not exist; check --dataroot/--phase, or pass "
+                            f"--label_nc 0 if the inputs are photos in {root / f'{opt.phase}_A'}")
+        folders = {"label": label_dir}
+        if self.use_instance:
+            if not inst_dir.is_dir():
+                raise DataError(f"instance map folder {inst_dir} does not exist; add it or pass --no_instance")
+            folders["inst"] = inst_dir
+        if image_dir.is_dir():
+            folders["image"] = image_dir
+        elif train:
+            raise DataError(f"real image folder {image_dir} does not exist; training needs a photo for every "
+                            f"file in {label_dir}, so add it or check --dataroot/--phase")
+        items = _match_stems(folders)
+        limit = getattr(opt, "max_dataset_size", math.inf)
+        self.items = items[: int(min(limit, len(items)))]
+        for item in self.items:  # headers only: bad files stop the run before training
+            self._check_headers(item)
+
+    def _check_headers(self, item: dict[str, Path]) -> None:
+        """DataError for an unreadable file, a label map that is not integer ids, or files of different sizes."""
+        size = image_size(item["label"]) if self.label_nc == 0 else label_map_size(item["label"])
+        for role, path in item.items():
+            if role == "label":
+                continue
+            other = label_map_size(path) if role == "inst" else image_size(path)
+            if other != size:
+                raise _size_mismatch(item["label"], size, path, other)
+
+    def __len__(self) -> int:
+        """Number of label maps (or A images)."""
+        return len(self.items)
+
+    def check_labels(self) -> int | None:
+        """Read every label map once and return the largest class id; DataError if one is out of range.
+
+        Items check their own labels when read; call this before training to fail at once rather
+        than mid-epoch. Returns None with --label_nc 0 (the inputs are photos).
+        """
+        if self.label_nc == 0:
+            return None
+        largest, worst, too_large = -1, None, 0
+        for item in self.items:
+            ids = read_label_map(item["label"])
+            value = int(ids.max()) if ids.size else -1
+            too_large += int(value >= self.classes)
+            if value > largest:
+                largest, worst = value, item["label"]
+        if largest >= self.classes:
+            others = f" (and ids out of range in {too_large - 1} other files)" if too_large > 1 else ""
+            raise _label_range_error(largest, worst, self.opt, others)
+        return largest
+
+    def _read_label(self, path: Path) -> torch.Tensor:
+        """The full-size label input: 1 x H x W class ids, or a C x H x W photo in [0, 1] with --label_nc 0."""
+        if self.label_nc == 0:
+            return read_image(path, self.opt.input_nc)
+        ids = read_label_map(path)
+        if ids.size and int(ids.max()) >= self.classes:
+            raise _label_range_error(int(ids.max()), path, self.opt)
+        return torch.from_numpy(ids)[None]
+
+    def _transform_ids(self, ids: torch.Tensor, params: dict) -> torch.Tensor:
+        """Resize (nearest neighbours: no made-up ids), crop and flip a 1 x H x W id map with params."""
+        opt = self.opt
+        return apply_transform(ids, params, opt.preprocess, opt.load_size, opt.crop_size, "nearest")
+
+    def __getitem__(self, index: int) -> dict:
+        """{'label', 'inst', 'image', 'path', 'A_paths'} with one crop and flip.
+
+        'label' is a 1 x H x W LongTensor of class ids (a C x H x W photo in [-1, 1] with --label_nc 0),
+        'inst' a 1 x H x W LongTensor of instance ids (not with --no_instance), 'image' the real
+        photo, output_nc x H x W in [-1, 1] (only when its folder exists); 'path' and 'A_paths'
+        both name the label file.
+        """
+        files = self.items[index]
+        label_path = files["label"]
+        label = self._read_label(label_path)
+        params = self.item_params(label, index, label_path)
+        item: dict = {
+            "label": self.transform(label, params) if self.label_nc == 0 else self._transform_ids(label, params),
+        }
+        for role, path in files.items():
+            if role == "label":
+                continue
+            if role == "inst":
+                data = torch.from_numpy(read_label_map(path))[None]
+            else:
+                data = read_image(path, self.opt.output_nc)
+            if data.shape[-2:] != label.shape[-2:]:
+                raise _size_mismatch(label_path, tuple(label.shape[-2:]), path, tuple(data.shape[-2:]))
+            item[role] = self._transform_ids(data, params) if role == "inst" else self.transform(data, params)
+        item["path"] = item["A_paths"] = str(label_path)
+        return item
+
+
 DATASET_MODES: dict[str, type[ImageDataset]] = {
     "aligned": AlignedDataset,
     "unaligned": UnalignedDataset,
     "single": SingleDataset,
+    "pix2pixhd": Pix2PixHDDataset,
 }
 
 

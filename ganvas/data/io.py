@@ -114,6 +114,52 @@ def _to_channels(data: np.ndarray, has_alpha: bool, channels: int) -> np.ndarray
     return np.concatenate([rgb, alpha], axis=-1)
 
 
+# Single-channel modes whose pixels are integers: class ids in a label map, ids in an instance map.
+LABEL_MODES: tuple[str, ...] = ("L", "P", "1", "I", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _check_label_mode(mode: str, path: Path) -> None:
+    """DataError unless an image of this mode holds one channel of integer ids."""
+    if mode not in LABEL_MODES:
+        raise DataError(
+            f"{path} is a {mode} image, but label and instance maps must hold one channel of integer ids "
+            f"(8-bit or 16-bit grayscale, or palette indices); convert colours to ids, "
+            f"or pass --label_nc 0 to read the inputs as photos"
+        )
+
+
+def label_map_size(path: Path) -> tuple[int, int]:
+    """(height, width) of a label or instance map from its header; DataError unless it holds integer ids."""
+    try:
+        with Image.open(path) as img:
+            mode, size = img.mode, (img.height, img.width)
+    except _PIL_READ_ERRORS as err:
+        raise DataError(
+            f"cannot read label map {path} ({err}); re-export it or remove it from the data set"
+        ) from err
+    _check_label_mode(mode, path)
+    return size
+
+
+def read_label_map(path: Path) -> np.ndarray:
+    """The integer ids of a label or instance map as an int64 H x W array, unscaled (8-bit, 16-bit, palette)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"label map {path} does not exist; check --dataroot or remove it from the list")
+    try:
+        with Image.open(path) as img:
+            _check_label_mode(img.mode, path)
+            img.load()  # decode now so truncated files fail here, not later
+            ids = np.asarray(img).astype(np.int64)
+    except _PIL_READ_ERRORS as err:
+        raise DataError(
+            f"cannot read label map {path} ({err}); re-export it or remove it from the data set"
+        ) from err
+    if ids.size and int(ids.min()) < 0:
+        raise DataError(f"{path} holds the negative id {int(ids.min())}; remap its ids to 0 and above")
+    return ids
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(height, width) from the file's header alone; DataError naming the file if it is no image."""
     try:
@@ -180,6 +226,33 @@ def save_uint8(array: np.ndarray, path: Path) -> None:
     image = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
     if image_format == "JPEG" and image.mode == "RGBA":
         raise ValueError(f"cannot save the 4-channel image {path} as JPEG; use a .png name")
+    _save_atomic(image, path, image_format)
+
+
+def save_label_map(ids: np.ndarray, path: Path, bits: int | None = None) -> None:
+    """Write an H x W map of integer ids as an 8- or 16-bit PNG (None: the smaller that fits), atomically.
+
+    read_label_map reads it back exactly.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"cannot save the label map {path} losslessly; use a .png name")
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or ids.dtype.kind not in "iu":
+        raise ValueError(f"expected an H x W integer array for {path}, got {ids.dtype} of shape {ids.shape}")
+    if bits is None:
+        bits = 8 if not ids.size or int(ids.max()) < 256 else 16
+    if bits not in (8, 16):
+        raise ValueError(f"cannot save {path} with {bits} bits; use 8 or 16")
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= 2 ** bits):
+        raise ValueError(f"ids from {int(ids.min())} to {int(ids.max())} do not fit a {bits}-bit PNG ({path}); "
+                         f"remap them to 0..{2 ** bits - 1} or save with more bits")
+    dtype = np.uint8 if bits == 8 else np.uint16
+    _save_atomic(Image.fromarray(np.ascontiguousarray(ids, dtype=dtype)), path, "PNG")
+
+
+def _save_atomic(image: Image.Image, path: Path, image_format: str) -> None:
+    """Save image to a temporary file next to path and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -1,4 +1,4 @@
-"""Built-in procedural facades (label map -> photo) for the demo and the tests: no download, seeded."""
+"""Built-in procedural data for the demo and the tests: facades and street scenes; no download, seeded."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganvas.data.io import is_image_file, save_uint8
+from ganvas.data.io import is_image_file, save_label_map, save_uint8
 from ganvas.errors import DataError
 
 SKY, WALL, WINDOW, DOOR, BALCONY, CORNICE, PILLAR, SHOP = range(8)
@@ -58,6 +58,7 @@ _SPLIT_STREAMS = {"train": 0, "test": 1, "val": 2}
 _FOLDER_STREAM = 3
 _UNPAIRED_STREAM = 4
 _DOMAIN_STREAMS = {"A": 0, "B": 1}
+_STREET_STREAM = 5
 
 
 def label_colors() -> np.ndarray:
@@ -256,4 +257,248 @@ def write_unpaired_set(root: Path, n_train: int = 200, n_test: int = 20, size: i
                 own, other = (day, night) if domain == "A" else (night, day)
                 save_uint8(own, images / name)
                 save_uint8(other, truths / name)
+    return root
+
+
+# ---------------------------------------------------------------- street scenes (pix2pixHD layout)
+
+STREET_CLASSES: tuple[str, ...] = ("sky", "road", "sidewalk", "building", "vegetation", "car", "pole", "person")
+_STREET_SKY, _ROAD, _SIDEWALK, _BUILDING, _VEGETATION, _CAR, _POLE, _PERSON = range(len(STREET_CLASSES))
+# Classes drawn as separately numbered objects: instance id = class * 1000 + k, as Cityscapes numbers them.
+STREET_THINGS: tuple[str, ...] = ("vegetation", "car", "person")
+_INSTANCE_BASE = 1000
+
+# Parts of an object that only the photo shows (the label map has the object's class there).
+_WHEEL, _CAR_WINDOW, _FACADE_WINDOW, _TRUNK, _LANE, _HEAD = range(1, 7)
+
+_STREET_COLORS = np.array([
+    [0.55, 0.72, 0.92],  # sky
+    [0.32, 0.32, 0.35],  # road
+    [0.63, 0.60, 0.56],  # sidewalk
+    [0.70, 0.62, 0.52],  # building (replaced per scene)
+    [0.25, 0.50, 0.22],  # vegetation (varied per tree)
+    [0.60, 0.10, 0.10],  # car (replaced per car)
+    [0.25, 0.25, 0.27],  # pole
+    [0.30, 0.30, 0.55],  # person (replaced per person)
+], dtype=np.float32)
+_BUILDING_COLORS = np.array([[0.72, 0.64, 0.52], [0.62, 0.34, 0.26], [0.58, 0.58, 0.60], [0.82, 0.78, 0.66]],
+                            dtype=np.float32)
+_CAR_PAINTS = np.array([[0.75, 0.08, 0.08], [0.10, 0.22, 0.65], [0.92, 0.92, 0.90], [0.08, 0.08, 0.09],
+                        [0.62, 0.64, 0.66], [0.90, 0.75, 0.10], [0.12, 0.45, 0.22]], dtype=np.float32)
+_PART_COLORS = {
+    _WHEEL: [0.06, 0.06, 0.07], _CAR_WINDOW: [0.20, 0.26, 0.32], _TRUNK: [0.36, 0.25, 0.16],
+    _LANE: [0.90, 0.90, 0.86], _HEAD: [0.86, 0.68, 0.55],
+}
+# How strongly each class darkens towards its bottom (the sky lightens towards the horizon).
+_STREET_SHADE = np.array([-0.35, -0.25, 0.10, 0.20, 0.30, 0.35, 0.10, 0.20], dtype=np.float32)
+
+
+class _Street:
+    """A street scene being drawn: class ids, instance ids and photo-only parts, all H x W."""
+
+    def __init__(self, size: tuple[int, int], n_classes: int) -> None:
+        """An empty sky of the given (height, width)."""
+        self.labels = np.full(size, _STREET_SKY, dtype=np.uint8)
+        self.instances = np.zeros(size, dtype=np.int64)  # 0 = not an object; filled from labels at the end
+        self.parts = np.zeros(size, dtype=np.uint8)
+        self.n_classes = n_classes
+        self.counts: dict[int, int] = {}
+        self.rows, self.cols = np.mgrid[0:size[0], 0:size[1]]
+
+    def paint(self, mask: np.ndarray, label: int, instance: int = 0, part: int = 0) -> None:
+        """Draw class label (with an instance id and photo part) over mask, unless the scene has no such class."""
+        if label >= self.n_classes:
+            return
+        self.labels[mask] = label
+        self.instances[mask] = instance
+        self.parts[mask] = part
+
+    def new_instance(self, label: int) -> int:
+        """The next instance id of class label: label * 1000 + k."""
+        k = self.counts.get(label, 0)
+        self.counts[label] = k + 1
+        return label * _INSTANCE_BASE + k
+
+    def box(self, top: float, bottom: float, left: float, right: float) -> np.ndarray:
+        """Pixels inside [top, bottom) x [left, right)."""
+        return (self.rows >= top) & (self.rows < bottom) & (self.cols >= left) & (self.cols < right)
+
+    def ellipse(self, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+        """Pixels inside an axis-aligned ellipse."""
+        return ((self.rows - cy) / max(ry, 0.5)) ** 2 + ((self.cols - cx) / max(rx, 0.5)) ** 2 <= 1.0
+
+
+def _draw_buildings(street: _Street, rng: np.random.Generator, horizon: int) -> None:
+    """A row of blocks along the skyline, some gaps, with a grid of windows the photo shows."""
+    height, width = street.labels.shape
+    x = float(rng.uniform(0.0, 0.08) * width)
+    while x < width:
+        block = rng.uniform(0.10, 0.26) * width
+        if rng.random() < 0.85:
+            top = rng.uniform(0.05, 0.65) * horizon
+            street.paint(street.box(top, horizon, x, x + block), _BUILDING)
+            pitch_y, pitch_x = max(3.0, 0.09 * height), max(3.0, rng.uniform(0.05, 0.08) * width)
+            in_block = street.box(top + pitch_y * 0.5, horizon - pitch_y * 0.5, x + 1, x + block - 1)
+            grid = ((street.rows - top) % pitch_y < pitch_y * 0.5) & ((street.cols - x) % pitch_x < pitch_x * 0.5)
+            street.paint(in_block & grid, _BUILDING, part=_FACADE_WINDOW)
+        x += block + (rng.uniform(0.02, 0.1) * width if rng.random() < 0.3 else 0.0)
+
+
+def _draw_tree(street: _Street, rng: np.random.Generator, base: float, cx: float, scale: float) -> None:
+    """A trunk and an elliptic crown, one vegetation instance."""
+    height = street.labels.shape[0]
+    ry = max(2.0, 0.2 * height * scale)
+    rx, trunk = ry * rng.uniform(0.7, 1.2), ry * rng.uniform(0.6, 1.0)
+    instance = street.new_instance(_VEGETATION)
+    half = max(0.6, rx * 0.12)
+    street.paint(street.box(base - trunk - ry * 0.5, base, cx - half, cx + half), _VEGETATION, instance, _TRUNK)
+    street.paint(street.ellipse(base - trunk - ry, cx, ry, rx), _VEGETATION, instance)
+
+
+def _draw_car(street: _Street, base: float, cx: float, car_width: float) -> None:
+    """A body, a cabin with windows and two wheels, one car instance."""
+    body = car_width * 0.32
+    wheel = body * 0.42
+    left, right = cx - car_width / 2, cx + car_width / 2
+    bottom = base - wheel * 0.6
+    instance = street.new_instance(_CAR)
+    cabin_left, cabin_right = left + car_width * 0.2, right - car_width * 0.18
+    cabin = street.box(bottom - body - body * 0.75, bottom - body + 1, cabin_left, cabin_right)
+    street.paint(cabin, _CAR, instance)
+    street.paint(street.box(bottom - body - body * 0.6, bottom - body, cabin_left + car_width * 0.05,
+                            cabin_right - car_width * 0.05), _CAR, instance, _CAR_WINDOW)
+    street.paint(street.box(bottom - body, bottom, left, right), _CAR, instance)
+    for wheel_x in (left + car_width * 0.22, right - car_width * 0.22):
+        street.paint(street.ellipse(bottom, wheel_x, wheel, wheel), _CAR, instance, _WHEEL)
+
+
+def _draw_person(street: _Street, rng: np.random.Generator, base: float, cx: float, scale: float) -> None:
+    """A body and a head, one person instance."""
+    tall = max(4.0, 0.32 * street.labels.shape[0] * scale * rng.uniform(0.85, 1.1))
+    half = max(0.8, tall * 0.13)
+    head = max(0.8, tall * 0.11)
+    instance = street.new_instance(_PERSON)
+    street.paint(street.box(base - tall + 2 * head, base, cx - half, cx + half), _PERSON, instance)
+    street.paint(street.ellipse(base - tall + head, cx, head, head), _PERSON, instance, _HEAD)
+
+
+def street_scene(rng: np.random.Generator, size: tuple[int, int] = (64, 128),
+                 n_classes: int = len(STREET_CLASSES)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random street as (class ids uint8, instance ids int64, photo-only parts uint8), each H x W.
+
+    Classes are STREET_CLASSES[:n_classes] (later ones are not drawn). Instance ids are
+    class * 1000 + k for the objects of STREET_THINGS and the class id elsewhere, as in Cityscapes.
+    """
+    if not 2 <= n_classes <= len(STREET_CLASSES):
+        raise ValueError(f"n_classes={n_classes} is outside 2..{len(STREET_CLASSES)}; the classes are "
+                         f"{', '.join(STREET_CLASSES)}")
+    height, width = size
+    street = _Street(size, n_classes)
+    horizon = int(height * rng.uniform(0.38, 0.5))
+    _draw_buildings(street, rng, horizon)
+
+    # The ground: a road narrowing to a vanishing point on the horizon, sidewalks either side.
+    vanish_x = width * rng.uniform(0.35, 0.65)
+    spread_left, spread_right = rng.uniform(0.45, 0.8, size=2) * width
+    # Depth below the horizon: 0 there, 1 at the bottom row.
+    depth = np.clip((street.rows - horizon + 1) / (height - horizon), 0.0, 1.0)
+    road_left, road_right = vanish_x - depth * spread_left, vanish_x + depth * spread_right
+    ground = street.rows >= horizon
+    on_road = ground & (street.cols >= road_left) & (street.cols < road_right)
+    street.paint(ground, _ROAD)
+    street.paint(ground & ~on_road, _SIDEWALK)
+    centre = vanish_x + depth * (spread_right - spread_left) / 2
+    dashes = (np.floor(np.log(np.maximum(depth, 1e-3)) * 4.0) % 2 == 0)
+    street.paint(on_road & dashes & (np.abs(street.cols - centre) < np.maximum(0.6, depth * width * 0.012)),
+                 _ROAD, part=_LANE)
+
+    def base_at(low: float) -> tuple[float, float]:
+        """A ground row below the horizon (nearer than fraction low of the ground) and its depth."""
+        row = horizon + rng.uniform(low, 1.0) * (height - horizon)
+        return row, (row - horizon) / (height - horizon)
+
+    def sidewalk_x(row_depth: float) -> float:
+        """A column on the left or right sidewalk at that depth (the image edge if it is out of view)."""
+        if rng.random() < 0.5:
+            return float(rng.uniform(0.0, max(1.0, vanish_x - row_depth * spread_left)))
+        return float(rng.uniform(min(width - 1.0, vanish_x + row_depth * spread_right), width))
+
+    for base, scale in sorted(base_at(0.1) for _ in range(int(rng.integers(2, 5)))):
+        _draw_tree(street, rng, base, sidewalk_x(scale), 0.4 + 0.6 * scale)
+    for _ in range(int(rng.integers(0, 3))):
+        base, scale = base_at(0.2)
+        half = max(0.6, 0.01 * width * (0.4 + 0.6 * scale))
+        x = sidewalk_x(scale)
+        street.paint(street.box(base - 0.75 * height * (0.4 + 0.6 * scale), base, x - half, x + half), _POLE)
+
+    # Cars, far to near, each centred in its own slot across the image so none hides another.
+    n_cars = int(rng.integers(2, 5))
+    slot = width / n_cars
+    cars = sorted((base_at(0.3), position) for position in range(n_cars))
+    for (base, scale), position in cars:
+        cx = (position + 0.5 + rng.uniform(-0.15, 0.15)) * slot
+        _draw_car(street, base, cx, min(slot * 1.1, width * 0.3 * (0.4 + 0.6 * scale)))
+    for base, scale in sorted(base_at(0.3) for _ in range(int(rng.integers(0, 4)))):
+        _draw_person(street, rng, base, sidewalk_x(scale), 0.4 + 0.6 * scale)
+
+    things = street.instances >= _INSTANCE_BASE
+    street.instances[~things] = street.labels[~things]
+    return street.labels, street.instances, street.parts
+
+
+def render_street(labels: np.ndarray, instances: np.ndarray, parts: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """A "photo" (uint8 H x W x 3) of a street: class colours, a colour per car, tree and person, shading, noise.
+
+    The per-object colours are the style pix2pixHD's encoder can pick up from the instance map.
+    """
+    height, width = labels.shape
+    photo = _STREET_COLORS[labels].copy()
+    photo[labels == _BUILDING] = _BUILDING_COLORS[rng.integers(len(_BUILDING_COLORS))]
+    for instance in np.unique(instances[instances >= _INSTANCE_BASE]):
+        label = int(instance) // _INSTANCE_BASE
+        if label == _CAR:
+            color = _CAR_PAINTS[rng.integers(len(_CAR_PAINTS))]
+        elif label == _VEGETATION:
+            color = _STREET_COLORS[_VEGETATION] * rng.uniform(0.7, 1.3, size=3).astype(np.float32)
+        else:
+            color = rng.uniform(0.1, 0.9, size=3).astype(np.float32)
+        photo[instances == instance] = color
+    facade_windows = parts == _FACADE_WINDOW
+    photo[facade_windows] = photo[facade_windows] * 0.45 + np.array([0.10, 0.14, 0.20], dtype=np.float32)
+    for part, color in _PART_COLORS.items():
+        photo[parts == part] = color
+
+    y = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None]
+    photo *= (1.0 - _STREET_SHADE[labels] * y)[..., None]
+    photo[_boundaries(instances)] *= 0.7  # outlines between objects, also between two cars side by side
+
+    tint = 1.0 + rng.normal(0.0, 0.03, size=3).astype(np.float32)
+    noise = rng.normal(0.0, 0.02, size=(height, width, 1)).astype(np.float32)
+    return np.clip(np.rint((photo * tint + noise) * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_street_set(root: Path, n_train: int = 200, n_test: int = 20, size: tuple[int, int] = (64, 128),
+                     seed: int = 0, n_classes: int = len(STREET_CLASSES)) -> Path:
+    """Write street scenes in pix2pixHD's layout <root>/<split>_label, _inst and _img (NNNN.png); return root.
+
+    Label maps are 8-bit class ids (STREET_CLASSES[:n_classes]), instance maps 16-bit ids
+    (class * 1000 + k for STREET_THINGS, the class id elsewhere), photos 8-bit RGB of
+    size = (height, width). Every scene has its own generator (seed, split, index), so the same seed
+    gives byte-identical files and changing one split's count leaves the others unchanged.
+    """
+    root = Path(root)
+    for split, count in (("train", n_train), ("test", n_test)):
+        if count <= 0:
+            continue
+        names = _file_names(count)
+        folders = [root / f"{split}_{kind}" for kind in ("label", "inst", "img")]
+        for folder in folders:
+            _check_only_ours(folder, set(names))
+        for index, name in enumerate(names):
+            rng = np.random.default_rng([seed, _STREET_STREAM, _SPLIT_STREAMS[split], index])
+            labels, instances, parts = street_scene(rng, size, n_classes)
+            save_label_map(labels, folders[0] / name, bits=8)
+            save_label_map(instances, folders[1] / name, bits=16)
+            save_uint8(render_street(labels, instances, parts, rng), folders[2] / name)
     return root
