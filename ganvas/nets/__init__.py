@@ -1,4 +1,4 @@
-"""Generator, discriminator and patch-sampling networks, their initialisation and size handling."""
+"""Generator, discriminator, patch-sampling and VGG networks, their initialisation and size handling."""
 
 from ganvas.nets.discriminators import (
     DCGANDiscriminator,
@@ -19,23 +19,52 @@ from ganvas.nets.generators import (
 from ganvas.nets.norm import get_norm_layer, init_weights
 from ganvas.nets.padding import forward_padded, pad_to_multiple
 from ganvas.nets.patch_nce import PatchSampleF
+from ganvas.nets.pix2pixhd import (
+    Encoder,
+    GlobalGenerator,
+    InstanceFeatures,
+    LocalEnhancer,
+    MultiscaleDiscriminator,
+    NLayerDiscriminatorHD,
+    feature_matching_loss,
+    instance_average,
+    instance_edges,
+    instance_means,
+    one_hot_labels,
+)
+from ganvas.nets.vgg import VGG19Features, VGGLoss, find_vgg19_weights, load_vgg19_weights
 
 __all__ = [
     "AntialiasDownsample",
     "AntialiasUpsample",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "Encoder",
+    "GlobalGenerator",
+    "InstanceFeatures",
+    "LocalEnhancer",
+    "MultiscaleDiscriminator",
     "NLayerDiscriminator",
+    "NLayerDiscriminatorHD",
     "PatchSampleF",
     "PixelDiscriminator",
     "ResnetBlock",
     "ResnetGenerator",
     "UnetGenerator",
     "UnetSkipConnectionBlock",
+    "VGG19Features",
+    "VGGLoss",
+    "feature_matching_loss",
+    "find_vgg19_weights",
     "forward_padded",
     "get_norm_layer",
     "init_weights",
+    "instance_average",
+    "instance_edges",
+    "instance_means",
+    "load_vgg19_weights",
     "make_discriminator",
     "make_generator",
+    "one_hot_labels",
     "pad_to_multiple",
 ]
