@@ -139,6 +139,19 @@ def load_network(net: nn.Module, path: Path) -> None:
     target.load_state_dict(state)
 
 
+def load_matching(net: nn.Module, path: Path) -> tuple[int, int]:
+    """Copy the tensors of a state_dict file whose names and shapes match `net`'s; (copied, in net).
+
+    For initialising one architecture from another (pix2pixHD's local generator from a global run).
+    """
+    state = load_torch(path, "network file")
+    target = unwrap(net)
+    own = target.state_dict()
+    state = {k: v for k, v in clean_state_dict(state, target).items() if k in own and v.shape == own[k].shape}
+    target.load_state_dict(state, strict=False)
+    return len(state), len(own)
+
+
 def load_networks(nets: dict[str, nn.Module], run_dir: Path, tag: str) -> None:
     """Load `<tag>_net_<name>.pth` into each network."""
     for name, net in nets.items():

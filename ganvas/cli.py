@@ -19,6 +19,7 @@ commands:
   train      train a model:       ganvas train --dataroot DIR --name RUN --model pix2pix|cycle_gan|cut
   test       test a trained run:  ganvas test --name RUN   (writes results/RUN/test_latest/index.html)
   translate  run a model on files: ganvas translate --name RUN img1.png folder/ --out out/
+  encode-features  cluster a pix2pixHD run's instance styles: ganvas encode-features --name RUN
   demo       build the built-in data set, train pix2pix on it, test it and print the results page
   data       data tools:          ganvas data synth --out datasets/synth_facades
 
@@ -66,6 +67,17 @@ def _translate(argv: Sequence[str]) -> int:
     out = getattr(extra, "out", None) or Path("translated")
     written = translate_files(opt, list(getattr(extra, "inputs", [])), out)
     print(f"translated {len(written)} images into {out}")
+    return 0
+
+
+def _encode_features(argv: Sequence[str]) -> int:
+    from ganvas.models.pix2pixhd import encode_features
+    from ganvas.options import build_parser, parse_options
+
+    opt, _ = parse_options(argv, "test", build_parser("ganvas encode-features"))
+    opt.phase = "train" if "--phase" not in argv else opt.phase  # styles come from the training images
+    out = encode_features(opt, show_progress=sys.stderr.isatty())
+    print(f"style clusters of {opt.name} in {out}")
     return 0
 
 
@@ -130,7 +142,8 @@ def one_sentence(err: GanvasError) -> str:
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "train": _train, "test": _test, "translate": _translate, "demo": _demo, "data": _data,
+    "train": _train, "test": _test, "translate": _translate, "encode-features": _encode_features, "demo": _demo,
+    "data": _data,
 }
 
 

@@ -112,6 +112,30 @@ class Options:
     nce_includes_all_negatives_from_minibatch: bool = field(default=False, metadata={"help": "draw negatives from every image of the batch, not only the same one (cut)", "optional_value": True})
     no_antialias: bool = field(default=False, metadata={"help": "strided convs instead of anti-aliased downsampling in G and D (cut)", "optional_value": True})
     no_antialias_up: bool = field(default=False, metadata={"help": "transposed convs instead of anti-aliased upsampling in the generator (cut)", "optional_value": True})
+    # --- pix2pixHD ----------------------------------------------------------------------------
+    label_nc: int = field(default=35, metadata={"help": "classes in the label maps; 0 feeds images instead of labels (pix2pixhd)"})
+    contain_dontcare_label: bool = field(default=False, metadata={"help": "the label maps use the value label_nc for don't-care pixels (pix2pixhd)"})
+    no_instance: bool = field(default=False, metadata={"help": "no instance maps (<phase>_inst/) (pix2pixhd)"})
+    n_downsample_global: int = field(default=4, metadata={"help": "downsampling layers of the global generator (pix2pixhd)"})
+    n_blocks_global: int = field(default=9, metadata={"help": "residual blocks of the global generator (pix2pixhd)"})
+    n_local_enhancers: int = field(default=1, metadata={"help": "local enhancers of --netG local, each doubling the resolution (pix2pixhd)"})
+    n_blocks_local: int = field(default=3, metadata={"help": "residual blocks of each local enhancer (pix2pixhd)"})
+    niter_fix_global: int = field(default=0, metadata={"help": "epochs that train only the outermost local enhancer before the whole generator (pix2pixhd)"})
+    load_pretrain: str = field(default="", metadata={"help": "run folder whose networks initialise this run where names and shapes match, e.g. a global run for a local one (pix2pixhd)"})
+    num_D: int = field(default=2, metadata={"help": "discriminator scales (pix2pixhd)"})
+    no_ganFeat_loss: bool = field(default=False, metadata={"help": "no discriminator feature-matching loss (pix2pixhd)"})
+    no_vgg_loss: bool = field(default=False, metadata={"help": "no VGG19 perceptual loss (pix2pixhd)"})
+    vgg_weights: str = field(default="", metadata={"help": "ImageNet VGG19 weights for the perceptual loss (torchvision's vgg19-dcbb9e9d.pth; default: the torch hub cache) (pix2pixhd)"})
+    lambda_feat: float = field(default=10.0, metadata={"help": "weight of the feature-matching and VGG losses (pix2pixhd)"})
+    instance_feat: bool = field(default=False, metadata={"help": "encode a style feature per instance and feed it to G (pix2pixhd)"})
+    label_feat: bool = field(default=False, metadata={"help": "encode a style feature per label region and feed it to G (pix2pixhd)"})
+    feat_num: int = field(default=3, metadata={"help": "style feature channels (pix2pixhd)"})
+    nef: int = field(default=16, metadata={"help": "encoder filters in the first conv layer (pix2pixhd)"})
+    n_downsample_E: int = field(default=4, metadata={"help": "encoder downsampling layers (pix2pixhd)"})
+    n_clusters: int = field(default=10, metadata={"help": "style clusters per class made by encode-features (pix2pixhd)"})
+    cluster_seed: int = field(default=0, metadata={"help": "seed of the style cluster chosen for each instance at test time (pix2pixhd)"})
+    use_encoded_image: bool = field(default=False, metadata={"help": "at test time, take styles from the real image rather than from the clusters (pix2pixhd)"})
+    precision: str = field(default="fp32", metadata={"help": "number format for test and translate (pix2pixhd): fp32, bf16 or fp16 (fp16 on GPUs)", "choices": ("fp32", "bf16", "fp16")})
     model_suffix: str = field(default="", metadata={"help": "which saved generator the test model runs: '' for G, _A for G_A, _B for G_B (test)"})
     print_freq: int = field(default=100, metadata={"help": "log losses every this many images"})
     display_freq: int = field(default=400, metadata={"help": "write training visuals every this many images"})
@@ -158,7 +182,8 @@ MODEL_FLAG_HINTS = {"pix2pix": {"lambda_A": "pix2pix's L1 weight is --lambda_L1 
                                             "--lambda_A is CycleGAN's cycle weight)"}}
 
 # Options a command decides for itself rather than inheriting from the saved run.
-INVOCATION_OPTIONS = ("phase", "continue_train", "overwrite", "epoch", "num_test", "eval", "gpu_ids", "num_threads", "results_dir")
+INVOCATION_OPTIONS = ("phase", "continue_train", "overwrite", "epoch", "num_test", "eval", "gpu_ids", "num_threads",
+                      "results_dir", "load_pretrain", "cluster_seed", "use_encoded_image", "precision")
 TEST_OVERRIDES = {"phase": "test", "batch_size": 1, "serial_batches": True, "no_flip": True, "preprocess": "none",
                   "max_dataset_size": math.inf, "num_threads": 0}
 
@@ -283,14 +308,16 @@ def check_options(opt: Options) -> None:
     if opt.crop_size > opt.load_size and opt.preprocess in ("resize_and_crop", "scale_width_and_crop"):
         raise OptionsError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
                            f"pass --load_size {opt.crop_size} or more, or a smaller --crop_size")
-    minimums = {"pool_size": 0, "num_patches": 0, "netF_nc": 1,
+    minimums = {"pool_size": 0, "num_patches": 0, "netF_nc": 1, "label_nc": 0, "n_downsample_global": 1,
+                "n_blocks_global": 0, "n_local_enhancers": 1, "n_blocks_local": 0, "niter_fix_global": 0, "num_D": 1,
+                "feat_num": 1, "nef": 1, "n_downsample_E": 1, "n_clusters": 1,
                 "batch_size": 1, "input_nc": 1, "output_nc": 1, "ngf": 1, "ndf": 1, "nz": 1, "n_layers_D": 1,
                 "n_epochs": 0, "n_epochs_decay": 0, "epoch_count": 1, "save_epoch_freq": 1, "lr_decay_iters": 1,
                 "num_threads": 0, "max_dataset_size": 1, "num_test": 1, "load_size": 1, "crop_size": 1}
     for name, minimum in minimums.items():
         if getattr(opt, name) < minimum:
             raise OptionsError(f"--{name} {getattr(opt, name)} must be at least {minimum}")
-    for name in ("lambda_A", "lambda_B", "lambda_identity", "lambda_GAN", "lambda_NCE", "lambda_L1"):
+    for name in ("lambda_A", "lambda_B", "lambda_identity", "lambda_GAN", "lambda_NCE", "lambda_L1", "lambda_feat"):
         if getattr(opt, name) < 0:
             raise OptionsError(f"--{name} {getattr(opt, name)} must not be negative")
     for name in ("lr", "init_gain", "nce_T"):

@@ -149,6 +149,8 @@ class Trainer:
         self.dataset = make_dataset(opt, train=True)
         if len(self.dataset) == 0:
             raise DataError(f"the data set under {opt.dataroot} has no items; add images or check --phase")
+        if hasattr(self.dataset, "check_labels"):  # a bad class id stops the run now, not mid-epoch
+            self.dataset.check_labels()
         self.model: Model = create_model(opt, self.device, train=True)
         self.plateaus = ({k: make_plateau(o) for k, o in self.model.optimizers.items()}
                          if opt.lr_policy == "plateau" else {})
@@ -163,7 +165,8 @@ class Trainer:
         save_options(opt, self.run_dir / OPT_FILE)
 
     def _apply_schedule(self) -> None:
-        """Set every optimiser's learning rate for the epoch about to run."""
+        """Prepare the model and set every optimiser's learning rate for the epoch about to run."""
+        self.model.start_epoch(self.progress.epoch)
         if self.plateaus:
             return  # ReduceLROnPlateau owns the rate; its state is saved and restored
         rate = self.opt.lr * lr_multiplier(self.progress.epoch - self.opt.epoch_count, self.opt)

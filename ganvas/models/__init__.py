@@ -11,9 +11,10 @@ def _registry() -> dict[str, type[Model]]:
     from ganvas.models.cycle_gan import CycleGANModel
     from ganvas.models.gan import GANModel
     from ganvas.models.pix2pix import Pix2PixModel
+    from ganvas.models.pix2pixhd import Pix2PixHDModel
     from ganvas.models.test_model import TestModel
 
-    return {cls.name: cls for cls in (Pix2PixModel, CycleGANModel, CUTModel, GANModel, TestModel)}
+    return {cls.name: cls for cls in (Pix2PixModel, CycleGANModel, CUTModel, Pix2PixHDModel, GANModel, TestModel)}
 
 
 def get_model_class(name: str) -> type[Model]:

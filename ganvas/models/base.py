@@ -95,6 +95,9 @@ class Model(ABC):
         for net in self.nets.values():
             net.train(train)
 
+    def start_epoch(self, epoch: int) -> None:
+        """Called before each epoch runs (also the one a resume continues), e.g. to unfreeze layers."""
+
     def extra_state(self) -> dict[str, Any]:
         """Model state beyond networks and optimisers that a resume needs (e.g. an image pool)."""
         return {}

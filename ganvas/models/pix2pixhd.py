@@ -1,0 +1,336 @@
+"""pix2pixHD (Wang et al. 2018): high-resolution label-to-image synthesis with instance maps and styles."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ganvas.checkpoint import load_matching, network_path
+from ganvas.data.datasets import label_channels
+from ganvas.errors import DataError, OptionsError
+from ganvas.losses import GANLoss
+from ganvas.models.base import Model, set_requires_grad
+from ganvas.nets import forward_padded, get_norm_layer, init_weights
+from ganvas.nets.pix2pixhd import (Encoder, GlobalGenerator, LocalEnhancer, MultiscaleDiscriminator,
+                                   feature_matching_loss, instance_edges, one_hot_labels)
+from ganvas.nets.vgg import VGGLoss, find_vgg19_weights
+
+log = logging.getLogger("ganvas")
+
+FEATURES_FILE = "features_clustered_{:03d}.npy"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def label_palette(n: int) -> Tensor:
+    """n distinct colours in [-1, 1] (n x 3), the bit-interleaved colour map pix2pixHD and PASCAL use."""
+    ids = torch.arange(n)
+    colours = torch.zeros(n, 3, dtype=torch.long)
+    for bit in range(8):
+        for channel in range(3):
+            colours[:, channel] |= ((ids >> (3 * bit + channel)) & 1) << (7 - bit)
+    return colours.float() / 127.5 - 1
+
+
+def style_source(opt) -> str | None:
+    """The map whose regions get one style vector: instances, label regions, or none."""
+    return "inst" if opt.instance_feat else "label" if opt.label_feat else None
+
+
+class Pix2PixHDModel(Model):
+    """G maps a one-hot label map (+ instance boundaries, + style features) to an image; multi-scale D."""
+
+    name = "pix2pixhd"
+    monitor = "G_GAN_Feat"
+    inference_nets = ("G",)
+    scored = (("fake_B", "real_B"),)
+
+    @classmethod
+    def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
+        # The original's defaults: global G, instance norm, LSGAN, 1024-wide images cropped to 512.
+        return {"netG": "global", "norm": "instance", "dataset_mode": "pix2pixhd", "gan_mode": "lsgan",
+                "preprocess": "scale_width", "load_size": 1024, "crop_size": 512, "pool_size": 0}
+
+    @classmethod
+    def check_options(cls, opt, train: bool) -> None:
+        if opt.netG not in ("global", "local"):
+            raise OptionsError(f"pix2pixhd's generator is --netG global or local, not {opt.netG}")
+        if opt.dataset_mode != "pix2pixhd":
+            raise OptionsError(f"pix2pixhd reads <phase>_label/, <phase>_inst/ and <phase>_img/ folders and needs "
+                               f"--dataset_mode pix2pixhd, not {opt.dataset_mode}")
+        if opt.label_nc == 0 and (opt.instance_feat or opt.label_feat):
+            raise OptionsError("--instance_feat and --label_feat need label maps; drop them with --label_nc 0")
+        if opt.instance_feat and opt.no_instance:
+            raise OptionsError("--instance_feat needs instance maps; drop --no_instance or use --label_feat")
+        if opt.precision == "fp16" and not torch.cuda.is_available() and not train:
+            raise OptionsError("--precision fp16 runs on GPUs; on the CPU use bf16 or fp32")
+
+    def __init__(self, opt, device, train: bool):
+        super().__init__(opt, device, train)
+        norm = get_norm_layer(opt.norm)
+        self.label_nc = label_channels(opt)
+        self.use_inst = opt.label_nc > 0 and not opt.no_instance
+        self.style = style_source(opt)
+        g_input = self.label_nc + int(self.use_inst) + (opt.feat_num if self.style else 0)
+        if opt.netG == "global":
+            G = GlobalGenerator(g_input, opt.output_nc, opt.ngf, opt.n_downsample_global, opt.n_blocks_global, norm)
+        else:
+            G = LocalEnhancer(g_input, opt.output_nc, opt.ngf, opt.n_downsample_global, opt.n_blocks_global,
+                              opt.n_local_enhancers, opt.n_blocks_local, norm)
+        self.nets["G"] = self._init(G)
+        if self.style:
+            self.nets["E"] = self._init(Encoder(opt.output_nc, opt.feat_num, opt.nef, opt.n_downsample_E, norm))
+            self.inference_nets = ("G", "E")
+        self.clusters: dict[int, np.ndarray] | None = None
+        if not train:
+            return
+        d_input = self.label_nc + int(self.use_inst) + opt.output_nc
+        self.nets["D"] = self._init(MultiscaleDiscriminator(d_input, opt.ndf, opt.n_layers_D, norm, False, opt.num_D,
+                                                            not opt.no_ganFeat_loss))
+        self.gan_loss = GANLoss(opt.gan_mode).to(device)
+        self.vgg_loss = None
+        if not opt.no_vgg_loss:
+            path = find_vgg19_weights(opt.vgg_weights or None)
+            self.vgg_loss = VGGLoss(weights_path=path).to(device)
+        if opt.load_pretrain:
+            self._load_pretrain(Path(opt.load_pretrain))
+        # One optimiser over all of G (and E), whatever is frozen: its state survives the unfreezing
+        # after --niter_fix_global epochs and the schedule always drives the optimiser in use.
+        g_nets = [self.nets["G"]] + ([self.nets["E"]] if self.style else [])
+        self.optimizers = {"G": self.make_adam(*g_nets), "D": self.make_adam(self.nets["D"])}
+
+    def _init(self, net: torch.nn.Module) -> torch.nn.Module:
+        init_weights(net, self.opt.init_type, self.opt.init_gain)
+        return net.to(self.device)
+
+    def _load_pretrain(self, run_dir: Path) -> None:
+        """Copy weights whose names and shapes match from another run (a global G into a local one)."""
+        found = False
+        for name, net in self.nets.items():
+            path = network_path(run_dir, "latest", name)
+            if path.is_file():
+                loaded, total = load_matching(net, path)
+                log.info("--load_pretrain: %d of %d tensors of %s from %s", loaded, total, name, path)
+                found = True
+        if not found:
+            raise OptionsError(f"--load_pretrain {run_dir} holds no latest_net_G.pth; name the folder of a trained "
+                               f"run (checkpoints/<name>)")
+
+    def start_epoch(self, epoch: int) -> None:
+        """Freeze all of G but the outermost local enhancer for the first --niter_fix_global epochs."""
+        opt = self.opt
+        if not self.is_train or opt.netG != "local" or opt.niter_fix_global == 0:
+            return
+        fixed = epoch - opt.epoch_count < opt.niter_fix_global
+        outer = f"model{opt.n_local_enhancers}_"
+        for key, param in self.nets["G"].named_parameters():
+            param.requires_grad_(key.startswith(outer) or not fixed)
+        log.info("epoch %d: %s", epoch, "training the local enhancer only" if fixed else "training all of G")
+
+    # --- inputs ------------------------------------------------------------------------------
+    def encode_input(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """(G's input without style features, the real image or None, the style region map or None)."""
+        label = batch["label"].to(self.device, non_blocking=True)
+        if self.opt.label_nc == 0:
+            g_input = label.float()
+        else:
+            try:
+                g_input = one_hot_labels(label, self.label_nc)
+            except DataError as err:
+                raise DataError(f"{batch['path'][0]}: {err}") from err
+        inst = batch["inst"].to(self.device, non_blocking=True) if "inst" in batch else None
+        if self.use_inst:
+            g_input = torch.cat([g_input, instance_edges(inst).to(g_input.dtype)], 1)
+        real = batch["image"].to(self.device, non_blocking=True) if "image" in batch else None
+        regions = inst if self.style == "inst" else label if self.style == "label" else None
+        return g_input, real, regions
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        opt = self.opt
+        G, D = self.nets["G"], self.nets["D"]
+        cond, real, regions = self.encode_input(batch)  # D sees labels and edges, not styles
+        g_input = torch.cat([cond, self.nets["E"](real, regions)], 1) if self.style else cond
+        fake = forward_padded(G, g_input)
+        real_pair, fake_pair = torch.cat([cond, real], 1), torch.cat([cond, fake], 1)
+
+        # G step (first, as in the original): GAN loss summed over scales, feature matching, VGG.
+        set_requires_grad(D, False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        pred_fake = D(fake_pair)
+        losses = {"G_GAN": self.gan_loss(pred_fake, True, for_discriminator=False) * opt.num_D}
+        if not opt.no_ganFeat_loss:
+            with torch.no_grad():
+                pred_real = D(real_pair)
+            losses["G_GAN_Feat"] = feature_matching_loss(pred_fake, pred_real, opt.num_D, opt.n_layers_D,
+                                                         opt.lambda_feat)
+        if self.vgg_loss is not None:
+            losses["G_VGG"] = self.vgg_loss(fake.float(), real.float()) * opt.lambda_feat
+        sum(losses.values()).backward()
+        self.optimizers["G"].step()
+
+        set_requires_grad(D, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        loss_d, d_losses = self.discriminator_loss(D, real_pair, fake_pair)
+        loss_d.backward()
+        self.optimizers["D"].step()
+
+        self.visuals = {"input_label": self.label_image(batch), "fake_B": fake.detach(), "real_B": real}
+        return {k: float(v.detach()) for k, v in {**d_losses, **losses}.items()}
+
+    # --- inference ---------------------------------------------------------------------------
+    def label_image(self, batch: dict[str, Any]) -> Tensor:
+        """The label map as a colour image in [-1, 1] for pages (the input image itself for --label_nc 0)."""
+        label = batch["label"].to(self.device)
+        if self.opt.label_nc == 0:
+            return label
+        palette = label_palette(self.label_nc).to(self.device)
+        return palette[label[:, 0].clamp(0, self.label_nc - 1)].permute(0, 3, 1, 2)
+
+    def load_clusters(self) -> dict[int, np.ndarray]:
+        """The per-class style clusters written by `ganvas encode-features`."""
+        if self.clusters is None:
+            path = self.opt.run_dir / FEATURES_FILE.format(self.opt.n_clusters)
+            if not path.is_file():
+                raise OptionsError(f"{path} does not exist; run `ganvas encode-features --name {self.opt.name}` "
+                                   f"first, or pass --use_encoded_image")
+            self.clusters = {int(k): np.asarray(v) for k, v in np.load(path, allow_pickle=True).item().items()}
+        return self.clusters
+
+    def sample_styles(self, regions: Tensor, seed: int, chosen: dict[int, int] | None = None) -> Tensor:
+        """A style map: each region gets a cluster centre of its class, chosen by `chosen` or at random."""
+        clusters = self.load_clusters()
+        feat = torch.zeros(regions.shape[0], self.opt.feat_num, *regions.shape[-2:], device=self.device)
+        for n in range(regions.shape[0]):
+            for region in torch.unique(regions[n]).tolist():  # one entry per instance, not per pixel
+                cls = region if region < 1000 else region // 1000
+                if cls not in clusters or len(clusters[cls]) == 0:
+                    continue
+                centres = clusters[cls]
+                # Drawn per (seed, region), so editing one region never changes another's style.
+                pick = (chosen or {}).get(region, int(np.random.default_rng([seed, region]).integers(len(centres))))
+                value = torch.as_tensor(centres[pick % len(centres)][:self.opt.feat_num], dtype=feat.dtype,
+                                        device=self.device)
+                mask = regions[n, 0] == region
+                feat[n, :, mask] = value[:, None]
+        return feat
+
+    @torch.no_grad()
+    def generate(self, g_input: Tensor, regions: Tensor | None, real: Tensor | None, seed: int = 0,
+                 chosen: dict[int, int] | None = None) -> Tensor:
+        """G's image for an encoded input, with styles from the real image or the clusters."""
+        if self.style:
+            if self.opt.use_encoded_image and real is not None:
+                styles = self.nets["E"](real, regions)
+            else:
+                styles = self.sample_styles(regions, seed, chosen)
+            g_input = torch.cat([g_input, styles], 1)
+        dtype = DTYPES[self.opt.precision]
+        G = self.nets["G"]
+        if dtype != torch.float32:
+            autocast = torch.autocast(self.device.type, dtype=dtype)
+        else:
+            autocast = nullcontext()
+        with autocast:
+            return forward_padded(G, g_input).float()
+
+    @torch.no_grad()
+    def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        if "label" not in batch:  # an image file from `ganvas translate`
+            if self.opt.label_nc > 0:
+                raise OptionsError(f"{self.opt.name} translates label maps; run `ganvas test --dataroot DIR` on "
+                                   f"<phase>_label/ (and <phase>_inst/) folders instead")
+            batch = {"label": batch["A"], "path": ["input"]}
+        g_input, real, regions = self.encode_input(batch)
+        out = {"input_label": self.label_image(batch),
+               "fake_B": self.generate(g_input, regions, real, seed=self.opt.cluster_seed)}
+        if real is not None:
+            out["real_B"] = real
+        return out
+
+
+def kmeans(points: Tensor, k: int, seed: int = 0, iters: int = 50) -> Tensor:
+    """k cluster centres of points (n x d) by Lloyd's algorithm from a k-means++ start; k <= n."""
+    gen = torch.Generator().manual_seed(seed)
+    points = points.double()
+    centres = points[torch.randint(len(points), (1,), generator=gen)]
+    while len(centres) < k:  # k-means++: far points are likelier next centres
+        dist = torch.cdist(points, centres).min(1).values ** 2
+        if dist.sum() == 0:
+            break
+        centres = torch.cat([centres, points[torch.multinomial(dist / dist.sum(), 1, generator=gen)]])
+    for _ in range(iters):
+        assign = torch.cdist(points, centres).argmin(1)
+        sums = torch.zeros_like(centres).index_add_(0, assign, points)
+        counts = torch.bincount(assign, minlength=len(centres)).clamp(min=1)[:, None]
+        new = torch.where(counts > 0, sums / counts, centres)
+        if torch.allclose(new, centres):
+            break
+        centres = new
+    return centres.float()
+
+
+def instance_features(feat: Tensor, regions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per region of one image: (ids, the encoder's pooled feature, area in units of 1/32 of the image).
+
+    feat (C x H x W) is constant within each region (the encoder pools it), so one pixel per region
+    gives its vector; the area column is the original's, whose clustering keeps regions above 0.5.
+    """
+    ids, inverse = torch.unique(regions.flatten(), return_inverse=True)
+    positions = torch.arange(inverse.numel(), device=inverse.device)
+    first = torch.full((len(ids),), inverse.numel(), device=inverse.device).scatter_reduce(
+        0, inverse, positions, reduce="amin")
+    counts = torch.bincount(inverse, minlength=len(ids))
+    return ids, feat.flatten(1)[:, first].T, counts.float() / (inverse.numel() // 32)
+
+
+@torch.no_grad()
+def encode_features(opt, show_progress: bool = False) -> Path:
+    """Encode every training image's regions, k-means them per class and save the original's .npy files.
+
+    Writes <run>/features.npy ({class: n x (feat_num + 1)}, the last column the area) and
+    <run>/features_clustered_<n_clusters>.npy ({class: centres}); returns the latter.
+    """
+    from tqdm import tqdm
+
+    from ganvas.checkpoint import atomic_write, load_networks
+    from ganvas.data import collate_batch, make_dataset
+    from ganvas.models.base import select_device
+
+    if not style_source(opt):
+        raise OptionsError(f"the run {opt.name} has no style encoder; train it with --instance_feat or --label_feat")
+    model = Pix2PixHDModel(opt, select_device(opt.gpu_ids), train=False)
+    load_networks({"E": model.nets["E"]}, opt.run_dir, opt.epoch)
+    model.set_mode(False)
+    dataset = make_dataset(opt, train=False)
+    found: dict[int, list[np.ndarray]] = {}
+    for i in tqdm(range(len(dataset)), disable=not show_progress, desc="encoding", unit="image"):
+        batch = collate_batch([dataset[i]])
+        _, real, regions = model.encode_input(batch)
+        if real is None:
+            raise DataError(f"{opt.dataroot} has no {opt.phase}_img/ folder; encode-features needs the real images")
+        feat = model.nets["E"](real, regions)[0]
+        ids, vectors, areas = instance_features(feat, regions[0, 0])
+        for region, vector, area in zip(ids.tolist(), vectors.cpu().numpy(), areas.cpu().numpy()):
+            cls = region if region < 1000 else region // 1000
+            found.setdefault(cls, []).append(np.append(vector, area))
+    features = {cls: np.stack(rows) for cls, rows in found.items()}
+    centres = {}
+    for cls, rows in features.items():
+        big = rows[rows[:, -1] > 0.5, :-1]
+        if len(big):
+            centres[cls] = kmeans(torch.from_numpy(big), min(len(big), opt.n_clusters), seed=0).numpy()
+    def saver(obj):
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.save would add .npy to a bare name
+                np.save(fh, obj, allow_pickle=True)
+        return write
+
+    out = opt.run_dir / FEATURES_FILE.format(opt.n_clusters)
+    atomic_write(opt.run_dir / "features.npy", saver(features))
+    atomic_write(out, saver(centres))
+    return out
