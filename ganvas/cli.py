@@ -101,24 +101,26 @@ def _demo(argv: Sequence[str]) -> int:
 
 
 def _data(argv: Sequence[str]) -> int:
-    from ganvas.data.synthetic import write_image_folder, write_paired_set, write_unpaired_set
+    from ganvas.data.synthetic import (STREET_CLASSES, write_image_folder, write_paired_set, write_street_set,
+                                       write_unpaired_set)
 
     parser = ArgumentParser(prog="ganvas data", description="data set tools")
     sub = parser.add_subparsers(dest="tool", required=True)
     synth = sub.add_parser("synth", help="write the built-in procedural data set (deterministic by seed)")
     synth.add_argument("--out", type=Path, default=None, help="folder (default: datasets/synth_<kind>)")
-    synth.add_argument("--kind", choices=("paired", "unpaired", "images"), default="paired",
+    synth.add_argument("--kind", choices=("paired", "unpaired", "street", "images"), default="paired",
                        help="paired: A|B label/photo pairs in train/ and test/; unpaired: day (A) and night (B) "
                             "facades of different scenes in trainA/, trainB/, testA/, testB/, with the true other "
-                            "rendering of each under truth/ (for --model cycle_gan or cut); images: photos only "
-                            "(for --model gan)")
+                            "rendering of each under truth/ (for --model cycle_gan or cut); street: label maps, "
+                            "16-bit instance maps and photos of street scenes in train_label/, train_inst/, "
+                            "train_img/ ... (for --model pix2pixhd); images: photos only (for --model gan)")
     synth.add_argument("--n_train", type=int, default=400)
     synth.add_argument("--n_test", type=int, default=40)
-    synth.add_argument("--size", type=int, default=64)
+    synth.add_argument("--size", type=int, default=64, help="image side (street: height; the width is twice it)")
     synth.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = args.out or Path({"paired": "datasets/synth_facades", "unpaired": "datasets/synth_day2night",
-                            "images": "datasets/synth_photos"}[args.kind])
+                            "street": "datasets/synth_streets", "images": "datasets/synth_photos"}[args.kind])
     if args.kind == "paired":
         root = write_paired_set(out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} training and {args.n_test} test pairs (A: labels, B: photo) under {root}")
@@ -126,6 +128,11 @@ def _data(argv: Sequence[str]) -> int:
         root = write_unpaired_set(out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} day (A) and {args.n_train} night (B) training images of different scenes, "
               f"{args.n_test} of each for testing, and the true counterparts under {root / 'truth'}")
+    elif args.kind == "street":
+        root = write_street_set(out, n_train=args.n_train, n_test=args.n_test, size=(args.size, 2 * args.size),
+                                seed=args.seed)
+        print(f"wrote {args.n_train} training and {args.n_test} test street scenes under {root}; train with "
+              f"--model pix2pixhd --label_nc {len(STREET_CLASSES)}")
     else:
         root = write_image_folder(out, n=args.n_train, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} images under {root}")
