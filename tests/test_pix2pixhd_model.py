@@ -189,3 +189,33 @@ def test_kmeans_finds_separated_clusters():
     found = kmeans(points, 3, seed=1)
     distance = torch.cdist(centres, found).min(1).values
     assert (distance < 0.1).all(), found
+
+
+def test_an_interrupted_run_with_styles_and_a_frozen_global_part_resumes_exactly(tiny, monkeypatch):
+    import os
+    import signal
+
+    from ganvas.models.pix2pixhd import Pix2PixHDModel
+
+    train(tiny(name="global"), show_progress=False)
+    flags = {"netG": "local", "ngf": 4, "instance_feat": True, "niter_fix_global": 1, "n_epochs": 2,
+             "load_pretrain": str(Path(tiny().checkpoints_dir) / "global")}
+    reference = train(tiny(name="straight", **flags), show_progress=False)
+    original = Pix2PixHDModel.train_step
+    calls = {"n": 0}
+
+    def step_then_ctrl_c(self, batch):
+        losses = original(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 3:  # in epoch 1: the resumed run must freeze the global part again
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(Pix2PixHDModel, "train_step", step_then_ctrl_c)
+    assert train(tiny(name="resumed", **flags), show_progress=False).interrupted
+    monkeypatch.setattr(Pix2PixHDModel, "train_step", original)
+    resumed = train(tiny(name="resumed", continue_train=True, **flags), show_progress=False)
+    for name in ("G", "D", "E"):
+        want = torch.load(reference.run_dir / f"latest_net_{name}.pth")
+        got = torch.load(resumed.run_dir / f"latest_net_{name}.pth")
+        assert all(torch.equal(want[k], got[k]) for k in want), name
