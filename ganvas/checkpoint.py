@@ -139,17 +139,20 @@ def load_network(net: nn.Module, path: Path) -> None:
     target.load_state_dict(state)
 
 
-def load_matching(net: nn.Module, path: Path) -> tuple[int, int]:
-    """Copy the tensors of a state_dict file whose names and shapes match `net`'s; (copied, in net).
+def load_matching(net: nn.Module, path: Path) -> tuple[int, int, list[str]]:
+    """Copy the tensors of a state_dict file whose names and shapes match `net`'s.
 
-    For initialising one architecture from another (pix2pixHD's local generator from a global run).
+    Returns (tensors copied, tensors in net, names found with another shape). For initialising one
+    architecture from another (pix2pixHD's local generator from a global run).
     """
     state = load_torch(path, "network file")
     target = unwrap(net)
     own = target.state_dict()
-    state = {k: v for k, v in clean_state_dict(state, target).items() if k in own and v.shape == own[k].shape}
+    state = {k: v for k, v in clean_state_dict(state, target).items() if k in own}
+    other_shape = [k for k, v in state.items() if v.shape != own[k].shape]
+    state = {k: v for k, v in state.items() if k not in other_shape}
     target.load_state_dict(state, strict=False)
-    return len(state), len(own)
+    return len(state), len(own), other_shape
 
 
 def load_networks(nets: dict[str, nn.Module], run_dir: Path, tag: str) -> None:

@@ -75,7 +75,8 @@ def _encode_features(argv: Sequence[str]) -> int:
     from ganvas.options import build_parser, parse_options
 
     opt, _ = parse_options(argv, "test", build_parser("ganvas encode-features"))
-    opt.phase = "train" if "--phase" not in argv else opt.phase  # styles come from the training images
+    if not any(a.partition("=")[0] == "--phase" for a in argv):
+        opt.phase = "train"  # styles come from the training images
     out = encode_features(opt, show_progress=sys.stderr.isatty())
     print(f"style clusters of {opt.name} in {out}")
     return 0

@@ -27,6 +27,9 @@ class SceneEditor:
     """
 
     def __init__(self, model, label: Tensor, inst: Tensor | None = None, seed: int = 0):
+        if model.opt.label_nc == 0:
+            raise OptionsError(f"the run {model.opt.name} translates images (--label_nc 0); the editor needs a model "
+                               f"trained on label maps")
         if label.dim() != 2:
             raise ValueError(f"label must be an H x W map of class ids, got shape {tuple(label.shape)}")
         self.model = model
@@ -90,6 +93,8 @@ class SceneEditor:
     def paint(self, mask: Tensor, cls: int) -> None:
         """Brush: the masked pixels become class cls, as background ('stuff') of that class."""
         cls, mask = self._check_class(cls), self._mask(mask)
+        if not mask.any():
+            return  # nothing painted, nothing to undo
         state = self._push()
         state.label[mask], state.inst[mask] = cls, cls
 
@@ -104,10 +109,16 @@ class SceneEditor:
         return new
 
     def set_style(self, instance: int, cluster: int) -> None:
-        """Render an instance with one of its class's style clusters."""
+        """Render an instance with one of its class's style clusters (a model with --label_feat styles
+        whole classes: the instance's class then takes the style)."""
         if instance not in self.instances():
             raise ValueError(f"no instance {instance} in the scene; see instances()")
-        self._push().styles[instance] = int(cluster)
+        cls = instance if instance < 1000 else instance // 1000
+        centres = self.model.load_clusters().get(cls, []) if self.model.style else []
+        if not 0 <= cluster < len(centres):
+            raise ValueError(f"class {cls} has {len(centres)} style clusters; choose 0 to {len(centres) - 1}"
+                             if len(centres) else f"class {cls} has no style clusters in this model")
+        self._push().styles[cls if self.model.style == "label" else instance] = int(cluster)
 
     def undo(self) -> bool:
         """Take back the last edit; False when there is none."""

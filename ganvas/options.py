@@ -170,13 +170,15 @@ LEGACY_FLAGS = {
     "--batchSize": "--batch_size",
     "--nThreads": "--num_threads",
     "--resize_or_crop": "--preprocess",
+    "--how_many": "--num_test",
 }
 LEGACY_SWITCHES = {"--no_lsgan": ["--gan_mode", "vanilla"]}
 # Flags of the original code bases that steer what ganvas does differently (visdom, wandb, its
 # HTML writer) or that pix2pix never used; accepted with a warning so old scripts keep running.
 IGNORED_FLAGS = {"--display_id": 1, "--display_server": 1, "--display_port": 1, "--display_env": 1,
                  "--display_ncols": 1, "--display_winsize": 1, "--update_html_freq": 1, "--aspect_ratio": 1,
-                 "--wandb_project_name": 1, "--suffix": 1, "--no_html": 0, "--use_wandb": 0, "--verbose": 0}
+                 "--wandb_project_name": 1, "--suffix": 1, "--no_html": 0, "--use_wandb": 0, "--verbose": 0,
+                 "--tf_log": 0, "--debug": 0}
 # Flags of one model that old scripts of another pass with a different meaning.
 MODEL_FLAG_HINTS = {"pix2pix": {"lambda_A": "pix2pix's L1 weight is --lambda_L1 (the old pix2pix README's --lambda_A; "
                                             "--lambda_A is CycleGAN's cycle weight)"}}
@@ -294,6 +296,7 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
     values.update(model_class.inherit(saved, given) if saved else {})
     if command in ("test", "translate"):
         values.update(TEST_OVERRIDES)
+        values.update(model_class.test_overrides(saved))
     values.update(given)
     values["model"] = model
     if not model_class.conditional:

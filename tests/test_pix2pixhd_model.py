@@ -219,3 +219,26 @@ def test_an_interrupted_run_with_styles_and_a_frozen_global_part_resumes_exactly
         want = torch.load(reference.run_dir / f"latest_net_{name}.pth")
         got = torch.load(resumed.run_dir / f"latest_net_{name}.pth")
         assert all(torch.equal(want[k], got[k]) for k in want), name
+
+
+def test_styles_work_on_any_image_size_and_test_keeps_the_training_scale(tmp_path):
+    root = write_street_set(tmp_path / "odd", n_train=3, n_test=1, size=(30, 60), seed=1)
+    common = {"name": "odd", "checkpoints_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res")}
+    opt = resolve_options({**common, "dataroot": str(root), "model": "pix2pixhd", "label_nc": len(STREET_CLASSES),
+                           "ngf": 8, "ndf": 8, "n_downsample_global": 2, "n_blocks_global": 1, "nef": 8,
+                           "n_downsample_E": 3, "n_clusters": 2, "instance_feat": True, "no_vgg_loss": True,
+                           "preprocess": "scale_width", "load_size": 44, "crop_size": 22, "n_epochs": 1, "n_epochs_decay": 0,
+                           "num_threads": 0, "gpu_ids": "-1", "seed": 0}, "train")
+    train(opt, show_progress=False)  # 44 x 22 images, E's multiple is 8: padded and cropped back
+    test_opt = resolve_options({**common, "dataroot": str(root)}, "test")
+    assert (test_opt.preprocess, test_opt.load_size) == ("scale_width", 44)  # the scale it was trained at
+    encode_features(resolve_options({**common, "dataroot": str(root), "phase": "train"}, "test"))
+    result = run_test(resolve_options({**common, "dataroot": str(root), "use_encoded_image": True}, "test"))
+    assert read_image(result.page.parent / "images" / "0000_fake_B.png", 3).shape == (3, 22, 44)
+
+
+def test_settings_the_model_cannot_train_with_are_refused(tiny):
+    with pytest.raises(OptionsError, match="--netG local"):
+        Trainer(tiny(niter_fix_global=2), show_progress=False)
+    with pytest.raises(OptionsError, match="--no_vgg_loss"):
+        Trainer(tiny(no_vgg_loss=False, output_nc=1), show_progress=False)

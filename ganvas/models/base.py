@@ -85,6 +85,11 @@ class Model(ABC):
         """Images of the last training step for the training-visuals page, in [-1, 1]."""
         return self.visuals
 
+    @classmethod
+    def test_overrides(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """Options test and translate set for this model over the general ones (full-size images, no flips)."""
+        return {}
+
     @property
     def input_channels(self) -> int:
         """Channels of the images translate() takes ({'A': x}): the run's input side."""

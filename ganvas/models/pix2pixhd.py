@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from ganvas.data.datasets import label_channels
 from ganvas.errors import DataError, OptionsError
 from ganvas.losses import GANLoss
 from ganvas.models.base import Model, set_requires_grad
-from ganvas.nets import forward_padded, get_norm_layer, init_weights
+from ganvas.nets import forward_padded, get_norm_layer, init_weights, pad_to_multiple
 from ganvas.nets.pix2pixhd import (Encoder, GlobalGenerator, LocalEnhancer, MultiscaleDiscriminator,
                                    feature_matching_loss, instance_edges, one_hot_labels)
 from ganvas.nets.vgg import VGGLoss, find_vgg19_weights
@@ -57,6 +58,13 @@ class Pix2PixHDModel(Model):
                 "preprocess": "scale_width", "load_size": 1024, "crop_size": 512, "pool_size": 0}
 
     @classmethod
+    def test_overrides(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        # Test at the scale the run was trained at (as the original's scale_width test), not the files' size.
+        preprocess = saved.get("preprocess", "none")
+        return {"preprocess": "scale_width" if preprocess.startswith("scale_width") else
+                "resize" if preprocess.startswith("resize") else "none"}
+
+    @classmethod
     def check_options(cls, opt, train: bool) -> None:
         if opt.netG not in ("global", "local"):
             raise OptionsError(f"pix2pixhd's generator is --netG global or local, not {opt.netG}")
@@ -67,6 +75,13 @@ class Pix2PixHDModel(Model):
             raise OptionsError("--instance_feat and --label_feat need label maps; drop them with --label_nc 0")
         if opt.instance_feat and opt.no_instance:
             raise OptionsError("--instance_feat needs instance maps; drop --no_instance or use --label_feat")
+        if train and not opt.no_vgg_loss and opt.output_nc != 3:
+            raise OptionsError(f"the VGG loss compares RGB images and --output_nc is {opt.output_nc}; pass "
+                               f"--no_vgg_loss")
+        if train and opt.niter_fix_global and opt.netG != "local":
+            raise OptionsError("--niter_fix_global freezes the global part of --netG local; drop it for --netG global")
+        if opt.cluster_seed < 0:
+            raise OptionsError(f"--cluster_seed {opt.cluster_seed} must be 0 or more")
         if opt.precision == "fp16" and not torch.cuda.is_available() and not train:
             raise OptionsError("--precision fp16 runs on GPUs; on the CPU use bf16 or fp32")
 
@@ -74,7 +89,7 @@ class Pix2PixHDModel(Model):
         super().__init__(opt, device, train)
         norm = get_norm_layer(opt.norm)
         self.label_nc = label_channels(opt)
-        self.use_inst = opt.label_nc > 0 and not opt.no_instance
+        self.use_inst = not opt.no_instance  # boundaries of the instance map go in, as in the original
         self.style = style_source(opt)
         g_input = self.label_nc + int(self.use_inst) + (opt.feat_num if self.style else 0)
         if opt.netG == "global":
@@ -114,19 +129,33 @@ class Pix2PixHDModel(Model):
         for name, net in self.nets.items():
             path = network_path(run_dir, "latest", name)
             if path.is_file():
-                loaded, total = load_matching(net, path)
+                loaded, total, other_shape = load_matching(net, path)
                 log.info("--load_pretrain: %d of %d tensors of %s from %s", loaded, total, name, path)
+                if other_shape:
+                    log.warning("--load_pretrain: %d tensors of %s in %s have other shapes and stay random (e.g. "
+                                "%s); check --label_nc, --ngf and the other architecture flags", len(other_shape),
+                                name, path, other_shape[0])
                 found = True
         if not found:
             raise OptionsError(f"--load_pretrain {run_dir} holds no latest_net_G.pth; name the folder of a trained "
                                f"run (checkpoints/<name>)")
+
+    def encode_styles(self, real: Tensor, regions: Tensor) -> Tensor:
+        """E's per-region style map for images of any size: padded to E's multiple, pooled, cropped back."""
+        multiple = 2 ** self.opt.n_downsample_E
+        height, width = real.shape[-2:]
+        padded = pad_to_multiple(real, multiple)
+        pad = (0, padded.shape[-1] - width, 0, padded.shape[-2] - height)
+        # Region ids (up to 65535) are exact in float32; replicated borders join the edge regions.
+        regions = torch.nn.functional.pad(regions.float(), pad, mode="replicate").long() if any(pad) else regions
+        return self.nets["E"](padded, regions)[..., :height, :width]
 
     def start_epoch(self, epoch: int) -> None:
         """Freeze all of G but the outermost local enhancer for the first --niter_fix_global epochs."""
         opt = self.opt
         if not self.is_train or opt.netG != "local" or opt.niter_fix_global == 0:
             return
-        fixed = epoch - opt.epoch_count < opt.niter_fix_global
+        fixed = epoch <= opt.niter_fix_global  # absolute epoch numbers, as the original counts them
         outer = f"model{opt.n_local_enhancers}_"
         for key, param in self.nets["G"].named_parameters():
             param.requires_grad_(key.startswith(outer) or not fixed)
@@ -154,7 +183,7 @@ class Pix2PixHDModel(Model):
         opt = self.opt
         G, D = self.nets["G"], self.nets["D"]
         cond, real, regions = self.encode_input(batch)  # D sees labels and edges, not styles
-        g_input = torch.cat([cond, self.nets["E"](real, regions)], 1) if self.style else cond
+        g_input = torch.cat([cond, self.encode_styles(real, regions)], 1) if self.style else cond
         fake = forward_padded(G, g_input)
         real_pair, fake_pair = torch.cat([cond, real], 1), torch.cat([cond, fake], 1)
 
@@ -201,7 +230,7 @@ class Pix2PixHDModel(Model):
             self.clusters = {int(k): np.asarray(v) for k, v in np.load(path, allow_pickle=True).item().items()}
         return self.clusters
 
-    def sample_styles(self, regions: Tensor, seed: int, chosen: dict[int, int] | None = None) -> Tensor:
+    def sample_styles(self, regions: Tensor, seed: int | tuple[int, ...], chosen: dict[int, int] | None = None) -> Tensor:
         """A style map: each region gets a cluster centre of its class, chosen by `chosen` or at random."""
         clusters = self.load_clusters()
         feat = torch.zeros(regions.shape[0], self.opt.feat_num, *regions.shape[-2:], device=self.device)
@@ -212,7 +241,8 @@ class Pix2PixHDModel(Model):
                     continue
                 centres = clusters[cls]
                 # Drawn per (seed, region), so editing one region never changes another's style.
-                pick = (chosen or {}).get(region, int(np.random.default_rng([seed, region]).integers(len(centres))))
+                draw = np.random.default_rng([*np.atleast_1d(seed).tolist(), region])
+                pick = (chosen or {}).get(region, int(draw.integers(len(centres))))
                 value = torch.as_tensor(centres[pick % len(centres)][:self.opt.feat_num], dtype=feat.dtype,
                                         device=self.device)
                 mask = regions[n, 0] == region
@@ -220,12 +250,12 @@ class Pix2PixHDModel(Model):
         return feat
 
     @torch.no_grad()
-    def generate(self, g_input: Tensor, regions: Tensor | None, real: Tensor | None, seed: int = 0,
+    def generate(self, g_input: Tensor, regions: Tensor | None, real: Tensor | None, seed: int | tuple[int, ...] = 0,
                  chosen: dict[int, int] | None = None) -> Tensor:
         """G's image for an encoded input, with styles from the real image or the clusters."""
         if self.style:
             if self.opt.use_encoded_image and real is not None:
-                styles = self.nets["E"](real, regions)
+                styles = self.encode_styles(real, regions)
             else:
                 styles = self.sample_styles(regions, seed, chosen)
             g_input = torch.cat([g_input, styles], 1)
@@ -246,8 +276,12 @@ class Pix2PixHDModel(Model):
                                    f"<phase>_label/ (and <phase>_inst/) folders instead")
             batch = {"label": batch["A"], "path": ["input"]}
         g_input, real, regions = self.encode_input(batch)
-        out = {"input_label": self.label_image(batch),
-               "fake_B": self.generate(g_input, regions, real, seed=self.opt.cluster_seed)}
+        if self.style and self.opt.use_encoded_image and real is None:
+            raise DataError(f"--use_encoded_image takes styles from the real photos, and {self.opt.dataroot} has no "
+                            f"{self.opt.phase}_img/ folder; add it, or drop the flag to use the style clusters")
+        # Styles drawn per (seed, image, instance): instances with the same id in two images differ.
+        seed = (self.opt.cluster_seed, zlib.crc32(str(batch["path"][0]).encode()))
+        out = {"input_label": self.label_image(batch), "fake_B": self.generate(g_input, regions, real, seed=seed)}
         if real is not None:
             out["real_B"] = real
         return out
@@ -266,8 +300,8 @@ def kmeans(points: Tensor, k: int, seed: int = 0, iters: int = 50) -> Tensor:
     for _ in range(iters):
         assign = torch.cdist(points, centres).argmin(1)
         sums = torch.zeros_like(centres).index_add_(0, assign, points)
-        counts = torch.bincount(assign, minlength=len(centres)).clamp(min=1)[:, None]
-        new = torch.where(counts > 0, sums / counts, centres)
+        counts = torch.bincount(assign, minlength=len(centres))[:, None]
+        new = torch.where(counts > 0, sums / counts.clamp(min=1), centres)  # an empty cluster keeps its centre
         if torch.allclose(new, centres):
             break
         centres = new
@@ -301,6 +335,8 @@ def encode_features(opt, show_progress: bool = False) -> Path:
     from ganvas.data import collate_batch, make_dataset
     from ganvas.models.base import select_device
 
+    if not (opt.run_dir / "opt.yaml").is_file():
+        raise OptionsError(f"{opt.run_dir} holds no trained run; check --name and --checkpoints_dir")
     if not style_source(opt):
         raise OptionsError(f"the run {opt.name} has no style encoder; train it with --instance_feat or --label_feat")
     model = Pix2PixHDModel(opt, select_device(opt.gpu_ids), train=False)
@@ -313,7 +349,7 @@ def encode_features(opt, show_progress: bool = False) -> Path:
         _, real, regions = model.encode_input(batch)
         if real is None:
             raise DataError(f"{opt.dataroot} has no {opt.phase}_img/ folder; encode-features needs the real images")
-        feat = model.nets["E"](real, regions)[0]
+        feat = model.encode_styles(real, regions)[0]
         ids, vectors, areas = instance_features(feat, regions[0, 0])
         for region, vector, area in zip(ids.tolist(), vectors.cpu().numpy(), areas.cpu().numpy()):
             cls = region if region < 1000 else region // 1000
