@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -111,31 +113,94 @@ def clean_state_dict(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str
     return cleaned
 
 
-def load_network(net: nn.Module, path: Path) -> None:
-    """Load a state_dict file into `net` strictly, with a message naming the keys that do not fit."""
-    state = load_torch(path, "network file")
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state_dict; save it with "
-                              f"torch.save(net.state_dict(), path)")
-    target = unwrap(net)
-    state = clean_state_dict(state, target)
-    expected = target.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
+Shape = tuple[int, ...]
+Layout = dict[str, Shape]
+_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class KeyMismatch:
+    """How a state_dict's keys differ from a network's."""
+
+    missing: list[str]  # in the network, not in the file
+    unexpected: list[str]  # in the file, not in the network
+    reshaped: list[tuple[str, Shape, Shape]]  # (key, shape in the file, shape in the network)
+
+    def __len__(self) -> int:
+        return len(self.missing) + len(self.unexpected) + len(self.reshaped)
+
+    def describe(self) -> str:
+        """E.g. '1 missing from the file (model.1.weight); 2 unexpected (a, b)'."""
+        def examples(keys: list[str]) -> str:
+            more = ", ..." if len(keys) > _EXAMPLES else ""
+            return ", ".join(keys[:_EXAMPLES]) + more
+
         parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, "
-                         f"{tuple(expected[k].shape)} in the network)")
-        raise CheckpointError(f"{path} does not fit the network built from the options: "
-                              f"{'; '.join(parts)} keys; pass the architecture flags the run was trained with "
-                              f"(--netG, --ngf, --norm, --input_nc, --output_nc)")
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing from the file ({examples(self.missing)})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected ({examples(self.unexpected)})")
+        if self.reshaped:
+            shown = [f"{k}: {tuple(a)} in the file, {tuple(b)} in the network" for k, a, b in self.reshaped]
+            parts.append(f"{len(self.reshaped)} of another shape ({examples(shown)})")
+        return "; ".join(parts)
+
+
+def tensor_shapes(state: Mapping[str, torch.Tensor]) -> Layout:
+    """Key -> shape of a state_dict's tensors."""
+    return {key: tuple(value.shape) for key, value in state.items()}
+
+
+def compare_keys(file: Layout, net: Layout) -> KeyMismatch:
+    """Compare a file's key -> shape table with a network's."""
+    return KeyMismatch(
+        missing=[k for k in net if k not in file],
+        unexpected=[k for k in file if k not in net],
+        reshaped=[(k, file[k], net[k]) for k in net if k in file and file[k] != net[k]],
+    )
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a .safetensors file (needs the optional safetensors package)."""
+    if not path.is_file():
+        raise CheckpointError(f"network file {path} does not exist; check the path")
+    try:
+        from safetensors.torch import load_file
+    except ImportError as err:
+        raise CheckpointError(f"reading {path} needs the safetensors package, which is not installed: "
+                              f"pip install safetensors (or save the network with torch.save as .pth)") from err
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as err:  # safetensors raises its own error type for damaged headers
+        raise CheckpointError(f"cannot read {path} ({err}); the file is damaged or not a safetensors file") from err
+
+
+def read_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of a .pth / .pt file (loaded weights_only: no pickled code runs) or a .safetensors file."""
+    path = Path(path)
+    state = _read_safetensors(path) if path.suffix == ".safetensors" else load_torch(path, "network file")
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state_dict; save the network's with "
+                              f"torch.save(net.state_dict(), path)")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            hint = (f"if that entry is the network's state_dict, save it alone: torch.save(checkpoint[{key!r}], "
+                    f"'net.pth')" if isinstance(value, Mapping) else
+                    "save the network's state_dict alone: torch.save(net.state_dict(), 'net.pth')")
+            raise CheckpointError(f"{path} is not a bare state_dict: entry {key!r} holds a {type(value).__name__}, "
+                                  f"not a tensor; {hint}")
+    return dict(state)
+
+
+def load_weights(net: nn.Module, path: Path) -> None:
+    """Load a state_dict file into `net` strictly, with a message naming the keys that do not fit."""
+    target = unwrap(net)
+    state = clean_state_dict(read_state_dict(path), target)
+    mismatch = compare_keys(tensor_shapes(state), tensor_shapes(target.state_dict()))
+    if mismatch:
+        raise CheckpointError(f"{path} does not fit the network built from the options: {mismatch.describe()}; "
+                              f"pass the architecture flags the run was trained with (--netG, --ngf, --norm, "
+                              f"--input_nc, --output_nc), or run the file alone with --checkpoint {path}")
     target.load_state_dict(state)
 
 
@@ -145,8 +210,8 @@ def load_matching(net: nn.Module, path: Path) -> tuple[int, int, list[str]]:
     Returns (tensors copied, tensors in net, names found with another shape). For initialising one
     architecture from another (pix2pixHD's local generator from a global run).
     """
-    state = load_torch(path, "network file")
     target = unwrap(net)
+    state = read_state_dict(path)
     own = target.state_dict()
     state = {k: v for k, v in clean_state_dict(state, target).items() if k in own}
     other_shape = [k for k, v in state.items() if v.shape != own[k].shape]
@@ -158,7 +223,7 @@ def load_matching(net: nn.Module, path: Path) -> tuple[int, int, list[str]]:
 def load_networks(nets: dict[str, nn.Module], run_dir: Path, tag: str) -> None:
     """Load `<tag>_net_<name>.pth` into each network."""
     for name, net in nets.items():
-        load_network(net, network_path(run_dir, tag, name))
+        load_weights(net, network_path(run_dir, tag, name))
 
 
 def rng_state() -> dict[str, Any]:
