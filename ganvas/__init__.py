@@ -10,10 +10,13 @@ __version__ = "0.1.0"
 # Public functions by the module that defines them, imported on first use: `import ganvas` stays
 # light (no torch) for the CLI's --help and for tools that only read the version.
 _LAZY = {
+    "load": "ganvas.api",
+    "Translator": "ganvas.api",
     "load_network": "ganvas.interop",
 }
 
 if TYPE_CHECKING:
+    from ganvas.api import Translator, load
     from ganvas.interop import load_network
 
 __all__ = ["__version__", *_LAZY]

@@ -19,6 +19,7 @@ commands:
   train      train a model:       ganvas train --dataroot DIR --name RUN --model pix2pix|cycle_gan|cut
   test       test a trained run:  ganvas test --name RUN   (writes results/RUN/test_latest/index.html)
   translate  run a model on files: ganvas translate --name RUN img1.png folder/ --out out/
+                                  (or --checkpoint latest_net_G.pth: a file of the original code bases)
   encode-features  cluster a pix2pixHD run's instance styles: ganvas encode-features --name RUN
   demo       build the built-in data set, train pix2pix on it, test it and print the results page
   data       data tools:          ganvas data synth --out datasets/synth_facades
@@ -56,16 +57,36 @@ def _test(argv: Sequence[str]) -> int:
     return 0
 
 
+def _given(argv: Sequence[str], flag: str) -> bool:
+    """True when the command line names flag (as --flag or --flag=value)."""
+    return any(a.partition("=")[0] == flag for a in argv)
+
+
 def _translate(argv: Sequence[str]) -> int:
+    from ganvas.api import load
     from ganvas.infer import translate_files
+    from ganvas.models import select_device
     from ganvas.options import build_parser, parse_options
 
     parser = build_parser("ganvas translate")
-    parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images")
+    parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images (pix2pixHD: label maps)")
     parser.add_argument("--out", type=Path, help="folder for the translated images (default: translated/)")
+    parser.add_argument("--checkpoint", type=Path, help="a bare generator file (latest_net_G.pth, .safetensors) of "
+                        "ganvas or the original code bases, run without --name or architecture flags")
+    parser.add_argument("--instance_dir", type=Path, help="pix2pixHD: folder of instance maps, matched to the label "
+                        "maps by file name (default: class boundaries stand for instance boundaries)")
     opt, extra = parse_options(argv, "translate", parser)
     out = getattr(extra, "out", None) or Path("translated")
-    written = translate_files(opt, list(getattr(extra, "inputs", [])), out)
+    checkpoint = getattr(extra, "checkpoint", None)
+    translator = None
+    if checkpoint is not None:
+        if _given(argv, "--name"):
+            raise GanvasError("pass --name RUN or --checkpoint FILE, not both")
+        translator = load(checkpoint, device=select_device(opt.gpu_ids), dtype=opt.precision, eval=opt.eval,
+                          seed=opt.seed or 0, label_nc=opt.label_nc if _given(argv, "--label_nc") else None,
+                          instance=False if opt.no_instance else None)
+    written = translate_files(opt, list(getattr(extra, "inputs", [])), out, translator,
+                              getattr(extra, "instance_dir", None))
     print(f"translated {len(written)} images into {out}")
     return 0
 

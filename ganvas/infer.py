@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganvas.api import Translator, run_translator
 from ganvas.checkpoint import atomic_write_text, load_networks
 from ganvas.data import collate_batch, make_dataset
-from ganvas.data.io import find_images, read_image, save_image
+from ganvas.data.datasets import files_by_stem, stem_key
+from ganvas.data.io import find_images, read_image, read_label_map, save_image
 from ganvas.data.transforms import apply_transform, make_params
 from ganvas.errors import DataError, OptionsError
 from ganvas.metrics import image_metrics
@@ -155,20 +157,54 @@ def expand_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
     return files
 
 
-def translate_files(opt: Options, inputs: list[Path], out_dir: Path, model: Model | None = None) -> list[Path]:
-    """Translate each image into `out_dir` as PNG, at the input's size unless --preprocess says otherwise."""
-    files = expand_inputs(inputs)
-    model = model or load_for_inference(opt)
-    if not model.conditional:
-        raise OptionsError(f"the {opt.model} model generates from noise and has no input to translate; "
-                           f"use `ganvas test --name {opt.name} --num_test N` to sample it")
-    written: list[Path] = []
+def _instance_maps(files: list[tuple[Path, Path]], instance_dir: Path | None) -> list[Path | None]:
+    """For each (label map, output name), the map in instance_dir with its stem (Cityscapes endings understood)."""
+    if instance_dir is None:
+        return [None] * len(files)
+    if not instance_dir.is_dir():
+        raise DataError(f"instance map folder {instance_dir} does not exist; check --instance_dir")
+    by_stem = files_by_stem(instance_dir)
+    found: list[Path | None] = []
     for path, name in files:
-        image = read_image(path, model.input_channels)
+        key = stem_key(path, path.parents[len(name.parts) - 1])  # relative to the folder named, as name is
+        if key not in by_stem:
+            raise DataError(f"{instance_dir} has no instance map for {path} (looked for the stem {key!r}); add it, "
+                            f"or drop --instance_dir to use the class boundaries")
+        found.append(by_stem[key])
+    return found
+
+
+def translate_files(opt: Options, inputs: list[Path], out_dir: Path, translator: Translator | None = None,
+                    instance_dir: Path | None = None) -> list[Path]:
+    """Translate each image (or label map) into `out_dir` as PNG, at the input's size unless --preprocess resizes.
+
+    Label translators (pix2pixHD) read label maps and take each one's instance map from
+    `instance_dir` by file stem.
+    """
+    files = expand_inputs(inputs)
+    translator = translator or run_translator(opt)
+    labels = translator.takes_labels
+    if instance_dir is not None and not labels:
+        raise OptionsError("--instance_dir goes with pix2pixHD label maps; this model translates images")
+    instances = _instance_maps(files, instance_dir)
+    written: list[Path] = []
+    for (path, name), inst_file in zip(files, instances):
+        if labels:
+            image = torch.from_numpy(read_label_map(path))[None].float()
+        else:
+            image = read_image(path, translator.input_nc)
         params = make_params(tuple(image.shape[-2:]), opt.preprocess, opt.load_size, opt.crop_size,
                              True, False, np.random.default_rng(0))
-        image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size) * 2 - 1
-        fake = model.translate({"A": image[None]})["fake_B"][0]
+        method = "nearest" if labels else "bicubic"
+        image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size, method)
+        if labels:
+            inst = None
+            if inst_file is not None:
+                inst = torch.from_numpy(read_label_map(inst_file))[None].float()
+                inst = apply_transform(inst, params, opt.preprocess, opt.load_size, opt.crop_size, "nearest").long()
+            fake = translator.translate(image.long()[None], None if inst is None else inst[None])[0]
+        else:
+            fake = translator.translate(image[None] * 2 - 1)[0]
         target, n = out_dir / name, 1
         while target in written:  # photo.jpg and photo.png named side by side
             target, n = out_dir / name.with_name(f"{name.stem}_{n}.png"), n + 1

@@ -13,7 +13,8 @@ Layouts no state_dict can tell apart, resolved towards the common case:
 - a standalone pix2pixHD PatchGAN without intermediate features (padding 2; no model saves one) looks
   like a pix2pix or DCGAN discriminator unless its norm is 'batch';
 - ResNet 'replicate' padding looks like 'reflect', and U-Net dropout (appended after every keyed
-  layer) leaves no trace, so U-Nets are built without it (eval-mode outputs are the same);
+  layer) leaves no trace: U-Nets with batch norm get it (pix2pix's default), others not (eval-mode
+  outputs are the same either way);
 - a global generator or ResNet without residual blocks has the feature encoder's layout.
 """
 
@@ -120,11 +121,14 @@ def _unet(layout: Layout) -> list[Guess]:
         level += "model.3."
         num_downs += 1
     ngf, input_nc, output_nc = first[0], first[1], last[1]
+    # Dropout leaves no key: assume pix2pix's default (on) with batch norm, CycleGAN's (off) otherwise.
+    # It only acts in train mode, as the original test scripts ran pix2pix.
     return [
         Guess("UnetGenerator",
-              functools.partial(UnetGenerator, input_nc, output_nc, num_downs, ngf, norm_layer=get_norm_layer(norm)),
+              functools.partial(UnetGenerator, input_nc, output_nc, num_downs, ngf, norm_layer=get_norm_layer(norm),
+                                use_dropout=norm == "batch"),
               _arch("unet", "generator", 2**num_downs, input_nc=input_nc, output_nc=output_nc,
-                    num_downs=num_downs, ngf=ngf, norm=norm))
+                    num_downs=num_downs, ngf=ngf, norm=norm, use_dropout=norm == "batch"))
         for norm in NORMS
     ]
 

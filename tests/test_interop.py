@@ -99,7 +99,8 @@ def test_unet_of_any_depth_norm_and_dropout_loads(tmp_path, num_downs, norm, use
     net = UnetGenerator(3, 3, num_downs, ngf=4, norm_layer=get_norm_layer(norm), use_dropout=use_dropout)
     loaded = round_trip(net, (image(3, 2**num_downs),), tmp_path)
     assert loaded.ganvas_arch == {"family": "unet", "kind": "generator", "input_nc": 3, "output_nc": 3,
-                                  "size_multiple": 2**num_downs, "num_downs": num_downs, "ngf": 4, "norm": norm}
+                                  "size_multiple": 2**num_downs, "num_downs": num_downs, "ngf": 4, "norm": norm,
+                                  "use_dropout": norm == "batch"}
 
 
 @pytest.mark.parametrize("input_nc, output_nc", [(1, 3), (3, 3), (4, 1)])

@@ -310,7 +310,7 @@ def label_channels(opt: Any) -> int:
     return label_nc + (1 if getattr(opt, "contain_dontcare_label", False) else 0)
 
 
-def _stem_key(path: Path, folder: Path) -> str:
+def stem_key(path: Path, folder: Path) -> str:
     """The path below folder without its suffix and without a Cityscapes name ending."""
     key = _pair_key(path, folder)
     for ending in CITYSCAPES_SUFFIXES:
@@ -319,11 +319,11 @@ def _stem_key(path: Path, folder: Path) -> str:
     return key
 
 
-def _files_by_stem(folder: Path) -> dict[str, Path]:
-    """The images of folder keyed by _stem_key; DataError when two of them share a key."""
+def files_by_stem(folder: Path) -> dict[str, Path]:
+    """The images of folder keyed by stem_key; DataError when two of them share a key."""
     by_key: dict[str, Path] = {}
     for path in find_images(folder):
-        key = _stem_key(path, folder)
+        key = stem_key(path, folder)
         if key in by_key:
             raise DataError(
                 f"{by_key[key]} and {path} both have the name {key!r} (Cityscapes endings ignored), so pairs "
@@ -340,11 +340,11 @@ def _list_unpaired(keys: list[str], by_key: dict[str, Path], folder: Path) -> st
 
 
 def _match_stems(folders: dict[str, Path]) -> list[dict[str, Path]]:
-    """Group the files of several folders by _stem_key, sorted; DataError naming the files without partners.
+    """Group the files of several folders by stem_key, sorted; DataError naming the files without partners.
 
     The first folder is the reference: every other folder must hold exactly its names.
     """
-    sides = {role: _files_by_stem(folder) for role, folder in folders.items()}
+    sides = {role: files_by_stem(folder) for role, folder in folders.items()}
     (first_role, first), *others = sides.items()
     first_dir = folders[first_role]
     for role, side in others:

@@ -189,17 +189,27 @@ def read_image(path: Path, channels: int) -> torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()  # decode now so truncated files fail here, not later
-            if channels == 1 and img.mode not in _GRAY_MODES:
-                # Pillow's own integer luma, exactly what the reference's grayscale path gives.
-                data, has_alpha = _decode(img.convert("RGB").convert("L"), path)
-            else:
-                data, has_alpha = _decode(img, path)
+            return torch.from_numpy(decode_image(img, channels, str(path)))
     except _PIL_READ_ERRORS as err:
         raise DataError(
             f"cannot read image {path} ({err}); re-export it or remove it from the data set"
         ) from err
-    pixels = _to_channels(data, has_alpha, channels)
-    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+
+
+def decode_image(image: Image.Image | np.ndarray, channels: int, source: str, has_alpha: bool = False) -> np.ndarray:
+    """A PIL image, or an H x W x C float array in [0, 1], as float32 C x H x W in [0, 1] with `channels`.
+
+    `has_alpha` says whether an array's last channel is alpha (a PIL image tells by its mode);
+    `source` names the image in errors.
+    """
+    if isinstance(image, Image.Image):
+        if channels == 1 and image.mode not in _GRAY_MODES:
+            # Pillow's own integer luma, exactly what the reference's grayscale path gives.
+            image = image.convert("RGB").convert("L")
+        data, has_alpha = _decode(image, source)
+    else:
+        data = image
+    return np.ascontiguousarray(_to_channels(data, has_alpha, channels).transpose(2, 0, 1))
 
 
 def tensor_to_uint8(image: torch.Tensor) -> np.ndarray:

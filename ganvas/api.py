@@ -1,0 +1,376 @@
+"""ganvas.load(): a trained run or a bare generator file as a translator of paths, PIL images, arrays and tensors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from ganvas.data.io import decode_image, read_image, read_label_map, tensor_to_uint8
+from ganvas.errors import CheckpointError, DataError, OptionsError
+from ganvas.models import select_device
+from ganvas.nets import forward_padded, instance_edges, one_hot_labels
+
+log = logging.getLogger("ganvas")
+
+DTYPES = {None: torch.float32, torch.float32: torch.float32, torch.bfloat16: torch.bfloat16,
+          torch.float16: torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+OPT_FILE = "opt.yaml"
+
+# What a batch of model inputs is turned into: N x C x H x W in [-1, 1] on the device.
+Forward = Callable[[dict[str, Any]], Tensor]
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    """The device asked for; None: the first GPU when there is one, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionsError(f"device {str(device)!r} is not available (torch.cuda.is_available() is False); pass "
+                           f"device='cpu' or None")
+    return device
+
+
+def _dtype(dtype: Any, device: torch.device) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise OptionsError(f"dtype {dtype!r} is not supported; use torch.float32, torch.bfloat16 or torch.float16 "
+                           f"('fp32', 'bf16', 'fp16')")
+    chosen = DTYPES[dtype]
+    if chosen == torch.float16 and device.type == "cpu":
+        raise OptionsError("fp16 inference runs on GPUs; on the CPU use dtype=torch.bfloat16 or float32")
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inputs and outputs
+
+
+@dataclass
+class _Item:
+    """One input, decoded: the model-space tensor (1 x C x H x W) and how to give the result back."""
+
+    tensor: Tensor
+    kind: str  # "path", "pil", "array", "tensor"
+    like: Any = None  # the input's dtype, device or layout details
+    name: str = "input"
+
+
+def _array_to_unit(array: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / float array to float32 in [0, 1]."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if array.dtype.kind == "f":
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 1:
+            raise DataError(f"float image arrays must hold values in [0, 1], this one holds {low} to {high}; divide "
+                            f"by its maximum (255 for 8-bit data), or pass a uint8 or uint16 array")
+        return array.astype(np.float32)
+    raise DataError(f"image arrays must be uint8, uint16 or float, not {array.dtype}; convert it with "
+                    f"array.astype(np.uint8)")
+
+
+def _image_item(x: Any, channels: int) -> _Item:
+    """Decode one image input (path, PIL image, H x W [x C] array, [1 x] C x H x W tensor) for the model."""
+    if isinstance(x, (str, PathLike)):
+        return _Item(read_image(Path(x), channels)[None] * 2 - 1, "path", name=Path(x).stem)
+    if isinstance(x, Image.Image):
+        return _Item(torch.from_numpy(decode_image(x, channels, "the PIL image"))[None] * 2 - 1, "pil", x.mode)
+    if isinstance(x, np.ndarray):
+        if x.ndim == 2:
+            x3, alpha = x[..., None], False
+        elif x.ndim == 3 and x.shape[-1] in (1, 2, 3, 4):
+            x3, alpha = x, x.shape[-1] in (2, 4)
+        else:
+            raise DataError(f"image arrays must be H x W or H x W x C with 1 to 4 channels, got shape {x.shape}; "
+                            f"for a batch pass a list of arrays")
+        unit = decode_image(_array_to_unit(x3), channels, "the array", has_alpha=alpha)
+        return _Item(torch.from_numpy(unit)[None] * 2 - 1, "array", (x.dtype, x.ndim))
+    if isinstance(x, Tensor):
+        batch = x[None] if x.dim() == 3 else x
+        if batch.dim() != 4 or batch.shape[1] != channels or not batch.is_floating_point():
+            raise DataError(f"image tensors must be float N x {channels} x H x W (or {channels} x H x W) in [-1, 1] "
+                            f"for this model, got {x.dtype} of shape {tuple(x.shape)}")
+        return _Item(batch.detach().float(), "tensor", (x.dtype, x.device, x.dim()))
+    raise DataError(f"cannot translate a {type(x).__name__}; pass a path, a PIL image, a NumPy array or a tensor")
+
+
+def _label_item(x: Any) -> _Item:
+    """Decode one label or instance map (path, PIL image, H x W integer array, [N x 1 x] H x W tensor)."""
+    if isinstance(x, (str, PathLike)):
+        return _Item(torch.from_numpy(read_label_map(Path(x)))[None, None], "path", name=Path(x).stem)
+    if isinstance(x, Image.Image):
+        return _Item(torch.from_numpy(np.asarray(x).astype(np.int64))[None, None], "pil", x.mode)
+    if isinstance(x, np.ndarray):
+        if x.ndim != 2 or x.dtype.kind not in "iu":
+            raise DataError(f"label and instance arrays must be H x W integer ids, got {x.dtype} of shape {x.shape}")
+        return _Item(torch.from_numpy(x.astype(np.int64))[None, None], "array", (np.dtype(np.uint8), 3))
+    if isinstance(x, Tensor):
+        batch = x.reshape(1, 1, *x.shape) if x.dim() == 2 else x[:, None] if x.dim() == 3 else x
+        if batch.dim() != 4 or batch.shape[1] != 1 or batch.is_floating_point():
+            raise DataError(f"label and instance tensors must hold integer ids, N x 1 x H x W or H x W, got "
+                            f"{x.dtype} of shape {tuple(x.shape)}")
+        return _Item(batch.long(), "tensor", (torch.float32, x.device, 4))
+    raise DataError(f"cannot read a label map from a {type(x).__name__}; pass a path, a PIL image, an integer "
+                    f"array or an integer tensor")
+
+
+def _give_back(out: Tensor, item: _Item) -> Any:
+    """The translated N x C x H x W tensor in [-1, 1] as the kind of thing the input was."""
+    if item.kind == "tensor":
+        dtype, device, dim = item.like
+        result = out.to(device=device, dtype=dtype if dtype.is_floating_point else torch.float32)
+        return result[0] if dim == 3 else result
+    image = tensor_to_uint8(out[0])  # H x W x C uint8
+    if item.kind in ("path", "pil"):
+        return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    dtype, ndim = item.like
+    unit = (out[0].float().cpu().clamp(-1, 1).numpy().transpose(1, 2, 0) + 1) / 2
+    if dtype == np.uint8:
+        array = image
+    elif dtype == np.uint16:
+        array = np.rint(unit * 65535).astype(np.uint16)
+    else:
+        array = unit.astype(dtype)
+    return array[..., 0] if ndim == 2 and array.shape[-1] == 1 else array
+
+
+# ---------------------------------------------------------------------------------------------------
+# The translator
+
+
+class Translator:
+    """A trained generator that takes images (or label maps) of any size and kind and returns the same kind.
+
+    Build one with `ganvas.load`. `translate(x)` takes a path (returns a PIL image), a PIL image, a
+    NumPy array (H x W x C; uint8, uint16 or float in [0, 1]; returned in the same dtype), a tensor
+    (N x C x H x W in [-1, 1]; returned likewise) or a list of them (returned as a list, same-sized
+    items batched). Label translators (pix2pixHD) take label maps and optional instance maps.
+    """
+
+    def __init__(self, forward: Forward, *, input_nc: int, output_nc: int, device: torch.device, dtype: torch.dtype,
+                 label_nc: int = 0, uses_instances: bool = False, one_at_a_time: bool = False, seed: int = 0,
+                 batch_size: int = 8, description: str = ""):
+        self._forward = forward
+        self.input_nc, self.output_nc = input_nc, output_nc
+        self.device, self.dtype = device, dtype
+        self.label_nc, self.uses_instances = label_nc, uses_instances
+        # Batch-norm layers in train mode (the paper's test setting) mix the images of a batch.
+        self.one_at_a_time = one_at_a_time
+        self.seed, self.batch_size = seed, batch_size
+        self.description = description
+
+    @property
+    def takes_labels(self) -> bool:
+        """True when translate() takes label maps (pix2pixHD with --label_nc > 0), not images."""
+        return self.label_nc > 0
+
+    def __repr__(self) -> str:
+        return f"Translator({self.description}, device={self.device}, dtype={self.dtype})"
+
+    def __call__(self, x: Any, instance: Any = None) -> Any:
+        return self.translate(x, instance)
+
+    def translate(self, x: Any, instance: Any = None) -> Any:
+        """Translate one input or a list of inputs; see the class docstring for the kinds accepted."""
+        many = isinstance(x, (list, tuple))
+        inputs = list(x) if many else [x]
+        if instance is not None and not self.takes_labels:
+            raise OptionsError("instance maps go with label maps; this translator takes images")
+        instances = (list(instance) if many else [instance]) if instance is not None else [None] * len(inputs)
+        if len(instances) != len(inputs):
+            raise DataError(f"{len(inputs)} inputs but {len(instances)} instance maps; give one per label map")
+        items = [self._decode(a, b) for a, b in zip(inputs, instances)]
+        results = self._run(items)
+        return results if many else results[0]
+
+    # --- internals ---------------------------------------------------------------------------
+    def _decode(self, x: Any, instance: Any) -> tuple[_Item, Tensor | None]:
+        if not self.takes_labels:
+            return _image_item(x, self.input_nc), None
+        label = _label_item(x)
+        inst = _label_item(instance).tensor if instance is not None else None
+        if inst is not None and inst.shape[-2:] != label.tensor.shape[-2:]:
+            raise DataError(f"the instance map is {tuple(inst.shape[-2:])} and the label map "
+                            f"{tuple(label.tensor.shape[-2:])} (H x W); give maps of the same size")
+        return label, inst
+
+    def _run(self, items: list[tuple[_Item, Tensor | None]]) -> list[Any]:
+        results: list[Any] = [None] * len(items)
+        for index_group in self._groups(items):
+            batch = self._batch([items[i] for i in index_group])
+            with self._context():
+                out = self._forward(batch).float()
+            start = 0
+            for i in index_group:
+                count = items[i][0].tensor.shape[0]
+                results[i] = _give_back(out[start:start + count], items[i][0])
+                start += count
+        return results
+
+    def _groups(self, items: list[tuple[_Item, Tensor | None]]) -> Iterator[list[int]]:
+        """Indices of items to run together: same size, at most batch_size images (one with train-mode BN)."""
+        limit = 1 if self.one_at_a_time else self.batch_size
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, (item, _) in enumerate(items):
+            by_size.setdefault(tuple(item.tensor.shape[-2:]), []).append(i)
+        for indices in by_size.values():
+            group: list[int] = []
+            for i in indices:
+                n = items[i][0].tensor.shape[0]
+                if group and (sum(items[j][0].tensor.shape[0] for j in group) + n > limit):
+                    yield group
+                    group = []
+                group.append(i)
+            if group:
+                yield group
+
+    def _batch(self, group: list[tuple[_Item, Tensor | None]]) -> dict[str, Any]:
+        tensors = torch.cat([item.tensor.to(self.device) for item, _ in group])
+        if not self.takes_labels:
+            return {"A": tensors, "path": [item.name for item, _ in group]}
+        # Without an instance map the class regions stand for the instances (boundaries between classes).
+        insts = torch.cat([(inst if inst is not None else item.tensor).to(self.device) for item, inst in group])
+        return {"label": tensors, "inst": insts, "path": [item.name for item, _ in group]}
+
+    @contextlib.contextmanager
+    def _context(self) -> Iterator[None]:
+        """No autograd, autocast for bf16/fp16, and a fixed seed for the dropout that train-mode layers apply."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
+                    else contextlib.nullcontext())
+        with torch.no_grad(), torch.random.fork_rng(devices=devices), autocast:
+            torch.manual_seed(self.seed)
+            yield
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building translators
+
+
+def _has_train_mode_batch_norm(nets: Sequence[nn.Module]) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for net in nets for m in net.modules())
+
+
+def run_translator(opt: Any, seed: int = 0) -> Translator:
+    """A translator for resolved run options: the model's own inference path (styles, both CycleGAN directions)."""
+    from ganvas.infer import load_for_inference
+
+    device = select_device(opt.gpu_ids)
+    dtype = _dtype(opt.precision, device)
+    model = load_for_inference(opt)
+    if not model.conditional:
+        raise OptionsError(f"the {opt.model} run {opt.run_dir} generates from noise and has no input to translate; "
+                           f"sample it with `ganvas test --name {opt.name} --num_test N`")
+    label_nc = model.label_nc if opt.model == "pix2pixhd" and opt.label_nc > 0 else 0
+
+    def forward(batch: dict[str, Any]) -> Tensor:
+        return model.translate(batch)["fake_B"]
+
+    nets = [model.nets[k] for k in model.inference_nets]
+    output_nc = opt.input_nc if getattr(model, "reversed", False) else opt.output_nc
+    return Translator(forward, input_nc=model.input_channels, output_nc=output_nc, device=device, dtype=dtype,
+                      label_nc=label_nc, uses_instances=bool(label_nc) and not opt.no_instance,
+                      one_at_a_time=_has_train_mode_batch_norm(nets), seed=seed,
+                      description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}")
+
+
+def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: bool, seed: int,
+               label_nc: int | None, instance: bool | None) -> Translator:
+    """A translator for a bare generator file: the architecture from its keys, labels for pix2pixHD ones."""
+    from ganvas.interop import load_network
+
+    net = load_network(path, device)
+    arch = net.ganvas_arch
+    if arch["kind"] != "generator":
+        raise CheckpointError(f"{path} holds a {arch['kind']} ({arch['family']}), not a generator; load the run's "
+                              f"latest_net_G.pth (or G_A / G_B)")
+    if arch["family"] == "dcgan":
+        raise OptionsError(f"{path} is a DCGAN generator, which maps noise to images and has no input to translate")
+    net.train(not eval_mode)
+    input_nc = arch["input_nc"]
+    # A global generator with two downsamplings has the layout of CycleGAN's ResNet: both may take labels.
+    labels = arch["family"] in ("global", "local", "resnet") and (
+        label_nc is not None or instance is not None or input_nc not in (1, 3, 4))
+    if not labels:
+        def forward(batch: dict[str, Any]) -> Tensor:
+            return forward_padded(net, batch["A"])
+
+        return Translator(forward, input_nc=input_nc, output_nc=arch["output_nc"], device=device, dtype=dtype,
+                          one_at_a_time=_has_train_mode_batch_norm([net]), seed=seed,
+                          description=f"{path} ({arch['family']})")
+    # pix2pixHD's inputs: one-hot labels, then (the original's default) the instance boundary map.
+    use_inst = instance if instance is not None else (label_nc is None or label_nc < input_nc)
+    classes = label_nc if label_nc is not None else input_nc - int(use_inst)
+    if classes + int(use_inst) != input_nc:
+        raise OptionsError(f"{path} takes {input_nc} input channels, not {classes} classes "
+                           f"{'+ 1 instance boundary map ' if use_inst else ''}({classes + int(use_inst)}); pass "
+                           f"label_nc={input_nc - int(use_inst)}, or instance={not use_inst}")
+
+    def forward_labels(batch: dict[str, Any]) -> Tensor:
+        g_input = one_hot_labels(batch["label"], classes)
+        if use_inst:
+            g_input = torch.cat([g_input, instance_edges(batch["inst"])], 1)
+        return forward_padded(net, g_input)
+
+    return Translator(forward_labels, input_nc=input_nc, output_nc=arch["output_nc"], device=device, dtype=dtype,
+                      label_nc=classes, uses_instances=use_inst, seed=seed,
+                      description=f"{path} ({arch['family']}, {classes} classes"
+                                  f"{' + instance boundaries' if use_inst else ''})")
+
+
+def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction: str | None = None,
+         device: str | torch.device | None = None, dtype: Any = None, eval: bool = False, seed: int = 0,
+         label_nc: int | None = None, instance: bool | None = None, **options: Any) -> Translator:
+    """A translator for a run folder (checkpoints/<name>, with opt.yaml) or a bare generator file.
+
+    - A run folder brings every option: the model's own inference path, `epoch`, `direction`
+      ("BtoA" runs a CycleGAN's G_B) and pix2pixHD styles (options such as `cluster_seed=3`).
+    - A file (`latest_net_G.pth`, `.safetensors`) from ganvas or the original code bases needs no
+      architecture: it is read from the key names and shapes. pix2pixHD generators take label
+      maps: `label_nc` classes plus, unless `instance=False`, an instance boundary channel.
+    - `device`: default the first GPU when there is one. `dtype`: torch.bfloat16 / torch.float16
+      for autocast inference. `eval=True` uses running batch-norm statistics and no dropout; by
+      default layers run as the original test scripts ran them (batch statistics, dropout seeded
+      by `seed`), so each image is translated on its own when the network has batch norm.
+    """
+    path = Path(source)
+    target = _device(device)
+    chosen = _dtype(dtype, target)
+    if path.is_dir():
+        if not (path / OPT_FILE).is_file():
+            nets = sorted(p.name for p in path.glob("*_net_*.pth"))
+            hint = f"; load one of its files instead ({', '.join(nets[:4])})" if nets else ""
+            raise CheckpointError(f"{path} is a folder without {OPT_FILE}, so it is no ganvas run{hint}")
+        if label_nc is not None or instance is not None:
+            raise OptionsError("label_nc and instance describe bare pix2pixHD files; a run folder has its own")
+        from ganvas.options import resolve_options
+
+        given = {"name": path.name, "checkpoints_dir": str(path.parent), "epoch": str(epoch), "eval": eval,
+                 "gpu_ids": str(target.index or 0) if target.type == "cuda" else "-1",
+                 "precision": PRECISIONS[chosen], **options}
+        if direction is not None:
+            given["direction"] = direction
+        return run_translator(resolve_options(given, "translate"), seed)
+    if options or direction is not None or str(epoch) != "latest":
+        names = [*options, *(["direction"] if direction is not None else []),
+                 *(["epoch"] if str(epoch) != "latest" else [])]
+        raise OptionsError(f"{', '.join(names)} apply to run folders; {path} is one network file, loaded as it is")
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; pass a run folder (checkpoints/<name>) or a network file "
+                              f"such as checkpoints/<name>/latest_net_G.pth")
+    return _from_file(path, target, chosen, eval, seed, label_nc, instance)
+
+
+__all__ = ["Translator", "load"]
