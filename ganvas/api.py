@@ -160,9 +160,13 @@ class Translator:
     """
 
     def __init__(self, forward: Forward, *, input_nc: int, output_nc: int, device: torch.device, dtype: torch.dtype,
-                 label_nc: int = 0, uses_instances: bool = False, one_at_a_time: bool = False, seed: int = 0,
-                 batch_size: int = 8, description: str = ""):
+                 network: nn.Module, label_nc: int = 0, uses_instances: bool = False, style_channels: int = 0,
+                 one_at_a_time: bool = False, seed: int = 0, batch_size: int = 8, description: str = ""):
         self._forward = forward
+        # The generator itself, for export: it takes the encoded input (pix2pixHD: one-hot labels,
+        # then the instance boundary map, then style_channels of style features).
+        self.network = network
+        self.style_channels = style_channels
         self.input_nc, self.output_nc = input_nc, output_nc
         self.device, self.dtype = device, dtype
         self.label_nc, self.uses_instances = label_nc, uses_instances
@@ -280,8 +284,10 @@ def run_translator(opt: Any, seed: int = 0) -> Translator:
 
     nets = [model.nets[k] for k in model.inference_nets]
     output_nc = opt.input_nc if getattr(model, "reversed", False) else opt.output_nc
+    style_channels = opt.feat_num if opt.model == "pix2pixhd" and model.style else 0
     return Translator(forward, input_nc=model.input_channels, output_nc=output_nc, device=device, dtype=dtype,
-                      label_nc=label_nc, uses_instances=bool(label_nc) and not opt.no_instance,
+                      network=model.generator(), label_nc=label_nc, style_channels=style_channels,
+                      uses_instances=bool(label_nc) and not opt.no_instance,
                       one_at_a_time=_has_train_mode_batch_norm(nets), seed=seed,
                       description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}")
 
@@ -308,7 +314,7 @@ def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: 
             return forward_padded(net, batch["A"])
 
         return Translator(forward, input_nc=input_nc, output_nc=arch["output_nc"], device=device, dtype=dtype,
-                          one_at_a_time=_has_train_mode_batch_norm([net]), seed=seed,
+                          network=net, one_at_a_time=_has_train_mode_batch_norm([net]), seed=seed,
                           description=f"{path} ({arch['family']})")
     # pix2pixHD's inputs: one-hot labels, then (the original's default) the instance boundary map.
     use_inst = instance if instance is not None else (label_nc is None or label_nc < input_nc)
@@ -325,7 +331,7 @@ def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: 
         return forward_padded(net, g_input)
 
     return Translator(forward_labels, input_nc=input_nc, output_nc=arch["output_nc"], device=device, dtype=dtype,
-                      label_nc=classes, uses_instances=use_inst, seed=seed,
+                      network=net, label_nc=classes, uses_instances=use_inst, seed=seed,
                       description=f"{path} ({arch['family']}, {classes} classes"
                                   f"{' + instance boundaries' if use_inst else ''})")
 

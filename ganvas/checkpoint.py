@@ -44,8 +44,17 @@ def atomic_write_many(writes: list[tuple[Path, Callable[[Path], None]]]) -> None
         for tmp in temps:
             tmp.unlink(missing_ok=True)
         raise
+    mode = 0o666 & ~_umask()  # mkstemp makes private files; give them the usual permissions
     for tmp, (path, _) in zip(temps, writes):
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -20,6 +20,7 @@ commands:
   test       test a trained run:  ganvas test --name RUN   (writes results/RUN/test_latest/index.html)
   translate  run a model on files: ganvas translate --name RUN img1.png folder/ --out out/
                                   (or --checkpoint latest_net_G.pth: a file of the original code bases)
+  export     ONNX / TorchScript:  ganvas export --name RUN --format onnx   (or --checkpoint latest_net_G.pth)
   encode-features  cluster a pix2pixHD run's instance styles: ganvas encode-features --name RUN
   demo       build the built-in data set, train pix2pix on it, test it and print the results page
   data       data tools:          ganvas data synth --out datasets/synth_facades
@@ -88,6 +89,45 @@ def _translate(argv: Sequence[str]) -> int:
     written = translate_files(opt, list(getattr(extra, "inputs", [])), out, translator,
                               getattr(extra, "instance_dir", None))
     print(f"translated {len(written)} images into {out}")
+    return 0
+
+
+def _export(argv: Sequence[str]) -> int:
+    from ganvas.api import load, run_translator
+    from ganvas.export import FORMATS, export
+    from ganvas.options import build_parser, parse_options
+
+    parser = build_parser("ganvas export")
+    parser.add_argument("--checkpoint", type=Path, help="a bare generator file (latest_net_G.pth, .safetensors) "
+                        "instead of --name")
+    parser.add_argument("--format", choices=tuple(FORMATS), default="onnx", help="onnx (default) or torchscript")
+    parser.add_argument("--out", type=Path, help="file to write (default: <run or file name>.onnx / .pt)")
+    parser.add_argument("--fp16", action="store_true", help="export in half precision")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
+    parser.add_argument("--no_check", action="store_true", help="skip running the exported file against the network")
+    opt, extra = parse_options(argv, "export", parser)
+    fmt = getattr(extra, "format", "onnx")
+    checkpoint = getattr(extra, "checkpoint", None)
+    if checkpoint is not None:
+        if _given(argv, "--name"):
+            raise GanvasError("pass --name RUN or --checkpoint FILE, not both")
+        translator = load(checkpoint, device="cpu", eval=True, label_nc=opt.label_nc if _given(argv, "--label_nc")
+                          else None, instance=False if opt.no_instance else None)
+        default = checkpoint.with_suffix(FORMATS[fmt])
+    else:
+        if not (opt.run_dir / "opt.yaml").is_file():
+            raise GanvasError(f"{opt.run_dir} is no trained run (it has no opt.yaml); check --name and "
+                              f"--checkpoints_dir, or pass --checkpoint FILE")
+        opt.gpu_ids, opt.eval = "-1", True
+        translator = run_translator(opt)
+        default = opt.run_dir / f"{opt.name}_{opt.epoch}_{opt.direction}{FORMATS[fmt]}"
+    out = getattr(extra, "out", None) or default
+    result = export(translator, out, fmt, fp16=getattr(extra, "fp16", False), opset=getattr(extra, "opset", None),
+                    check=not getattr(extra, "no_check", False))
+    checked = ("not checked" if result.max_abs_difference is None else
+               f"checked against the network: max difference {result.max_abs_difference:.2g}")
+    print(f"wrote {result.path} ({fmt}; inputs {', '.join(result.input_names)}: any batch, height and width "
+          f"multiples of {result.size_multiple}; {checked})")
     return 0
 
 
@@ -171,7 +211,7 @@ def one_sentence(err: GanvasError) -> str:
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "train": _train, "test": _test, "translate": _translate, "encode-features": _encode_features, "demo": _demo,
+    "train": _train, "test": _test, "translate": _translate, "export": _export, "encode-features": _encode_features, "demo": _demo,
     "data": _data,
 }
 

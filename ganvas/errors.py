@@ -15,3 +15,7 @@ class OptionsError(GanvasError):
 
 class CheckpointError(GanvasError):
     """A checkpoint that is missing, unreadable or does not fit the network."""
+
+
+class ExportError(GanvasError):
+    """A network that could not be exported, or whose exported file does not reproduce it."""

@@ -288,13 +288,13 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
     for name, hint in MODEL_FLAG_HINTS.get(model, {}).items():
         if name in given:
             raise OptionsError(f"--{name} is not an option of --model {model}; {hint}")
-    if saved and command in ("test", "translate") and given.get("direction", saved.get("direction")) != saved.get(
+    if saved and command in ("test", "translate", "export") and given.get("direction", saved.get("direction")) != saved.get(
             "direction") and not model_class.reversible:
         raise OptionsError(f"the {saved.get('model')} run {given.get('name')} translates {saved.get('direction')} only; drop "
                            f"--direction {given['direction']}, or train a run in that direction")
     values.update(model_class.option_defaults({**saved, **given}))
     values.update(model_class.inherit(saved, given) if saved else {})
-    if command in ("test", "translate"):
+    if command in ("test", "translate", "export"):
         values.update(TEST_OVERRIDES)
         values.update(model_class.test_overrides(saved))
     values.update(given)

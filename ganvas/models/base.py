@@ -95,6 +95,10 @@ class Model(ABC):
         """Channels of the images translate() takes ({'A': x}): the run's input side."""
         return self.opt.input_nc
 
+    def generator(self) -> nn.Module:
+        """The network that translates real_A into fake_B (what translate and export run)."""
+        return self.nets["G"]
+
     def set_mode(self, train: bool) -> None:
         """Put every network in train or eval mode."""
         for net in self.nets.values():

@@ -80,6 +80,9 @@ class CycleGANModel(Model):
     def input_channels(self) -> int:
         return self.opt.output_nc if self.reversed else self.opt.input_nc
 
+    def generator(self) -> torch.nn.Module:
+        return self.nets["G_B" if self.reversed else "G_A"]
+
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         opt = self.opt
         G_A, G_B, D_A, D_B = (self.nets[k] for k in ("G_A", "G_B", "D_A", "D_B"))

@@ -66,6 +66,9 @@ class TestModel(Model):
                                              opt.init_type, opt.init_gain, antialias=not opt.no_antialias,
                                              antialias_up=not opt.no_antialias_up).to(device)
 
+    def generator(self) -> torch.nn.Module:
+        return self.nets[self.key]
+
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         raise OptionsError("the test model cannot be trained")
 

@@ -1,0 +1,218 @@
+"""Export a translator's generator to ONNX or TorchScript with dynamic batch, height and width, and check it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ganvas.api import Translator
+from ganvas.checkpoint import atomic_write
+from ganvas.errors import ExportError, OptionsError
+from ganvas.nets import instance_edges
+
+log = logging.getLogger("ganvas")
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+# Largest side the dynamic height and width may take, in pixels.
+MAX_SIDE = 8192
+
+
+class LabelInputs(nn.Module):
+    """pix2pixHD's generator taking integer label maps (and instance maps, style maps) as in ganvas.
+
+    Inputs: label N x 1 x H x W int64; instance N x 1 x H x W int64 when the generator uses instance
+    boundaries; features N x F x H x W float when it takes styles. One-hot encoding and boundaries
+    happen inside the graph, so a deployment feeds the maps as they are read from the files.
+    """
+
+    def __init__(self, generator: nn.Module, label_nc: int, uses_instances: bool, style_channels: int):
+        super().__init__()
+        self.generator, self.label_nc = generator, label_nc
+        self.uses_instances, self.style_channels = uses_instances, style_channels
+
+    def forward(self, label: Tensor, instance: Tensor | None = None, features: Tensor | None = None) -> Tensor:
+        if features is None and not self.uses_instances:
+            instance, features = None, instance  # the second input is the style map
+        dtype = next(self.generator.parameters()).dtype
+        parts = [nn.functional.one_hot(label[:, 0], self.label_nc).permute(0, 3, 1, 2).to(dtype)]
+        if instance is not None:
+            parts.append(instance_edges(instance).to(dtype))
+        if features is not None:
+            parts.append(features.to(dtype))
+        return self.generator(torch.cat(parts, 1))
+
+
+@dataclass
+class ExportResult:
+    """What was written and how far the exported model's outputs are from the eager network's."""
+
+    path: Path
+    input_names: list[str]
+    size_multiple: int
+    max_abs_difference: float | None  # None when the check could not run (onnxruntime not installed)
+
+
+def _module(translator: Translator, fp16: bool) -> tuple[nn.Module, list[str]]:
+    """The network to export, in eval mode (running batch-norm statistics, no dropout), and its input names."""
+    import copy
+
+    net = copy.deepcopy(translator.network).cpu().eval()
+    if translator.takes_labels:
+        net = LabelInputs(net, translator.label_nc, translator.uses_instances, translator.style_channels).eval()
+        names = ["label"] + (["instance"] if translator.uses_instances else []) + (
+            ["features"] if translator.style_channels else [])
+    else:
+        names = ["input"]
+    return (net.half() if fp16 else net), names
+
+
+def _size_multiple(translator: Translator) -> int:
+    return int(getattr(translator.network, "size_multiple", 1) or 1)
+
+
+def example_inputs(translator: Translator, batch: int, height: int, width: int, fp16: bool,
+                   seed: int = 0) -> tuple[Tensor, ...]:
+    """Random inputs of the exported model's kinds: images in [-1, 1], or label, instance and style maps."""
+    gen = torch.Generator().manual_seed(seed)
+    dtype = torch.float16 if fp16 else torch.float32
+    if not translator.takes_labels:
+        return ((torch.rand(batch, translator.input_nc, height, width, generator=gen) * 2 - 1).to(dtype),)
+    label = torch.randint(0, translator.label_nc, (batch, 1, height, width), generator=gen)
+    inputs = [label]
+    if translator.uses_instances:
+        inputs.append(label * 1000 + torch.randint(0, 2, label.shape, generator=gen))
+    if translator.style_channels:
+        inputs.append(torch.randn(batch, translator.style_channels, height, width, generator=gen).to(dtype))
+    return tuple(inputs)
+
+
+def _dynamic_shapes(names: list[str], multiple: int) -> tuple[dict[int, object], ...]:
+    """Batch free; height and width any multiple of the network's stride, from two strides up."""
+    dim = torch.export.Dim
+    batch = dim("batch", min=1, max=4096)
+    top = max(2, MAX_SIDE // multiple)
+    height, width = dim("height_steps", min=2, max=top), dim("width_steps", min=2, max=top)
+    shape = {0: batch, 2: multiple * height, 3: multiple * width} if multiple > 1 else {
+        0: batch, 2: dim("height", min=2, max=MAX_SIDE), 3: dim("width", min=2, max=MAX_SIDE)}
+    return tuple(dict(shape) for _ in names)
+
+
+def _export_onnx(net: nn.Module, names: list[str], example: tuple[Tensor, ...], multiple: int, tmp: Path,
+                 opset: int | None) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("onnxscript") is None or importlib.util.find_spec("onnx") is None:
+        raise OptionsError("ONNX export needs the onnx and onnxscript packages: pip install 'ganvas[export]'")
+    # The exporter's notes (renamed axes, skipped torchvision ops, optimiser passes) are not for users.
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in quiet]
+    try:
+        for logger in quiet:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(net, example, dynamo=True, dynamic_shapes=_dynamic_shapes(names, multiple),
+                                        input_names=names, output_names=["output"], opset_version=opset,
+                                        verbose=False)
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
+    program.save(str(tmp))
+
+
+def _export_torchscript(net: nn.Module, example: tuple[Tensor, ...], tmp: Path) -> None:
+    with warnings.catch_warnings():
+        # torch.jit is deprecated in favour of torch.export, and tracing notes shape-dependent Python
+        # values; the export is checked at other sizes below instead.
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, example, check_trace=False)
+        torch.jit.save(traced, str(tmp))
+
+
+def _run_exported(path: Path, fmt: str, names: list[str], inputs: tuple[Tensor, ...]) -> Tensor | None:
+    """The exported file's output on inputs; None for ONNX without onnxruntime."""
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = torch.jit.load(str(path))
+        with torch.no_grad():
+            return loaded(*inputs)
+    try:
+        import onnxruntime
+    except ImportError:
+        log.warning("onnxruntime is not installed, so the exported model was not checked "
+                    "(pip install 'ganvas[export]')")
+        return None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {name: t.numpy() for name, t in zip(names, inputs)}
+    return torch.from_numpy(np.asarray(session.run(None, feed)[0]))
+
+
+def check_export(path: Path, fmt: str, translator: Translator, fp16: bool) -> float | None:
+    """Largest absolute difference between the file and the eager network, on inputs of two sizes and batches."""
+    net, names = _module(translator, fp16)
+    multiple = _size_multiple(translator)
+    worst: float | None = None
+    for seed, (batch, h, w) in enumerate([(1, 3, 2), (2, 2, 4)]):
+        inputs = example_inputs(translator, batch, h * multiple, w * multiple, fp16, seed=seed + 1)
+        exported = _run_exported(path, fmt, names, inputs)
+        if exported is None:
+            return None
+        with torch.no_grad():
+            expected = net(*inputs)
+        if exported.shape != expected.shape:
+            raise ExportError(f"the exported {fmt} model gives shape {tuple(exported.shape)} for inputs of "
+                               f"{tuple(inputs[0].shape)}, the network {tuple(expected.shape)}")
+        diff = float((exported.float() - expected.float()).abs().max())
+        worst = diff if worst is None else max(worst, diff)
+    return worst
+
+
+def export(translator: Translator, path: str | Path, fmt: str = "onnx", *, fp16: bool = False,
+           opset: int | None = None, check: bool = True) -> ExportResult:
+    """Write the translator's generator as ONNX or TorchScript (eval mode), with dynamic batch and sizes.
+
+    Height and width may be any multiple of the network's stride (`size_multiple`, at least two
+    strides); pad other sizes as `ganvas.load` does. The file is written atomically and, with
+    `check`, run on inputs of two other sizes against the eager network (ONNX through onnxruntime).
+    """
+    if fmt not in FORMATS:
+        raise OptionsError(f"--format {fmt} is not supported; use {' or '.join(FORMATS)}")
+    path = Path(path)
+    net, names = _module(translator, fp16)
+    multiple = _size_multiple(translator)
+    example = example_inputs(translator, 2, 3 * multiple, 2 * multiple, fp16)
+
+    def write(tmp: Path) -> None:
+        try:
+            if fmt == "onnx":
+                _export_onnx(net, names, example, multiple, tmp, opset)
+            else:
+                _export_torchscript(net, example, tmp)
+        except (OptionsError, OSError):
+            raise
+        except Exception as err:  # the exporters raise many types; name the first line of theirs
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExportError(f"{fmt} export of {translator.description} failed ({first}); try the other "
+                              f"--format, or report it with the network's architecture") from err
+
+    atomic_write(path, write)
+    tolerance = 0.05 if fp16 else 1e-3
+    try:
+        difference = check_export(path, fmt, translator, fp16) if check else None
+        if difference is not None and not difference <= tolerance:  # also NaN
+            raise ExportError(f"the exported {fmt} model differs from the network by up to {difference} (more "
+                               f"than {tolerance})")
+    except (RuntimeError, ExportError) as err:
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{err}; {path} was removed; try the other --format, or report it with the network's "
+                          f"architecture") from err
+    return ExportResult(path, names, multiple, difference)
