@@ -41,7 +41,12 @@ def _device(device: str | torch.device | None) -> torch.device:
     return device
 
 
-def _dtype(dtype: Any, device: torch.device) -> torch.dtype:
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Autocast to dtype on device for bf16/fp16 inference; nothing for fp32."""
+    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+
+
+def inference_dtype(dtype: Any, device: torch.device) -> torch.dtype:
     if dtype not in DTYPES:
         raise OptionsError(f"dtype {dtype!r} is not supported; use torch.float32, torch.bfloat16 or torch.float16 "
                            f"('fp32', 'bf16', 'fp16')")
@@ -252,9 +257,7 @@ class Translator:
     def _context(self) -> Iterator[None]:
         """No autograd, autocast for bf16/fp16, and a fixed seed for the dropout that train-mode layers apply."""
         devices = [self.device] if self.device.type == "cuda" else []
-        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
-                    else contextlib.nullcontext())
-        with torch.no_grad(), torch.random.fork_rng(devices=devices), autocast:
+        with torch.no_grad(), torch.random.fork_rng(devices=devices), autocast(self.device, self.dtype):
             torch.manual_seed(self.seed)
             yield
 
@@ -272,7 +275,7 @@ def run_translator(opt: Any, seed: int = 0) -> Translator:
     from ganvas.infer import load_for_inference
 
     device = select_device(opt.gpu_ids)
-    dtype = _dtype(opt.precision, device)
+    dtype = inference_dtype(opt.precision, device)
     model = load_for_inference(opt)
     if not model.conditional:
         raise OptionsError(f"the {opt.model} run {opt.run_dir} generates from noise and has no input to translate; "
@@ -353,7 +356,7 @@ def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction:
     """
     path = Path(source)
     target = _device(device)
-    chosen = _dtype(dtype, target)
+    chosen = inference_dtype(dtype, target)
     if path.is_dir():
         if not (path / OPT_FILE).is_file():
             nets = sorted(p.name for p in path.glob("*_net_*.pth"))

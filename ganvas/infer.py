@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganvas.api import Translator, run_translator
+from ganvas.api import Translator, autocast, inference_dtype, run_translator
 from ganvas.checkpoint import atomic_write_text, load_networks
 from ganvas.data import collate_batch, make_dataset
 from ganvas.data.datasets import files_by_stem, stem_key
@@ -54,13 +54,17 @@ def load_for_inference(opt: Options) -> Model:
 def results_dir(opt: Options, model: Model | None = None) -> Path:
     """results/<name>/<phase>_<epoch>/, with suffixes so that different results never overwrite each other.
 
-    _eval for --eval; the test model's generator (_G, _A, _B); _BtoA / _AtoB when a CycleGAN is
+    _eval for --eval, _bf16 / _fp16 for --precision; the test model's generator (_G, _A, _B); _BtoA / _AtoB when a CycleGAN is
     run against the direction it was trained in.
     """
     suffix = (opt.model_suffix or "_G") if opt.model == "test" else ""
     if getattr(model, "reversed", False):
         suffix += f"_{opt.direction}"
-    return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}{suffix}{'_eval' if opt.eval else ''}"
+    if opt.eval:
+        suffix += "_eval"
+    if opt.precision != "fp32":
+        suffix += f"_{opt.precision}"
+    return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}{suffix}"
 
 
 def _json_safe(value):
@@ -76,6 +80,7 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     if not model.conditional:
         return _sample_test(opt, model)
     out = results_dir(opt, model)
+    dtype = inference_dtype(opt.precision, model.device)
     dataset = make_dataset(opt, train=False)
     count = int(min(len(dataset), opt.num_test))
     rows, used = [], set()
@@ -86,7 +91,8 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
         batch = collate_batch([dataset[i]])
         a, b = ("B_paths", "A_paths") if opt.direction == "BtoA" and "B_paths" in batch else ("A_paths", "B_paths")
         sources = {"fake_B": a, "fake_A": b}  # the file each output was translated from
-        visuals = model.translate(batch)
+        with torch.no_grad(), autocast(model.device, dtype):
+            visuals = {k: v.float() for k, v in model.translate(batch).items()}
         stem = Path(batch[a][0]).stem  # named after the image G translates
         stem = stem if stem not in used else f"{stem}_{i}"
         used.add(stem)

@@ -135,7 +135,7 @@ class Options:
     n_clusters: int = field(default=10, metadata={"help": "style clusters per class made by encode-features (pix2pixhd)"})
     cluster_seed: int = field(default=0, metadata={"help": "seed of the style cluster chosen for each instance at test time (pix2pixhd)"})
     use_encoded_image: bool = field(default=False, metadata={"help": "at test time, take styles from the real image rather than from the clusters (pix2pixhd)"})
-    precision: str = field(default="fp32", metadata={"help": "number format for test and translate (pix2pixhd): fp32, bf16 or fp16 (fp16 on GPUs)", "choices": ("fp32", "bf16", "fp16")})
+    precision: str = field(default="fp32", metadata={"help": "number format of test and translate: fp32, bf16 or fp16 (fp16 on GPUs)", "choices": ("fp32", "bf16", "fp16")})
     model_suffix: str = field(default="", metadata={"help": "which saved generator the test model runs: '' for G, _A for G_A, _B for G_B (test)"})
     print_freq: int = field(default=100, metadata={"help": "log losses every this many images"})
     display_freq: int = field(default=400, metadata={"help": "write training visuals every this many images"})

@@ -306,3 +306,11 @@ def test_translate_checkpoint_runs_a_bare_file_with_no_architecture_flags(resnet
     np.testing.assert_array_equal(written, np.asarray(load(resnet_file, device="cpu").translate(tmp_path / "a.png")))
     assert main(["translate", "--checkpoint", str(resnet_file), "--name", "x", str(tmp_path / "a.png")]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_test_and_translate_take_bf16_for_every_model(tiny_pix2pix, tmp_path) -> None:
+    train(tiny_pix2pix(n_epochs=1, n_epochs_decay=0), show_progress=False)
+    fp32 = run_test(tiny_pix2pix("test", eval=True))
+    bf16 = run_test(tiny_pix2pix("test", eval=True, precision="bf16"))
+    assert bf16.page.parent.name == "test_latest_eval_bf16" and fp32.page.parent.name == "test_latest_eval"
+    assert 0 < abs(fp32.metrics["psnr"] - bf16.metrics["psnr"]) < 1.0
