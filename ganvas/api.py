@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from ganvas.data.io import decode_image, read_image, read_label_map, tensor_to_uint8
+from ganvas.data.io import check_label_mode, decode_image, read_image, read_label_map, tensor_to_uint8
 from ganvas.errors import CheckpointError, DataError, OptionsError
 from ganvas.models import select_device
 from ganvas.nets import forward_padded, instance_edges, one_hot_labels
@@ -89,7 +89,7 @@ def _array_to_unit(array: np.ndarray) -> np.ndarray:
 def _image_item(x: Any, channels: int) -> _Item:
     """Decode one image input (path, PIL image, H x W [x C] array, [1 x] C x H x W tensor) for the model."""
     if isinstance(x, (str, PathLike)):
-        return _Item(read_image(Path(x), channels)[None] * 2 - 1, "path", name=Path(x).stem)
+        return _Item(read_image(Path(x), channels)[None] * 2 - 1, "path", name=str(x))
     if isinstance(x, Image.Image):
         return _Item(torch.from_numpy(decode_image(x, channels, "the PIL image"))[None] * 2 - 1, "pil", x.mode)
     if isinstance(x, np.ndarray):
@@ -114,8 +114,9 @@ def _image_item(x: Any, channels: int) -> _Item:
 def _label_item(x: Any) -> _Item:
     """Decode one label or instance map (path, PIL image, H x W integer array, [N x 1 x] H x W tensor)."""
     if isinstance(x, (str, PathLike)):
-        return _Item(torch.from_numpy(read_label_map(Path(x)))[None, None], "path", name=Path(x).stem)
+        return _Item(torch.from_numpy(read_label_map(Path(x)))[None, None], "path", name=str(x))
     if isinstance(x, Image.Image):
+        check_label_mode(x.mode, "the PIL label map")
         return _Item(torch.from_numpy(np.asarray(x).astype(np.int64))[None, None], "pil", x.mode)
     if isinstance(x, np.ndarray):
         if x.ndim != 2 or x.dtype.kind not in "iu":
@@ -191,8 +192,12 @@ class Translator:
     def __call__(self, x: Any, instance: Any = None) -> Any:
         return self.translate(x, instance)
 
-    def translate(self, x: Any, instance: Any = None) -> Any:
-        """Translate one input or a list of inputs; see the class docstring for the kinds accepted."""
+    def translate(self, x: Any, instance: Any = None, *, name: str | None = None) -> Any:
+        """Translate one input or a list of inputs; see the class docstring for the kinds accepted.
+
+        `name` names a non-path input: pix2pixHD style runs draw each instance's style from
+        (cluster_seed, the file name, the instance id), and paths are named by their file.
+        """
         many = isinstance(x, (list, tuple))
         inputs = list(x) if many else [x]
         if instance is not None and not self.takes_labels:
@@ -201,6 +206,9 @@ class Translator:
         if len(instances) != len(inputs):
             raise DataError(f"{len(inputs)} inputs but {len(instances)} instance maps; give one per label map")
         items = [self._decode(a, b) for a, b in zip(inputs, instances)]
+        if name is not None:
+            for item, _ in items:
+                item.name = name
         results = self._run(items)
         return results if many else results[0]
 
@@ -210,52 +218,48 @@ class Translator:
             return _image_item(x, self.input_nc), None
         label = _label_item(x)
         inst = _label_item(instance).tensor if instance is not None else None
-        if inst is not None and inst.shape[-2:] != label.tensor.shape[-2:]:
-            raise DataError(f"the instance map is {tuple(inst.shape[-2:])} and the label map "
-                            f"{tuple(label.tensor.shape[-2:])} (H x W); give maps of the same size")
+        if inst is not None and (inst.shape[0], *inst.shape[-2:]) != (label.tensor.shape[0], *label.tensor.shape[-2:]):
+            raise DataError(f"the instance map is {tuple(inst.shape)} and the label map {tuple(label.tensor.shape)} "
+                            f"(N x 1 x H x W); give one instance map of the same size per label map")
         return label, inst
 
     def _run(self, items: list[tuple[_Item, Tensor | None]]) -> list[Any]:
-        results: list[Any] = [None] * len(items)
-        for index_group in self._groups(items):
-            batch = self._batch([items[i] for i in index_group])
+        """Run every image of every item, same sizes together, and give each item back as its own kind."""
+        # Units of one image each: (item, image) in the item's batch.
+        units = [(i, n) for i, (item, _) in enumerate(items) for n in range(item.tensor.shape[0])]
+        outputs: dict[tuple[int, int], Tensor] = {}
+        for group in self._groups(units, items):
+            batch = self._batch(group, items)
             with self._context():
                 out = self._forward(batch).float()
-            start = 0
-            for i in index_group:
-                count = items[i][0].tensor.shape[0]
-                results[i] = _give_back(out[start:start + count], items[i][0])
-                start += count
-        return results
+            for k, unit in enumerate(group):
+                outputs[unit] = out[k:k + 1]
+        return [_give_back(torch.cat([outputs[(i, n)] for n in range(item.tensor.shape[0])]), item)
+                for i, (item, _) in enumerate(items)]
 
-    def _groups(self, items: list[tuple[_Item, Tensor | None]]) -> Iterator[list[int]]:
-        """Indices of items to run together: same size, at most batch_size images (one with train-mode BN)."""
+    def _groups(self, units: list[tuple[int, int]], items: list[tuple[_Item, Tensor | None]]) -> Iterator[list[tuple[int, int]]]:
+        """Units to run together: same size, at most batch_size, one when layers mix or draw per batch."""
         limit = 1 if self.one_at_a_time else self.batch_size
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for i, (item, _) in enumerate(items):
-            by_size.setdefault(tuple(item.tensor.shape[-2:]), []).append(i)
-        for indices in by_size.values():
-            group: list[int] = []
-            for i in indices:
-                n = items[i][0].tensor.shape[0]
-                if group and (sum(items[j][0].tensor.shape[0] for j in group) + n > limit):
-                    yield group
-                    group = []
-                group.append(i)
-            if group:
-                yield group
+        by_size: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+        for unit in units:
+            by_size.setdefault(tuple(items[unit[0]][0].tensor.shape[-2:]), []).append(unit)
+        for same in by_size.values():
+            for start in range(0, len(same), limit):
+                yield same[start:start + limit]
 
-    def _batch(self, group: list[tuple[_Item, Tensor | None]]) -> dict[str, Any]:
-        tensors = torch.cat([item.tensor.to(self.device) for item, _ in group])
+    def _batch(self, group: list[tuple[int, int]], items: list[tuple[_Item, Tensor | None]]) -> dict[str, Any]:
+        images = torch.cat([items[i][0].tensor[n:n + 1].to(self.device) for i, n in group])
+        names = [items[i][0].name for i, _ in group]
         if not self.takes_labels:
-            return {"A": tensors, "path": [item.name for item, _ in group]}
+            return {"A": images, "path": names}
         # Without an instance map the class regions stand for the instances (boundaries between classes).
-        insts = torch.cat([(inst if inst is not None else item.tensor).to(self.device) for item, inst in group])
-        return {"label": tensors, "inst": insts, "path": [item.name for item, _ in group]}
+        insts = torch.cat([(items[i][1] if items[i][1] is not None else items[i][0].tensor)[n:n + 1].to(self.device)
+                           for i, n in group])
+        return {"label": images, "inst": insts, "path": names}
 
     @contextlib.contextmanager
     def _context(self) -> Iterator[None]:
-        """No autograd, autocast for bf16/fp16, and a fixed seed for the dropout that train-mode layers apply."""
+        """No autograd, autocast for bf16/fp16, and the seed for train-mode dropout, set anew for every batch."""
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices), autocast(self.device, self.dtype):
             torch.manual_seed(self.seed)
@@ -266,11 +270,13 @@ class Translator:
 # Building translators
 
 
-def _has_train_mode_batch_norm(nets: Sequence[nn.Module]) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for net in nets for m in net.modules())
+def _layers_depend_on_the_batch(nets: Sequence[nn.Module]) -> bool:
+    """True when train-mode batch norm (statistics) or dropout (random draws) would tie images to their batch."""
+    kinds = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+    return any(isinstance(m, kinds) and m.training for net in nets for m in net.modules())
 
 
-def run_translator(opt: Any, seed: int = 0) -> Translator:
+def run_translator(opt: Any, seed: int = 0, batch_size: int = 8) -> Translator:
     """A translator for resolved run options: the model's own inference path (styles, both CycleGAN directions)."""
     from ganvas.infer import load_for_inference
 
@@ -281,6 +287,10 @@ def run_translator(opt: Any, seed: int = 0) -> Translator:
         raise OptionsError(f"the {opt.model} run {opt.run_dir} generates from noise and has no input to translate; "
                            f"sample it with `ganvas test --name {opt.name} --num_test N`")
     label_nc = model.label_nc if opt.model == "pix2pixhd" and opt.label_nc > 0 else 0
+    if opt.model == "pix2pixhd" and opt.label_nc == 0 and not opt.no_instance:
+        raise OptionsError(f"the pix2pixhd run {opt.run_dir} takes photos with instance maps, which translate and "
+                           f"export do not take yet; run `ganvas test --name {opt.name} --dataroot DIR` on "
+                           f"<phase>_A/ and <phase>_inst/ folders")
 
     def forward(batch: dict[str, Any]) -> Tensor:
         return model.translate(batch)["fake_B"]
@@ -291,11 +301,11 @@ def run_translator(opt: Any, seed: int = 0) -> Translator:
     return Translator(forward, input_nc=model.input_channels, output_nc=output_nc, device=device, dtype=dtype,
                       network=model.generator(), label_nc=label_nc, style_channels=style_channels,
                       uses_instances=bool(label_nc) and not opt.no_instance,
-                      one_at_a_time=_has_train_mode_batch_norm(nets), seed=seed,
-                      description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}")
+                      one_at_a_time=_layers_depend_on_the_batch(nets) or style_channels > 0, seed=seed,
+                      batch_size=batch_size, description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}")
 
 
-def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: bool, seed: int,
+def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: bool, seed: int, batch_size: int,
                label_nc: int | None, instance: bool | None) -> Translator:
     """A translator for a bare generator file: the architecture from its keys, labels for pix2pixHD ones."""
     from ganvas.interop import load_network
@@ -317,7 +327,8 @@ def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: 
             return forward_padded(net, batch["A"])
 
         return Translator(forward, input_nc=input_nc, output_nc=arch["output_nc"], device=device, dtype=dtype,
-                          network=net, one_at_a_time=_has_train_mode_batch_norm([net]), seed=seed,
+                          network=net, one_at_a_time=_layers_depend_on_the_batch([net]), seed=seed,
+                          batch_size=batch_size,
                           description=f"{path} ({arch['family']})")
     # pix2pixHD's inputs: one-hot labels, then (the original's default) the instance boundary map.
     use_inst = instance if instance is not None else (label_nc is None or label_nc < input_nc)
@@ -334,14 +345,16 @@ def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: 
         return forward_padded(net, g_input)
 
     return Translator(forward_labels, input_nc=input_nc, output_nc=arch["output_nc"], device=device, dtype=dtype,
-                      network=net, label_nc=classes, uses_instances=use_inst, seed=seed,
+                      network=net, label_nc=classes, uses_instances=use_inst, seed=seed, batch_size=batch_size,
+                      one_at_a_time=_layers_depend_on_the_batch([net]),
                       description=f"{path} ({arch['family']}, {classes} classes"
                                   f"{' + instance boundaries' if use_inst else ''})")
 
 
 def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction: str | None = None,
          device: str | torch.device | None = None, dtype: Any = None, eval: bool = False, seed: int = 0,
-         label_nc: int | None = None, instance: bool | None = None, **options: Any) -> Translator:
+         batch_size: int = 8, label_nc: int | None = None, instance: bool | None = None,
+         **options: Any) -> Translator:
     """A translator for a run folder (checkpoints/<name>, with opt.yaml) or a bare generator file.
 
     - A run folder brings every option: the model's own inference path, `epoch`, `direction`
@@ -350,9 +363,10 @@ def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction:
       architecture: it is read from the key names and shapes. pix2pixHD generators take label
       maps: `label_nc` classes plus, unless `instance=False`, an instance boundary channel.
     - `device`: default the first GPU when there is one. `dtype`: torch.bfloat16 / torch.float16
-      for autocast inference. `eval=True` uses running batch-norm statistics and no dropout; by
-      default layers run as the original test scripts ran them (batch statistics, dropout seeded
-      by `seed`), so each image is translated on its own when the network has batch norm.
+      for autocast inference. `batch_size`: images per forward pass. `eval=True` uses running
+      batch-norm statistics and no dropout; by default layers run as the original test scripts ran
+      them (batch statistics, dropout seeded by `seed`), so each image is then translated on its
+      own, and gives the same result alone or in a batch.
     """
     path = Path(source)
     target = _device(device)
@@ -371,7 +385,7 @@ def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction:
                  "precision": PRECISIONS[chosen], **options}
         if direction is not None:
             given["direction"] = direction
-        return run_translator(resolve_options(given, "translate"), seed)
+        return run_translator(resolve_options(given, "translate"), seed, batch_size)
     if options or direction is not None or str(epoch) != "latest":
         names = [*options, *(["direction"] if direction is not None else []),
                  *(["epoch"] if str(epoch) != "latest" else [])]
@@ -379,7 +393,7 @@ def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction:
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; pass a run folder (checkpoints/<name>) or a network file "
                               f"such as checkpoints/<name>/latest_net_G.pth")
-    return _from_file(path, target, chosen, eval, seed, label_nc, instance)
+    return _from_file(path, target, chosen, eval, seed, batch_size, label_nc, instance)
 
 
 __all__ = ["Translator", "load"]

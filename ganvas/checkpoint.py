@@ -67,17 +67,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def load_torch(path: Path, what: str = "checkpoint") -> Any:
+def load_torch(path: Path, what: str = "checkpoint",
+               fix: str = "train the run first, or check --name, --checkpoints_dir and --epoch") -> Any:
     """torch.load without running pickled code; a missing or broken file names itself and the fix."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist; train the run first, or check --name, "
-                              f"--checkpoints_dir and --epoch")
+        raise CheckpointError(f"{what} {path} does not exist; {fix}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"cannot read {what} {path} ({err}); the file is damaged or not a PyTorch "
-                              f"checkpoint: use another --epoch or retrain") from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"cannot read {what} {path} ({reason}); the file is damaged or not a PyTorch "
+                              f"state_dict file (an exported TorchScript or ONNX model is not one): use another file, "
+                              f"another --epoch or retrain") from err
 
 
 def network_path(run_dir: Path, tag: str, net_name: str) -> Path:
@@ -108,9 +110,9 @@ def clean_state_dict(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str
     """Strip wrapper prefixes and drop keys old files carry that the network has no slot for."""
     cleaned = {}
     for key, value in state.items():
-        for prefix in ("module.", "_orig_mod."):
-            while key.startswith(prefix):
-                key = key[len(prefix):]
+        # In any order and nesting: DataParallel/DDP's module., torch.compile's _orig_mod.
+        while key.startswith(("module.", "_orig_mod.")):
+            key = key.partition(".")[2]
         cleaned[key] = value
     wanted = net.state_dict().keys()
     # PyTorch < 0.4 saved instance-norm running stats and later ones num_batches_tracked; the
@@ -184,10 +186,14 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"cannot read {path} ({err}); the file is damaged or not a safetensors file") from err
 
 
-def read_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
-    """The tensors of a .pth / .pt file (loaded weights_only: no pickled code runs) or a .safetensors file."""
+def read_state_dict(path: str | PathLike[str], in_run: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of a .pth / .pt file (loaded weights_only: no pickled code runs) or a .safetensors file.
+
+    `in_run`: the file belongs to a run folder, so a missing one means a run not trained that far.
+    """
     path = Path(path)
-    state = _read_safetensors(path) if path.suffix == ".safetensors" else load_torch(path, "network file")
+    fix = "train the run first, or check --name, --checkpoints_dir and --epoch" if in_run else "check the path"
+    state = _read_safetensors(path) if path.suffix == ".safetensors" else load_torch(path, "network file", fix)
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state_dict; save the network's with "
                               f"torch.save(net.state_dict(), path)")
@@ -204,7 +210,7 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
 def load_weights(net: nn.Module, path: Path) -> None:
     """Load a state_dict file into `net` strictly, with a message naming the keys that do not fit."""
     target = unwrap(net)
-    state = clean_state_dict(read_state_dict(path), target)
+    state = clean_state_dict(read_state_dict(path, in_run=True), target)
     mismatch = compare_keys(tensor_shapes(state), tensor_shapes(target.state_dict()))
     if mismatch:
         raise CheckpointError(f"{path} does not fit the network built from the options: {mismatch.describe()}; "
@@ -220,7 +226,7 @@ def load_matching(net: nn.Module, path: Path) -> tuple[int, int, list[str]]:
     architecture from another (pix2pixHD's local generator from a global run).
     """
     target = unwrap(net)
-    state = read_state_dict(path)
+    state = read_state_dict(path, in_run=True)
     own = target.state_dict()
     state = {k: v for k, v in clean_state_dict(state, target).items() if k in own}
     other_shape = [k for k, v in state.items() if v.shape != own[k].shape]

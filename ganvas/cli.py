@@ -113,7 +113,7 @@ def _export(argv: Sequence[str]) -> int:
             raise GanvasError("pass --name RUN or --checkpoint FILE, not both")
         translator = load(checkpoint, device="cpu", eval=True, label_nc=opt.label_nc if _given(argv, "--label_nc")
                           else None, instance=False if opt.no_instance else None)
-        default = checkpoint.with_suffix(FORMATS[fmt])
+        default = checkpoint.with_name(f"{checkpoint.stem}_{fmt}{FORMATS[fmt]}")
     else:
         if not (opt.run_dir / "opt.yaml").is_file():
             raise GanvasError(f"{opt.run_dir} is no trained run (it has no opt.yaml); check --name and "
@@ -122,6 +122,8 @@ def _export(argv: Sequence[str]) -> int:
         translator = run_translator(opt)
         default = opt.run_dir / f"{opt.name}_{opt.epoch}_{opt.direction}{FORMATS[fmt]}"
     out = getattr(extra, "out", None) or default
+    if checkpoint is not None and Path(out).resolve() == checkpoint.resolve():
+        raise GanvasError(f"--out {out} is the checkpoint being exported; name another file")
     result = export(translator, out, fmt, fp16=getattr(extra, "fp16", False), opset=getattr(extra, "opset", None),
                     check=not getattr(extra, "no_check", False))
     checked = ("not checked" if result.max_abs_difference is None else

@@ -211,7 +211,7 @@ def export(translator: Translator, path: str | Path, fmt: str = "onnx", *, fp16:
         if difference is not None and not difference <= tolerance:  # also NaN
             raise ExportError(f"the exported {fmt} model differs from the network by up to {difference} (more "
                                f"than {tolerance})")
-    except (RuntimeError, ExportError) as err:
+    except Exception as err:  # onnxruntime's errors are not RuntimeErrors; an unchecked file must not stay
         path.unlink(missing_ok=True)
         raise ExportError(f"{err}; {path} was removed; try the other --format, or report it with the network's "
                           f"architecture") from err

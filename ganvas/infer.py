@@ -208,9 +208,9 @@ def translate_files(opt: Options, inputs: list[Path], out_dir: Path, translator:
             if inst_file is not None:
                 inst = torch.from_numpy(read_label_map(inst_file))[None].float()
                 inst = apply_transform(inst, params, opt.preprocess, opt.load_size, opt.crop_size, "nearest").long()
-            fake = translator.translate(image.long()[None], None if inst is None else inst[None])[0]
+            fake = translator.translate(image.long()[None], None if inst is None else inst[None], name=str(path))[0]
         else:
-            fake = translator.translate(image[None] * 2 - 1)[0]
+            fake = translator.translate(image[None] * 2 - 1, name=str(path))[0]
         target, n = out_dir / name, 1
         while target in written:  # photo.jpg and photo.png named side by side
             target, n = out_dir / name.with_name(f"{name.stem}_{n}.png"), n + 1

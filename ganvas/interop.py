@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from ganvas.checkpoint import Layout, Shape, clean_state_dict, compare_keys, read_state_dict, tensor_shapes
-from ganvas.errors import CheckpointError
+from ganvas.errors import CheckpointError, OptionsError
 from ganvas.nets.discriminators import DCGANDiscriminator, NLayerDiscriminator, PixelDiscriminator
 from ganvas.nets.generators import DCGANGenerator, ResnetGenerator, UnetGenerator
 from ganvas.nets.norm import get_norm_layer
@@ -398,8 +398,8 @@ def guess_architecture(state: Mapping[str, Tensor], source: str = "the state_dic
 def _device(device: str | torch.device | None) -> torch.device:
     device = torch.device("cpu" if device is None else device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} is not available (torch.cuda.is_available() is False); "
-                         f"pass device='cpu' or None")
+        raise OptionsError(f"device {str(device)!r} is not available (torch.cuda.is_available() is False); "
+                           f"pass device='cpu' or None")
     return device
 
 

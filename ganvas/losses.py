@@ -74,10 +74,12 @@ def gradient_penalty(
         raise ValueError(
             f"gradient penalty needs real and fake of the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}"
         )
-    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
     # Detached so the penalty trains only the discriminator, never the generator that made fake.
-    interpolates = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    outputs = _final_predictions(netD(interpolates))
+    interpolates = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(True)
+    # In fp32 even under mixed precision: the penalty's double backward underflows in fp16.
+    with torch.autocast(real.device.type, enabled=False):
+        outputs = [o.float() for o in _final_predictions(netD(interpolates))]
     grads = torch.autograd.grad(
         outputs=outputs,
         inputs=interpolates,

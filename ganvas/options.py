@@ -141,6 +141,10 @@ class Options:
     display_freq: int = field(default=400, metadata={"help": "write training visuals every this many images"})
     save_latest_freq: int = field(default=5000, metadata={"help": "save the latest checkpoint every this many images"})
     save_epoch_freq: int = field(default=5, metadata={"help": "keep a checkpoint every this many epochs"})
+    # --- speed --------------------------------------------------------------------------------
+    amp: str = field(default="off", metadata={"help": "mixed-precision training: off (fp32), bf16 (GPUs and CPUs) or fp16 (GPUs; one gradient scaler per G and D step)", "choices": ("off", "bf16", "fp16")})
+    channels_last: bool = field(default=False, metadata={"help": "channels-last memory layout for the networks (helps batch-norm and no-norm networks on GPUs; measure with ganvas bench)"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile G and D separately (the first steps are slow while they compile)"})
     # --- test ---------------------------------------------------------------------------------
     num_test: float = field(default=math.inf, metadata={"help": "test at most this many images (default: all)", "type": _int_or_inf})
     eval: bool = field(default=False, metadata={"help": "eval mode at test time (running batch-norm statistics, no dropout)"})
@@ -185,7 +189,8 @@ MODEL_FLAG_HINTS = {"pix2pix": {"lambda_A": "pix2pix's L1 weight is --lambda_L1 
 
 # Options a command decides for itself rather than inheriting from the saved run.
 INVOCATION_OPTIONS = ("phase", "continue_train", "overwrite", "epoch", "num_test", "eval", "gpu_ids", "num_threads",
-                      "results_dir", "load_pretrain", "cluster_seed", "use_encoded_image", "precision")
+                      "results_dir", "load_pretrain", "cluster_seed", "use_encoded_image", "precision", "amp",
+                      "channels_last", "compile")
 TEST_OVERRIDES = {"phase": "test", "batch_size": 1, "serial_batches": True, "no_flip": True, "preprocess": "none",
                   "max_dataset_size": math.inf, "num_threads": 0}
 

@@ -26,6 +26,7 @@ from ganvas.errors import CheckpointError, DataError, GanvasError
 from ganvas.models import Model, create_model, select_device
 from ganvas.options import OPT_FILE, Options, ensure_seed, save_options
 from ganvas.report import write_training_page
+from ganvas.speed import accelerate, amp_context, load_scaler_state, scaler_state
 
 log = logging.getLogger("ganvas")
 
@@ -152,6 +153,7 @@ class Trainer:
         if hasattr(self.dataset, "check_labels"):  # a bad class id stops the run now, not mid-epoch
             self.dataset.check_labels()
         self.model: Model = create_model(opt, self.device, train=True)
+        accelerate(self.model, opt)
         self.plateaus = ({k: make_plateau(o) for k, o in self.model.optimizers.items()}
                          if opt.lr_policy == "plateau" else {})
         self.progress = Progress(epoch=opt.epoch_count)
@@ -183,6 +185,7 @@ class Trainer:
             "plateaus": {k: s.state_dict() for k, s in self.plateaus.items()},
             "rng": rng_state(),
             "model": self.model.extra_state(),
+            "scalers": scaler_state(self.model),
         }
 
     def save(self, tags: tuple[str, ...] = ("latest",)) -> None:
@@ -215,6 +218,7 @@ class Trainer:
         self.progress = Progress(**state["progress"])
         set_rng_state(state["rng"])
         self.model.load_extra_state(state.get("model", {}))
+        load_scaler_state(self.model, state.get("scalers", {}))
         self._truncate_loss_log(self.progress.steps)
         log.info("resuming %s at epoch %d, step %d", self.run_dir, self.progress.epoch, self.progress.steps)
 
@@ -305,7 +309,8 @@ class Trainer:
         tick, tick_images = time.perf_counter(), p.images
         for batch in bar:
             self.model.set_mode(True)
-            losses = self.model.train_step(batch)
+            with amp_context(opt.amp, self.device):
+                losses = self.model.train_step(batch)
             size = len(next(v for v in batch.values() if torch.is_tensor(v)))
             before = p.images
             p.epoch_iter += 1

@@ -18,6 +18,7 @@ from ganvas.errors import CheckpointError, DataError, OptionsError
 from ganvas.infer import run_test
 from ganvas.interop import load_network
 from ganvas.nets import (
+    DCGANGenerator,
     GlobalGenerator,
     NLayerDiscriminator,
     ResnetGenerator,
@@ -140,6 +141,11 @@ def test_train_mode_batch_norm_translates_each_image_on_its_own_and_reproducibly
     for x, y in zip(inputs, together):
         np.testing.assert_array_equal(y, t.translate(x))
     assert not np.array_equal(together[0], load(path, device="cpu", seed=1).translate(inputs[0]))  # dropout seed
+    # A tensor batch too is translated image by image: batch statistics and dropout draws never mix images.
+    batch = torch.stack([torch.from_numpy(x).permute(2, 0, 1).float() / 127.5 - 1 for x in inputs])
+    as_batch = load(path, device="cpu", batch_size=2).translate(batch)
+    for k in range(3):
+        torch.testing.assert_close(as_batch[k:k + 1], t.translate(batch[k:k + 1]))
     evaluated = load(path, device="cpu", eval=True).translate(inputs[0])
     expected = eager(path, torch.from_numpy(inputs[0]).permute(2, 0, 1)[None].float() / 127.5 - 1)
     np.testing.assert_allclose(evaluated / 255, (expected[0].numpy().transpose(1, 2, 0) + 1) / 2, atol=1 / 255)
@@ -216,6 +222,22 @@ def test_label_maps_from_files_and_a_label_out_of_range(global_file, tmp_path) -
         t.translate(label)
 
 
+def test_a_bare_batch_norm_pix2pixhd_file_translates_each_label_map_on_its_own(tmp_path) -> None:
+    net = GlobalGenerator(6, 3, ngf=4, n_downsampling=2, n_blocks=1, norm_layer=get_norm_layer("batch"))
+    t = load(saved(net, tmp_path / "G.pth"), device="cpu")
+    maps = [label_maps(seed)[0] for seed in range(3)]
+    for label, image in zip(maps, t.translate(maps)):
+        np.testing.assert_array_equal(image, t.translate(label))
+
+
+def test_colour_label_maps_are_refused_with_the_fix(global_file) -> None:
+    with pytest.raises(DataError, match="RGB image.*integer ids"):
+        load(global_file, device="cpu").translate(Image.fromarray(photo()))
+    label, inst = label_maps()
+    with pytest.raises(DataError, match="one instance map of the same size per label map"):
+        load(global_file, device="cpu").translate(label, inst[:10])
+
+
 def test_label_count_and_instance_channel_can_be_stated(global_file) -> None:
     assert load(global_file, device="cpu", instance=False).label_nc == 6
     with pytest.raises(OptionsError, match="takes 6 input channels.*label_nc=5"):
@@ -230,6 +252,9 @@ def test_discriminators_noise_generators_and_missing_paths_are_refused(tmp_path)
     d = saved(NLayerDiscriminator(6, ndf=4, n_layers=2), tmp_path / "latest_net_D.pth")
     with pytest.raises(CheckpointError, match="holds a discriminator.*latest_net_G.pth"):
         load(d)
+    noise = saved(DCGANGenerator(nz=8, output_nc=3, ngf=4, image_size=16), tmp_path / "dcgan.pth")
+    with pytest.raises(OptionsError, match="DCGAN generator.*noise"):
+        load(noise)
     with pytest.raises(CheckpointError, match="does not exist"):
         load(tmp_path / "nothing.pth")
     (tmp_path / "run").mkdir()

@@ -91,6 +91,15 @@ def test_a_wrong_export_is_removed_and_reported(tmp_path, monkeypatch) -> None:
         export(load(g, device="cpu"), tmp_path / "G.tflite", "tflite")
 
 
+def test_export_never_writes_over_the_checkpoint(tmp_path, capsys) -> None:
+    g = saved(ResnetGenerator(3, 3, ngf=4, norm_layer=get_norm_layer("instance"), n_blocks=1), tmp_path / "G.pt")
+    before = g.read_bytes()
+    assert main(["export", "--checkpoint", str(g), "--format", "torchscript"]) == 0
+    assert g.read_bytes() == before and (tmp_path / "G_torchscript.pt").is_file()
+    assert main(["export", "--checkpoint", str(g), "--format", "torchscript", "--out", str(g)]) == 2
+    assert "is the checkpoint being exported" in capsys.readouterr().err and g.read_bytes() == before
+
+
 def test_export_name_writes_the_runs_generator(tiny_pix2pix, tmp_path, capsys) -> None:
     train(tiny_pix2pix(n_epochs=1, n_epochs_decay=0), show_progress=False)
     out = tmp_path / "tiny.pt"

@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from ganvas.data.io import find_images, read_image, read_label_map, save_label_map
+from ganvas.data.io import find_images, read_image, read_label_map
 from ganvas.data.synthetic import STREET_CLASSES, write_street_set
 from ganvas.edit import SceneEditor
 from ganvas.errors import CheckpointError, DataError, OptionsError
@@ -242,3 +243,40 @@ def test_settings_the_model_cannot_train_with_are_refused(tiny):
         Trainer(tiny(niter_fix_global=2), show_progress=False)
     with pytest.raises(OptionsError, match="--no_vgg_loss"):
         Trainer(tiny(no_vgg_loss=False, output_nc=1), show_progress=False)
+
+
+def test_a_style_run_gives_each_image_the_same_styles_from_test_translate_and_the_api(tiny, street, tmp_path):
+    from ganvas.api import load
+    from ganvas.cli import main
+
+    train(tiny(name="sty", instance_feat=True), show_progress=False)
+    encode_features(tiny("test", name="sty", phase="train"))
+    page = run_test(tiny("test", name="sty", cluster_seed=1)).page
+    labels = sorted((street / "test_label").iterdir())
+    insts = [street / "test_inst" / p.name for p in labels]
+    translator = load(Path(tiny().checkpoints_dir) / "sty", device="cpu", cluster_seed=1)
+    together = translator.translate(labels, insts)
+    for label, inst, image in zip(labels, insts, together):
+        assert np.array_equal(np.asarray(image), np.asarray(translator.translate(label, inst)))  # alone = batched
+        assert np.array_equal(np.asarray(image), read_image(page.parent / "images" / f"{label.stem}_fake_B.png", 3)
+                              .mul(255).round().byte().permute(1, 2, 0).numpy())  # = the test page
+    out = tmp_path / "out"
+    assert main(["translate", "--name", "sty", "--checkpoints_dir", tiny().checkpoints_dir, "--cluster_seed", "1",
+                 str(street / "test_label"), "--instance_dir", str(street / "test_inst"), "--out", str(out)]) == 0
+    for label, image in zip(labels, together):
+        assert np.array_equal(read_image(out / f"{label.stem}.png", 3), read_image(page.parent / "images" /
+                                                                                   f"{label.stem}_fake_B.png", 3))
+
+
+def test_a_photo_input_run_with_instance_maps_is_refused_by_translate_with_the_alternative(tiny, tmp_path):
+    from ganvas.api import load
+
+    root = tmp_path / "photos"
+    for folder in ("train_A", "train_B", "train_inst"):
+        (root / folder).mkdir(parents=True)
+        for i in range(2):
+            pixels = np.zeros((32, 64), np.uint8) if folder == "train_inst" else np.full((32, 64, 3), 40 * i, np.uint8)
+            Image.fromarray(pixels).save(root / folder / f"{i}.png")
+    train(tiny(name="photo", dataroot=str(root), label_nc=0), show_progress=False)
+    with pytest.raises(OptionsError, match="photos with instance maps.*ganvas test"):
+        load(Path(tiny().checkpoints_dir) / "photo", device="cpu")

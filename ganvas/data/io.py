@@ -118,7 +118,7 @@ def _to_channels(data: np.ndarray, has_alpha: bool, channels: int) -> np.ndarray
 LABEL_MODES: tuple[str, ...] = ("L", "P", "1", "I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
-def _check_label_mode(mode: str, path: Path) -> None:
+def check_label_mode(mode: str, path: Path) -> None:
     """DataError unless an image of this mode holds one channel of integer ids."""
     if mode not in LABEL_MODES:
         raise DataError(
@@ -137,7 +137,7 @@ def label_map_size(path: Path) -> tuple[int, int]:
         raise DataError(
             f"cannot read label map {path} ({err}); re-export it or remove it from the data set"
         ) from err
-    _check_label_mode(mode, path)
+    check_label_mode(mode, path)
     return size
 
 
@@ -148,7 +148,7 @@ def read_label_map(path: Path) -> np.ndarray:
         raise DataError(f"label map {path} does not exist; check --dataroot or remove it from the list")
     try:
         with Image.open(path) as img:
-            _check_label_mode(img.mode, path)
+            check_label_mode(img.mode, path)
             img.load()  # decode now so truncated files fail here, not later
             ids = np.asarray(img).astype(np.int64)
     except _PIL_READ_ERRORS as err:

@@ -55,6 +55,10 @@ class Model(ABC):
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.visuals: dict[str, Tensor] = {}
+        # fp16 training (grad_scaling, set by the trainer): one gradient scaler per optimisation step
+        # ("G", "D"), so that an overflow in one network's step never skips the other's.
+        self.grad_scaling = False
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
 
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +140,19 @@ class Model(ABC):
             losses[f"{name}_GP"] = gradient_penalty(D, real, fake, self.opt.lambda_gp)
             total = total + losses[f"{name}_GP"]
         return total, losses
+
+    def optimize(self, loss: Tensor, *names: str) -> None:
+        """Backpropagate loss and step the named optimisers (through the first name's scaler under fp16)."""
+        if not self.grad_scaling:
+            loss.backward()
+            for name in names:
+                self.optimizers[name].step()
+            return
+        scaler = self.scalers.setdefault(names[0], torch.amp.GradScaler(self.device.type))
+        scaler.scale(loss).backward()
+        for name in names:
+            scaler.step(self.optimizers[name])
+        scaler.update()
 
     def make_adam(self, *nets: nn.Module) -> torch.optim.Adam:
         """Adam over the given networks with the run's lr and beta1."""

@@ -119,8 +119,7 @@ class CUTModel(Model):
         set_requires_grad(D, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         loss_d, losses = self.discriminator_loss(D, real_b, fake_b)
-        loss_d.backward()
-        self.optimizers["D"].step()
+        self.optimize(loss_d, "D")
 
         set_requires_grad(D, False)
         for key in ("G", "F"):
@@ -137,10 +136,7 @@ class CUTModel(Model):
                 losses["NCE_Y"] = self.nce(real_b, idt_b, flipped)  # idt_b is set whenever nce_idt is
                 nce = 0.5 * (nce + losses["NCE_Y"])
             loss_g = loss_g + nce
-        loss_g.backward()
-        for key in ("G", "F"):
-            if key in self.optimizers:
-                self.optimizers[key].step()
+        self.optimize(loss_g, *(key for key in ("G", "F") if key in self.optimizers))
 
         self.visuals = {"real_A": real_a, "fake_B": fake_b.detach(), "real_B": real_b}
         if idt_b is not None:

@@ -108,8 +108,7 @@ class CycleGANModel(Model):
         losses["G_B"] = self.gan_loss(D_B(fake_a), True, for_discriminator=False)
         losses["cycle_A"] = l1_loss(rec_a.float(), real_a.float()) * opt.lambda_A
         losses["cycle_B"] = l1_loss(rec_b.float(), real_b.float()) * opt.lambda_B
-        sum(losses.values()).backward()
-        self.optimizers["G"].step()
+        self.optimize(sum(losses.values()), "G")
 
         # D step on the current fakes or, half of the time, on older ones from the history pools.
         set_requires_grad([D_A, D_B], True)
@@ -117,9 +116,8 @@ class CycleGANModel(Model):
         # (Each D's loss is halved, as in the original, which slows D relative to G.)
         loss_d_a, d_losses = self.discriminator_loss(D_A, real_b, self.pool_B.query(fake_b.detach()), "D_A")
         loss_d_b, d_losses_b = self.discriminator_loss(D_B, real_a, self.pool_A.query(fake_a.detach()), "D_B")
-        (loss_d_a + loss_d_b).backward()
+        self.optimize(loss_d_a + loss_d_b, "D")
         d_losses.update(d_losses_b)
-        self.optimizers["D"].step()
 
         self.visuals = {"real_A": real_a, "fake_B": fake_b.detach(), "rec_A": rec_a.detach(),
                         "real_B": real_b, "fake_A": fake_a.detach(), "rec_B": rec_b.detach(), **visuals}

@@ -54,21 +54,19 @@ class GANModel(Model):
         return torch.randn(n, self.opt.nz, generator=generator).to(self.device)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        G, D, opt = self.nets["G"], self.nets["D"], self.opt
+        G, D = self.nets["G"], self.nets["D"]
         real = batch["A"].to(self.device, non_blocking=True)
         fake = G(self.noise(real.shape[0]))
 
         set_requires_grad(D, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         loss_d, losses = self.discriminator_loss(D, real, fake)
-        loss_d.backward()
-        self.optimizers["D"].step()
+        self.optimize(loss_d, "D")
 
         set_requires_grad(D, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         loss_g = self.gan_loss(D(fake), True, for_discriminator=False)
-        loss_g.backward()
-        self.optimizers["G"].step()
+        self.optimize(loss_g, "G")
 
         self.visuals = {"real": real}
         losses["G_GAN"] = loss_g

@@ -54,15 +54,13 @@ class Pix2PixModel(Model):
         self.optimizers["D"].zero_grad(set_to_none=True)
         real_pair, fake_pair = torch.cat([real_a, real_b], 1), torch.cat([real_a, fake_b], 1)
         loss_d, losses = self.discriminator_loss(D, real_pair, fake_pair)
-        loss_d.backward()
-        self.optimizers["D"].step()
+        self.optimize(loss_d, "D")
 
         set_requires_grad(D, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         loss_g_gan = self.gan_loss(D(torch.cat([real_a, fake_b], 1)), True, for_discriminator=False)
         loss_g_l1 = torch.nn.functional.l1_loss(fake_b.float(), real_b.float()) * opt.lambda_L1
-        (loss_g_gan + loss_g_l1).backward()
-        self.optimizers["G"].step()
+        self.optimize(loss_g_gan + loss_g_l1, "G")
 
         self.visuals = {"real_A": real_a.detach(), "fake_B": fake_b.detach(), "real_B": real_b}
         losses.update({"G_GAN": loss_g_gan, "G_L1": loss_g_l1})

@@ -199,14 +199,12 @@ class Pix2PixHDModel(Model):
                                                          opt.lambda_feat)
         if self.vgg_loss is not None:
             losses["G_VGG"] = self.vgg_loss(fake.float(), real.float()) * opt.lambda_feat
-        sum(losses.values()).backward()
-        self.optimizers["G"].step()
+        self.optimize(sum(losses.values()), "G")
 
         set_requires_grad(D, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         loss_d, d_losses = self.discriminator_loss(D, real_pair, fake_pair)
-        loss_d.backward()
-        self.optimizers["D"].step()
+        self.optimize(loss_d, "D")
 
         self.visuals = {"input_label": self.label_image(batch), "fake_B": fake.detach(), "real_B": real}
         return {k: float(v.detach()) for k, v in {**d_losses, **losses}.items()}
@@ -230,8 +228,12 @@ class Pix2PixHDModel(Model):
             self.clusters = {int(k): np.asarray(v) for k, v in np.load(path, allow_pickle=True).item().items()}
         return self.clusters
 
-    def sample_styles(self, regions: Tensor, seed: int | tuple[int, ...], chosen: dict[int, int] | None = None) -> Tensor:
-        """A style map: each region gets a cluster centre of its class, chosen by `chosen` or at random."""
+    def sample_styles(self, regions: Tensor, seed: int | tuple[int, ...] | list[tuple[int, ...]],
+                      chosen: dict[int, int] | None = None) -> Tensor:
+        """A style map: each region gets a cluster centre of its class, chosen by `chosen` or at random.
+
+        `seed` is one seed for the whole batch or a list with one per image.
+        """
         clusters = self.load_clusters()
         feat = torch.zeros(regions.shape[0], self.opt.feat_num, *regions.shape[-2:], device=self.device)
         for n in range(regions.shape[0]):
@@ -241,7 +243,8 @@ class Pix2PixHDModel(Model):
                     continue
                 centres = clusters[cls]
                 # Drawn per (seed, region), so editing one region never changes another's style.
-                draw = np.random.default_rng([*np.atleast_1d(seed).tolist(), region])
+                image_seed = seed[n] if isinstance(seed, list) else seed
+                draw = np.random.default_rng([*np.atleast_1d(image_seed).tolist(), region])
                 pick = (chosen or {}).get(region, int(draw.integers(len(centres))))
                 value = torch.as_tensor(centres[pick % len(centres)][:self.opt.feat_num], dtype=feat.dtype,
                                         device=self.device)
@@ -250,7 +253,8 @@ class Pix2PixHDModel(Model):
         return feat
 
     @torch.no_grad()
-    def generate(self, g_input: Tensor, regions: Tensor | None, real: Tensor | None, seed: int | tuple[int, ...] = 0,
+    def generate(self, g_input: Tensor, regions: Tensor | None, real: Tensor | None,
+                 seed: int | tuple[int, ...] | list[tuple[int, ...]] = 0,
                  chosen: dict[int, int] | None = None) -> Tensor:
         """G's image for an encoded input, with styles from the real image or the clusters."""
         if self.style:
@@ -279,8 +283,9 @@ class Pix2PixHDModel(Model):
         if self.style and self.opt.use_encoded_image and real is None:
             raise DataError(f"--use_encoded_image takes styles from the real photos, and {self.opt.dataroot} has no "
                             f"{self.opt.phase}_img/ folder; add it, or drop the flag to use the style clusters")
-        # Styles drawn per (seed, image, instance): instances with the same id in two images differ.
-        seed = (self.opt.cluster_seed, zlib.crc32(str(batch["path"][0]).encode()))
+        # Styles drawn per (seed, file name, instance): instances with the same id in two images differ,
+        # and an image gets the same styles from test, translate and the Python API.
+        seed = [(self.opt.cluster_seed, zlib.crc32(Path(str(path)).stem.encode())) for path in batch["path"]]
         out = {"input_label": self.label_image(batch), "fake_B": self.generate(g_input, regions, real, seed=seed)}
         if real is not None:
             out["real_B"] = real

@@ -1,0 +1,49 @@
+"""Mixed precision, memory layout and compilation, shared by the trainer and `ganvas bench`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import torch
+
+from ganvas.models import Model
+
+log = logging.getLogger("ganvas")
+
+AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def amp_context(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast for --amp bf16 / fp16 (losses cast their inputs to fp32 themselves); nothing for off."""
+    dtype = AMP_DTYPES[amp]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def accelerate(model: Model, opt: Any) -> None:
+    """Apply --amp's gradient scaling, --channels_last and --compile to a freshly built model."""
+    model.grad_scaling = opt.amp == "fp16"
+    if opt.channels_last:
+        for net in model.nets.values():
+            net.to(memory_format=torch.channels_last)
+    if opt.compile:
+        # G and D apart, each with static shapes: a step switches D's gradients off and on, which
+        # recompiles once per state and then reuses both graphs.
+        for name, net in model.nets.items():
+            if name[0] in "GD":
+                model.nets[name] = torch.compile(net, dynamic=False)
+
+
+def scaler_state(model: Model) -> dict[str, Any]:
+    """The gradient scalers' states, for the run state."""
+    return {name: scaler.state_dict() for name, scaler in model.scalers.items()}
+
+
+def load_scaler_state(model: Model, state: dict[str, Any]) -> None:
+    """Restore scalers saved by scaler_state (a run resumed without --amp fp16 leaves them unused)."""
+    if not model.grad_scaling:
+        return
+    for name, saved in state.items():
+        scaler = model.scalers.setdefault(name, torch.amp.GradScaler(model.device.type))
+        scaler.load_state_dict(saved)
