@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,6 +22,7 @@ commands:
   translate  run a model on files: ganvas translate --name RUN img1.png folder/ --out out/
                                   (or --checkpoint latest_net_G.pth: a file of the original code bases)
   export     ONNX / TorchScript:  ganvas export --name RUN --format onnx   (or --checkpoint latest_net_G.pth)
+  bench      speed and memory:    ganvas bench --model cycle_gan --size 256 --amp bf16 --baseline
   encode-features  cluster a pix2pixHD run's instance styles: ganvas encode-features --name RUN
   demo       build the built-in data set, train pix2pix on it, test it and print the results page
   data       data tools:          ganvas data synth --out datasets/synth_facades
@@ -35,8 +37,11 @@ def _train(argv: Sequence[str]) -> int:
     opt, _ = parse_options(argv, "train", build_parser("ganvas train"))
     if not opt.dataroot:
         raise GanvasError("ganvas train needs --dataroot, the folder of the data set")
-    result = train(opt, show_progress=sys.stderr.isatty())
+    main_process = os.environ.get("RANK", "0") == "0"
+    result = train(opt, show_progress=sys.stderr.isatty() and main_process)
     p = result.progress
+    if not main_process:
+        return 130 if result.interrupted else 0
     if result.interrupted:
         print(f"interrupted in epoch {p.epoch} after {p.steps} steps; saved {result.run_dir}. Resume with the same "
               f"command plus --continue_train.")
@@ -133,6 +138,43 @@ def _export(argv: Sequence[str]) -> int:
     return 0
 
 
+def _bench(argv: Sequence[str]) -> int:
+    from ganvas.bench import BENCH_MODELS, format_table, run_bench
+
+    parser = ArgumentParser(prog="ganvas bench", description="time training steps (or inference) on synthetic "
+                            "tensors: median seconds, images/second, peak memory")
+    parser.add_argument("--model", choices=BENCH_MODELS, default="pix2pix")
+    parser.add_argument("--CUT_mode", choices=("CUT", "FastCUT"), default="CUT", help="for --model cut")
+    parser.add_argument("--size", type=int, default=256, help="image side in px (pix2pixhd: height; width twice)")
+    parser.add_argument("--batch_size", type=int, default=1)
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--channels_last", action="store_true")
+    parser.add_argument("--baseline", action="store_true", help="also time plain fp32 eager first and print the ratio")
+    parser.add_argument("--infer", action="store_true", help="time the generator's inference instead of training")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (the median is printed)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
+    parser.add_argument("--gpu_ids", default="0", help="0 for the first GPU (the CPU when there is none), -1 for the CPU")
+    args = parser.parse_args(argv)
+    if args.size < 8 or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
+        raise GanvasError("--size must be at least 8, --batch_size and --steps at least 1, --warmup at least 0")
+    extra = {"CUT_mode": args.CUT_mode} if args.model == "cut" else {}
+    results = run_bench(args.model, args.size, args.batch_size, amp=args.amp, compile=args.compile,
+                        channels_last=args.channels_last, baseline=args.baseline, infer=args.infer, steps=args.steps,
+                        warmup=args.warmup, gpu_ids=args.gpu_ids, **extra)
+    import torch
+
+    from ganvas.models import select_device
+
+    device = select_device(args.gpu_ids)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = args.model + (f" ({args.CUT_mode})" if args.model == "cut" else "")
+    print(f"{name}, {'inference' if args.infer else 'training'}, {args.size} px, batch {args.batch_size}, {where}, "
+          f"torch {torch.__version__}")
+    print(format_table(results, "infer" if args.infer else "step"))
+    return 0
+
+
 def _encode_features(argv: Sequence[str]) -> int:
     from ganvas.models.pix2pixhd import encode_features
     from ganvas.options import build_parser, parse_options
@@ -213,7 +255,8 @@ def one_sentence(err: GanvasError) -> str:
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "train": _train, "test": _test, "translate": _translate, "export": _export, "encode-features": _encode_features, "demo": _demo,
+    "train": _train, "test": _test, "translate": _translate, "export": _export, "bench": _bench,
+    "encode-features": _encode_features, "demo": _demo,
     "data": _data,
 }
 
@@ -231,7 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         print(f"ganvas: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Under torchrun only the first process speaks; the others report warnings and errors.
+    main_process = os.environ.get("RANK", "0") == "0"
+    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING, format="%(message)s")
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:

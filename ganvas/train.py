@@ -23,7 +23,8 @@ from ganvas.checkpoint import (STATE_FILE, atomic_write_many, atomic_write_text,
                                network_writes, rng_state, set_rng_state)
 from ganvas.data import collate_batch, make_dataset
 from ganvas.errors import CheckpointError, DataError, GanvasError
-from ganvas.models import Model, create_model, select_device
+from ganvas.distributed import any_process, barrier, close_world, init_world, mean_losses, shard, wrap_networks
+from ganvas.models import Model, create_model
 from ganvas.options import OPT_FILE, Options, ensure_seed, save_options
 from ganvas.report import write_training_page
 from ganvas.speed import accelerate, amp_context, load_scaler_state, scaler_state
@@ -141,7 +142,7 @@ class Trainer:
         self.opt = ensure_seed(opt)
         self.run_dir = opt.run_dir
         self.show_progress = show_progress
-        self.device = select_device(opt.gpu_ids)
+        self.world, self.device = init_world(opt.gpu_ids)
         torch.manual_seed(opt.seed)
         if not opt.continue_train and opt.epoch_count > opt.n_epochs + opt.n_epochs_decay:
             raise GanvasError(f"--epoch_count {opt.epoch_count} is past the last epoch "
@@ -154,17 +155,25 @@ class Trainer:
             self.dataset.check_labels()
         self.model: Model = create_model(opt, self.device, train=True)
         accelerate(self.model, opt)
+        wrap_networks(self.model, self.world, self.device, opt.norm == "syncbatch")
         self.plateaus = ({k: make_plateau(o) for k, o in self.model.optimizers.items()}
                          if opt.lr_policy == "plateau" else {})
         self.progress = Progress(epoch=opt.epoch_count)
         self.loss_columns: list[str] = []
+        self.step_time = self.data_time = 0.0  # this epoch's seconds computing and waiting for batches
+        self.timed_steps = 0
         if opt.continue_train:
             self._resume()
-        else:
+        elif self.world.is_main:
             clear_run(self.run_dir, opt.overwrite)
+        barrier(self.world)  # the other processes start once rank 0 has cleared the folder
+        if self.world.rank:
+            # Dropout and noise differ between processes, as each would on its own machine.
+            torch.manual_seed(opt.seed + 7919 * self.world.rank + self.progress.steps)
         self._apply_schedule()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_options(opt, self.run_dir / OPT_FILE)
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_options(opt, self.run_dir / OPT_FILE)
 
     def _apply_schedule(self) -> None:
         """Prepare the model and set every optimiser's learning rate for the epoch about to run."""
@@ -189,7 +198,9 @@ class Trainer:
         }
 
     def save(self, tags: tuple[str, ...] = ("latest",)) -> None:
-        """Write the networks under each tag and the run state, all renamed into place together."""
+        """Write the networks under each tag and the run state, all renamed into place together (rank 0 only)."""
+        if not self.world.is_main:
+            return
         writes = [w for tag in tags for w in network_writes(self.model.nets, self.run_dir, tag)]
         state = self._state()
         writes.append((self.run_dir / STATE_FILE, lambda tmp: torch.save(state, tmp)))
@@ -239,6 +250,9 @@ class Trainer:
 
     def _log_losses(self, losses: dict[str, float]) -> None:
         self._logged_at = self.progress.steps
+        losses = mean_losses(losses, self.world, self.device)  # every process calls it at the same step
+        if not self.world.is_main:
+            return
         elapsed = time.perf_counter() - self._started
         path = self.run_dir / LOSS_LOG
         if not self.loss_columns:
@@ -261,13 +275,14 @@ class Trainer:
     def _loader(self, epoch: int, skip_items: int) -> DataLoader:
         opt = self.opt
         self.dataset.set_epoch(epoch)
-        order = epoch_order(len(self.dataset), opt.seed, epoch, opt.serial_batches)[skip_items:]
+        order = shard(epoch_order(len(self.dataset), opt.seed, epoch, opt.serial_batches)[skip_items:], self.world)
         # A loader draws its workers' base seed from its generator; a private one keeps the global
         # RNG (dropout, noise) on the same sequence whether or not the epoch was resumed midway.
         seeds = torch.Generator().manual_seed(opt.seed + epoch)
         return DataLoader(self.dataset, batch_size=opt.batch_size, sampler=order, num_workers=opt.num_threads,
                           collate_fn=collate_batch, pin_memory=self.device.type == "cuda", generator=seeds,
-                          worker_init_fn=_ignore_sigint if opt.num_threads > 0 else None)
+                          worker_init_fn=_ignore_sigint if opt.num_threads > 0 else None,
+                          prefetch_factor=4 if opt.num_threads > 0 else None)
 
     def _crossed(self, before: int, freq: int) -> bool:
         return freq > 0 and self.progress.images // freq > before // freq
@@ -299,19 +314,26 @@ class Trainer:
                 self._end_epoch(losses)
         return TrainResult(self.run_dir, p, False, losses)
 
+    def close(self) -> None:
+        """Leave the process group (multi-process runs)."""
+        close_world(self.world)
+
     def _run_epoch(self, stop: StopRequest, losses: dict[str, float]) -> dict[str, float]:
         """The remaining steps of the current epoch, or fewer when a stop is requested."""
         opt, p = self.opt, self.progress
-        batches = math.ceil((len(self.dataset) - p.epoch_images) / opt.batch_size)
+        batches = math.ceil(math.ceil((len(self.dataset) - p.epoch_images) / self.world.size) / opt.batch_size)
         bar = tqdm(self._loader(p.epoch, p.epoch_images), total=p.epoch_iter + batches, initial=p.epoch_iter,
                    disable=not self.show_progress, desc=f"epoch {p.epoch}/{opt.n_epochs + opt.n_epochs_decay}",
                    unit="step", leave=False, dynamic_ncols=True)
         tick, tick_images = time.perf_counter(), p.images
+        waited = time.perf_counter()
         for batch in bar:
+            started = time.perf_counter()
+            self.data_time += started - waited  # time the step waited for its batch
             self.model.set_mode(True)
             with amp_context(opt.amp, self.device):
                 losses = self.model.train_step(batch)
-            size = len(next(v for v in batch.values() if torch.is_tensor(v)))
+            size = len(next(v for v in batch.values() if torch.is_tensor(v))) * self.world.size  # all processes
             before = p.images
             p.epoch_iter += 1
             p.epoch_images += size
@@ -329,13 +351,21 @@ class Trainer:
             if self.show_progress:
                 rate = (p.images - tick_images) / max(time.perf_counter() - tick, 1e-9)
                 bar.set_postfix({**{k: f"{v:.3g}" for k, v in losses.items()}, "img/s": f"{rate:.1f}"})
-            if stop.requested:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # so that the step time is the step's
+            waited = time.perf_counter()
+            self.step_time += waited - started
+            self.timed_steps += 1
+            if any_process(stop.requested, self.world, self.device):
+                stop.requested = True
                 break
         bar.close()
         return losses
 
     def _write_page(self) -> None:
         self._page_at = self.progress.steps
+        if not self.world.is_main:
+            return
         write_training_page(self.run_dir / "web", self.opt.name, self.progress.epoch, self.progress.images,
                             self.model.current_visuals(), self.run_dir / LOSS_LOG)
 
@@ -348,7 +378,12 @@ class Trainer:
             self._write_page()
         for scheduler in self.plateaus.values():
             scheduler.step(p.monitor_sum / max(p.monitor_count, 1))
-        log.info("end of epoch %d: %d images, lr %.3g", p.epoch, p.images, self.current_lr())
+        steps = max(self.timed_steps, 1)
+        log.info("end of epoch %d: %d images, lr %.3g; per step %.3f s computing, %.3f s waiting for data%s", p.epoch,
+                 p.images, self.current_lr(), self.step_time / steps, self.data_time / steps,
+                 " (raise --num_threads)" if self.data_time > 0.2 * self.step_time else "")
+        self.step_time = self.data_time = 0.0
+        self.timed_steps = 0
         finished = p.epoch
         p.epoch, p.epoch_iter, p.epoch_images, p.monitor_sum, p.monitor_count = p.epoch + 1, 0, 0, 0.0, 0
         self._apply_schedule()
@@ -358,4 +393,8 @@ class Trainer:
 
 def train(opt: Options, show_progress: bool = True) -> TrainResult:
     """Train the run described by `opt` (resuming it with --continue_train)."""
-    return Trainer(opt, show_progress).run()
+    trainer = Trainer(opt, show_progress)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ganvas.checkpoint import unwrap
 from ganvas.errors import OptionsError
 from ganvas.losses import GANLoss
 from ganvas.models.base import Model, set_requires_grad
@@ -75,8 +76,9 @@ class GANModel(Model):
     @torch.no_grad()
     def current_visuals(self) -> dict[str, Tensor]:
         # Train-mode batch norm updates its running statistics; restore them so the preview leaves
-        # the weights (and --eval results) exactly as training made them.
-        G = self.nets["G"]
+        # the weights (and --eval results) exactly as training made them. The plain network: only the
+        # first of several training processes draws previews, so no DDP collective may run here.
+        G = unwrap(self.nets["G"])
         saved = [b.clone() for b in G.buffers()]
         samples = G(self.preview_z)
         for buffer, value in zip(G.buffers(), saved):

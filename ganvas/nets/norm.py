@@ -15,7 +15,9 @@ logger = logging.getLogger(__name__)
 
 NormFactory = Callable[[int], nn.Module]
 
-NORM_TYPES = ("batch", "instance", "none")
+# syncbatch is batch norm whose statistics are synchronised across training processes (DDP); in
+# one process, and in saved files, it is batch norm.
+NORM_TYPES = ("batch", "syncbatch", "instance", "none")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
 _WEIGHTED_LAYERS = (
@@ -37,7 +39,7 @@ def _identity_norm(num_features: int) -> nn.Module:
 
 def get_norm_layer(norm_type: str) -> NormFactory:
     """Return a factory mapping a channel count to a normalisation layer of the given type."""
-    if norm_type == "batch":
+    if norm_type in ("batch", "syncbatch"):
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if norm_type == "instance":
         return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)

@@ -1,0 +1,182 @@
+"""`ganvas bench`: seconds per training step (or inference), images per second and peak memory.
+
+Synthetic tensors of the model's input kinds, so data loading is not measured (the trainer logs
+data time apart); warm-up steps first (compilation happens there), then the median of timed steps.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from ganvas.models import Model, create_model, select_device
+from ganvas.nets import forward_padded
+from ganvas.options import resolve_options
+from ganvas.speed import accelerate, amp_context
+
+BENCH_MODELS = ("pix2pix", "cycle_gan", "cut", "pix2pixhd", "gan")
+
+
+@dataclass
+class BenchResult:
+    """One configuration's figures."""
+
+    label: str
+    seconds: float  # median per step (or per batch at inference)
+    images_per_second: float
+    peak_mb: float
+    memory_kind: str  # "CUDA allocated" or "process RSS"
+
+
+def timed(fn: Callable[[], Any], warmup: int, steps: int, device: torch.device) -> float:
+    """Median wall seconds of fn() after warm-up (synchronising CUDA around each call)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: writing 5 resets the peak resident set size (VmHWM) of this process
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass  # elsewhere the peak is the process's since it started
+
+
+def _peak_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "CUDA allocated"
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024, "process RSS"
+    except OSError:
+        pass
+    divisor = 2**20 if sys.platform == "darwin" else 2**10  # ru_maxrss: bytes on macOS, KB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / divisor, "process RSS since start"
+
+
+def bench_options(model: str, size: int, batch_size: int, gpu_ids: str, **speed: Any) -> Any:
+    """The model's published settings at `size` px (pix2pix: unet_<size>; pix2pixHD: size x 2*size, 35 classes)."""
+    given: dict[str, Any] = {"model": model, "seed": 0, "gpu_ids": gpu_ids, "batch_size": batch_size,
+                             "crop_size": size, "load_size": size, **speed}
+    if model == "pix2pix" and size >= 8 and size & (size - 1) == 0:
+        given["netG"] = f"unet_{size}"
+    if model == "pix2pixhd":
+        given.update(no_vgg_loss=True, label_nc=35)  # VGG weights are a download; its cost is one forward
+    return resolve_options(given, "train")
+
+
+def synthetic_batch(model: Model, size: int, batch_size: int, device: torch.device) -> dict[str, Any]:
+    """Random inputs of the kinds the model's data set yields."""
+    opt = model.opt
+    gen = torch.Generator().manual_seed(0)
+
+    def image(channels: int, height: int, width: int) -> Tensor:
+        return (torch.rand(batch_size, channels, height, width, generator=gen) * 2 - 1).to(device)
+
+    if opt.model == "pix2pixhd":
+        shape = (batch_size, 1, size, 2 * size)
+        label = torch.randint(0, opt.label_nc, shape, generator=gen)
+        inst = label * 1000 + torch.randint(0, 3, shape, generator=gen)
+        return {"label": label.to(device), "inst": inst.to(device), "image": image(opt.output_nc, size, 2 * size),
+                "path": ["bench"] * batch_size}
+    if opt.model == "gan":
+        return {"A": image(opt.output_nc, size, size)}
+    return {"A": image(opt.input_nc, size, size), "B": image(opt.output_nc, size, size)}
+
+
+def _inference(model: Model, batch: dict[str, Any]) -> Callable[[], Tensor]:
+    """One generator pass on the batch's input, as translate runs it."""
+    G = model.generator()
+    if model.opt.model == "pix2pixhd":
+        x = model.encode_input(batch)[0]
+    elif model.opt.model == "gan":
+        x = model.noise(batch["A"].shape[0])
+        return lambda: G(x)
+    else:
+        x = batch["A"]
+    return lambda: forward_padded(G, x)
+
+
+def bench_one(model_name: str, size: int, batch_size: int, gpu_ids: str, infer: bool, steps: int, warmup: int,
+              label: str, **speed: Any) -> BenchResult:
+    """Build the model with `speed` options (amp, compile, channels_last) and time it."""
+    opt = bench_options(model_name, size, batch_size, gpu_ids, **speed)
+    device = select_device(opt.gpu_ids)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    torch.manual_seed(0)
+    model = create_model(opt, device, train=True)
+    accelerate(model, opt)
+    batch = synthetic_batch(model, size, batch_size, device)
+    _reset_peak(device)
+    if infer:
+        model.set_mode(False)
+        run = _inference(model, batch)
+
+        def step() -> None:
+            with torch.no_grad(), amp_context(opt.amp, device):
+                run()
+    else:
+        model.set_mode(True)
+
+        def step() -> None:
+            with amp_context(opt.amp, device):
+                model.train_step(batch)
+    seconds = timed(step, warmup, steps, device)
+    peak, kind = _peak_mb(device)
+    return BenchResult(label, seconds, batch_size / seconds, peak, kind)
+
+
+def run_bench(model: str, size: int, batch_size: int = 1, *, amp: str = "off", compile: bool = False,
+              channels_last: bool = False, baseline: bool = False, infer: bool = False, steps: int = 10,
+              warmup: int = 3, gpu_ids: str = "0", **options: Any) -> list[BenchResult]:
+    """The configuration asked for, after plain fp32 eager in the same process when `baseline`."""
+    if model not in BENCH_MODELS:
+        raise ValueError(f"ganvas bench runs {', '.join(BENCH_MODELS)}, not {model}")
+    speed = {"amp": amp, "compile": compile, "channels_last": channels_last, **options}
+    label = "+".join([amp if amp != "off" else "fp32", *(["channels_last"] if channels_last else []),
+                      *(["compile"] if compile else [])]) or "fp32"
+    results = []
+    if baseline:
+        results.append(bench_one(model, size, batch_size, gpu_ids, infer, steps, warmup, "fp32 eager (baseline)",
+                                 **{**speed, "amp": "off", "compile": False, "channels_last": False}))
+    results.append(bench_one(model, size, batch_size, gpu_ids, infer, steps, warmup, label, **speed))
+    return results
+
+
+def format_table(results: list[BenchResult], what: str) -> str:
+    """A plain-text table, with each row's speed-up over the first when there is more than one."""
+    header = f"{'configuration':<28} {what + ' s':>10} {'images/s':>9} {'peak MB':>9}" + (
+        f" {'speed-up':>9}" if len(results) > 1 else "")
+    lines = [header]
+    for r in results:
+        line = f"{r.label:<28} {r.seconds:>10.4f} {r.images_per_second:>9.2f} {r.peak_mb:>9.0f}"
+        if len(results) > 1:
+            line += f" {results[0].seconds / r.seconds:>8.2f}x"
+        lines.append(line)
+    lines.append(f"(peak memory: {results[0].memory_kind})")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Multi-process training: torchrun with gloo on the CPU matches one process with the whole batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganvas.checkpoint import read_state_dict
+from ganvas.data.synthetic import write_paired_set
+from ganvas.distributed import World, shard
+from ganvas.interop import load_network
+
+pytestmark = pytest.mark.slow
+
+
+def test_each_process_takes_every_nth_item_padded_to_equal_counts() -> None:
+    order = [5, 3, 0, 4, 1]
+    parts = [shard(order, World(rank, 2)) for rank in range(2)]
+    assert parts == [[5, 0, 1], [3, 4, 5]]  # padded with the order's start, as DistributedSampler pads
+    assert shard(order, World(0, 1)) == order
+    assert [shard([7], World(r, 3)) for r in range(3)] == [[7], [7], [7]]
+
+
+def ganvas_train(*args: str, processes: int = 1) -> None:
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+                if processes > 1 else [sys.executable])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launcher, "-m", "ganvas", "train", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """One process with batch 2 for two epochs, and two processes with batch 1 for the first epoch, then
+    one process with batch 2 resuming for the second (a resume with another number of processes)."""
+    root = tmp_path_factory.mktemp("ddp")
+    data = write_paired_set(root / "data", n_train=6, n_test=1, size=32, seed=1)
+    common = ["--dataroot", str(data), "--model", "pix2pix", "--netG", "unet_32", "--ngf", "8", "--ndf", "8",
+              "--norm", "instance", "--no_dropout", "--preprocess", "none", "--n_epochs", "2", "--n_epochs_decay",
+              "0", "--num_threads", "0", "--gpu_ids", "-1", "--seed", "5", "--checkpoints_dir", str(root / "ck"),
+              "--save_epoch_freq", "1", "--print_freq", "2"]
+    ganvas_train(*common, "--name", "one", "--batch_size", "2")
+    first = [a if a != "2" or common[i - 1] != "--n_epochs" else "1" for i, a in enumerate(common)]
+    ganvas_train(*first, "--name", "two", "--batch_size", "1", processes=2)
+    for net in ("G", "D"):  # the two-process epoch, kept before the resume overwrites latest_*
+        (root / "ck" / "two" / f"ddp_net_{net}.pth").write_bytes((root / "ck" / "two" / f"latest_net_{net}.pth")
+                                                                  .read_bytes())
+    ganvas_train(*common, "--name", "two", "--batch_size", "2", "--continue_train")
+    return root / "ck"
+
+
+def assert_same_network(path_a: Path, path_b: Path, example: torch.Tensor) -> None:
+    """Equal weights within float tolerance, and equal outputs.
+
+    Conv biases right before instance norm are left out of the weight comparison: the norm removes
+    them, so their gradient is zero up to rounding, and Adam turns that rounding into steps of +-lr.
+    """
+    a, b = read_state_dict(path_a), read_state_dict(path_b)
+    assert a.keys() == b.keys()
+    net = load_network(path_a)
+    cancelled: set[str] = set()
+    modules = dict(net.named_modules())
+    names = list(modules)
+    for i, name in enumerate(names[:-1]):
+        if isinstance(modules[name], torch.nn.modules.conv._ConvNd) and isinstance(modules[names[i + 1]],
+                                                                                 torch.nn.InstanceNorm2d):
+            cancelled.add(f"{name}.bias")
+    compared = [k for k in a if k not in cancelled]
+    assert len(compared) > len(a) / 2
+    for key in compared:
+        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)
+    with torch.no_grad():
+        torch.testing.assert_close(net(example), load_network(path_b)(example), atol=1e-4, rtol=1e-4)
+
+
+def test_two_processes_with_batch_1_train_as_one_process_with_batch_2(runs) -> None:
+    example = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert_same_network(runs / "one" / "1_net_G.pth", runs / "two" / "ddp_net_G.pth", example)
+    assert_same_network(runs / "one" / "1_net_D.pth", runs / "two" / "ddp_net_D.pth", torch.cat([example] * 2, 1))
+
+
+def test_a_run_of_two_processes_resumes_in_one(runs) -> None:
+    one = (runs / "one" / "loss_log.csv").read_text().splitlines()
+    two = (runs / "two" / "loss_log.csv").read_text().splitlines()
+    assert sum(line.startswith("epoch,") for line in two) == 1  # one writer: the first process
+    rows = [[r.split(",")[i] for i in (0, 1, 2, *range(5, 9))] for r in one[1:]]
+    assert len(rows) == 6 and rows == [[r.split(",")[i] for i in (0, 1, 2, *range(5, 9))] for r in two[1:]]
+    # After six Adam steps rounding noise has grown (Adam normalises near-zero gradients), so the
+    # resumed networks agree to about lr, not to float precision; the losses above agree exactly.
+    example = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        difference = (load_network(runs / "one" / "latest_net_G.pth")(example) -
+                      load_network(runs / "two" / "latest_net_G.pth")(example)).abs().max()
+    assert difference < 5e-3
+
+
+def test_sync_batch_norm_on_cpu_processes_is_refused_with_the_alternatives(tmp_path) -> None:
+    data = write_paired_set(tmp_path / "data", n_train=2, n_test=1, size=32, seed=1)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run([*launcher, "-m", "ganvas", "train", "--dataroot", str(data), "--name", "s", "--netG",
+                           "unet_32", "--ngf", "4", "--ndf", "4", "--norm", "syncbatch", "--gpu_ids", "-1",
+                           "--checkpoints_dir", str(tmp_path / "ck"), "--num_threads", "0"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    assert "--norm syncbatch" in done.stderr and "--norm batch" in done.stderr
