@@ -53,6 +53,9 @@ def inference_dtype(dtype: Any, device: torch.device) -> torch.dtype:
     chosen = DTYPES[dtype]
     if chosen == torch.float16 and device.type == "cpu":
         raise OptionsError("fp16 inference runs on GPUs; on the CPU use dtype=torch.bfloat16 or float32")
+    from ganvas.speed import warn_if_slow
+
+    warn_if_slow(chosen, device, "bf16 inference")
     return chosen
 
 

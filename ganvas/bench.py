@@ -129,7 +129,7 @@ def bench_one(model_name: str, size: int, batch_size: int, gpu_ids: str, infer: 
     if device.type == "cuda":
         torch.cuda.empty_cache()
     torch.manual_seed(0)
-    model = create_model(opt, device, train=True)
+    model = create_model(opt, device, train=not infer)  # inference needs no D, losses or optimisers
     accelerate(model, opt)
     batch = synthetic_batch(model, size, batch_size, device)
     _reset_peak(device)

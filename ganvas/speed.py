@@ -15,6 +15,27 @@ log = logging.getLogger("ganvas")
 AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def cpu_lacks_native(dtype: torch.dtype | None, device: torch.device) -> bool:
+    """True when dtype on this CPU would take PyTorch's slow fallback convolutions.
+
+    Without AVX512-BF16 / AMX (AVX512-FP16 for fp16) oneDNN has no half-precision kernels and
+    convolutions run in a reference loop, 10 to 100 times slower than fp32.
+    """
+    if device.type != "cpu" or dtype not in (torch.bfloat16, torch.float16):
+        return False
+    check = (torch.ops.mkldnn._is_mkldnn_bf16_supported if dtype == torch.bfloat16
+             else torch.ops.mkldnn._is_mkldnn_fp16_supported)
+    return not check()
+
+
+def warn_if_slow(dtype: torch.dtype | None, device: torch.device, flag: str) -> None:
+    """Log once why a half-precision flag will be slow on this CPU."""
+    if cpu_lacks_native(dtype, device):
+        log.warning("%s: this CPU (%s) has no native %s arithmetic, so PyTorch runs half-precision convolutions in "
+                    "a slow fallback, usually far slower than fp32; use fp32 here, or a GPU or a CPU with "
+                    "AVX512-BF16/AMX", flag, torch.backends.cpu.get_cpu_capability(), str(dtype).split(".")[-1])
+
+
 def amp_context(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
     """Autocast for --amp bf16 / fp16 (losses cast their inputs to fp32 themselves); nothing for off."""
     dtype = AMP_DTYPES[amp]
@@ -24,6 +45,7 @@ def amp_context(amp: str, device: torch.device) -> contextlib.AbstractContextMan
 def accelerate(model: Model, opt: Any) -> None:
     """Apply --amp's gradient scaling, --channels_last and --compile to a freshly built model."""
     model.grad_scaling = opt.amp == "fp16"
+    warn_if_slow(AMP_DTYPES[opt.amp], model.device, f"--amp {opt.amp}")
     if opt.channels_last:
         for net in model.nets.values():
             net.to(memory_format=torch.channels_last)

@@ -90,6 +90,35 @@ def epoch_order(n: int, seed: int, epoch: int, serial: bool) -> list[int]:
     return torch.randperm(n, generator=gen).tolist()
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """The (epoch, index) pairs of the epoch being run, replaced before each epoch."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int]] = []
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self.items))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class EpochItems(torch.utils.data.Dataset):
+    """A data set indexed by (epoch, index): a persistent worker learns the epoch with every item."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if self.dataset.epoch != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
 def _ignore_sigint(_worker_id: int) -> None:
     # Ctrl-C reaches the whole process group; workers leave it to the main process, which
     # finishes the step, saves and exits.
@@ -160,6 +189,7 @@ class Trainer:
                          if opt.lr_policy == "plateau" else {})
         self.progress = Progress(epoch=opt.epoch_count)
         self.loss_columns: list[str] = []
+        self.sampler, self.loader = EpochSampler(), None
         self.step_time = self.data_time = 0.0  # this epoch's seconds computing and waiting for batches
         self.timed_steps = 0
         if opt.continue_train:
@@ -273,16 +303,21 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------------
     def _loader(self, epoch: int, skip_items: int) -> DataLoader:
+        """The one DataLoader of the run (its workers persist across epochs), set to this epoch's items."""
         opt = self.opt
-        self.dataset.set_epoch(epoch)
         order = shard(epoch_order(len(self.dataset), opt.seed, epoch, opt.serial_batches)[skip_items:], self.world)
-        # A loader draws its workers' base seed from its generator; a private one keeps the global
-        # RNG (dropout, noise) on the same sequence whether or not the epoch was resumed midway.
-        seeds = torch.Generator().manual_seed(opt.seed + epoch)
-        return DataLoader(self.dataset, batch_size=opt.batch_size, sampler=order, num_workers=opt.num_threads,
-                          collate_fn=collate_batch, pin_memory=self.device.type == "cuda", generator=seeds,
-                          worker_init_fn=_ignore_sigint if opt.num_threads > 0 else None,
-                          prefetch_factor=4 if opt.num_threads > 0 else None)
+        self.sampler.items = [(epoch, index) for index in order]
+        if self.loader is None:
+            # Workers take their epoch with each index (EpochItems), so they can live for the whole run;
+            # every random choice of an item is seeded by (seed, epoch, index), not by worker state.
+            workers = opt.num_threads
+            self.loader = DataLoader(EpochItems(self.dataset), batch_size=opt.batch_size, sampler=self.sampler,
+                                     num_workers=workers, collate_fn=collate_batch,
+                                     pin_memory=self.device.type == "cuda",
+                                     generator=torch.Generator().manual_seed(opt.seed),
+                                     worker_init_fn=_ignore_sigint if workers > 0 else None,
+                                     persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+        return self.loader
 
     def _crossed(self, before: int, freq: int) -> bool:
         return freq > 0 and self.progress.images // freq > before // freq
@@ -315,7 +350,8 @@ class Trainer:
         return TrainResult(self.run_dir, p, False, losses)
 
     def close(self) -> None:
-        """Leave the process group (multi-process runs)."""
+        """Stop the loader's workers and leave the process group (multi-process runs)."""
+        self.loader = None
         close_world(self.world)
 
     def _run_epoch(self, stop: StopRequest, losses: dict[str, float]) -> dict[str, float]:

@@ -96,3 +96,12 @@ def test_bench_runs_every_model_in_inference_and_training(model, capsys) -> None
                      *mode]) == 0
         row = capsys.readouterr().out.splitlines()[2].split()
         assert float(row[1]) > 0 and float(row[2]) > 0 and float(row[3]) > 0  # seconds, images/s, MB
+
+
+def test_half_precision_on_a_cpu_without_native_support_is_warned_about(tiny_pix2pix, monkeypatch, caplog) -> None:
+    monkeypatch.setattr("ganvas.speed.cpu_lacks_native", lambda dtype, device: dtype is not None)
+    with caplog.at_level("WARNING", logger="ganvas"):
+        losses_of(tiny_pix2pix)
+        assert "no native" not in caplog.text
+        losses_of(tiny_pix2pix, amp="bf16")
+    assert "--amp bf16: this CPU" in caplog.text and "use fp32 here" in caplog.text
