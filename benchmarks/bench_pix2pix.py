@@ -10,29 +10,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 
+from ganvas.bench import timed  # one timing rule for every benchmark and `ganvas bench`
 from ganvas.models.pix2pix import Pix2PixModel
 from ganvas.options import resolve_options
-
-
-def timed(fn, warmup: int, steps: int, device: torch.device) -> float:
-    """Median wall seconds of fn() after warm-up."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench(size: int, steps: int, device: torch.device) -> tuple[float, float]:

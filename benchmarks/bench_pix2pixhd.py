@@ -17,7 +17,7 @@ from contextlib import nullcontext
 
 import torch
 
-from bench_pix2pix import timed  # one timing rule for every benchmark
+from ganvas.bench import timed  # one timing rule for every benchmark and `ganvas bench`
 
 SIZES = {"global": [(512, 1024), (1024, 2048)], "local": [(512, 1024), (1024, 2048)]}
 

@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from bench_pix2pix import timed  # one timing rule for every benchmark
+from ganvas.bench import timed  # one timing rule for every benchmark and `ganvas bench`
 
 MODELS = {"cycle_gan": {"model": "cycle_gan"}, "CUT": {"model": "cut"},
           "FastCUT": {"model": "cut", "CUT_mode": "FastCUT"}}
