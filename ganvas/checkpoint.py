@@ -90,7 +90,10 @@ def network_path(run_dir: Path, tag: str, net_name: str) -> Path:
 def unwrap(net: nn.Module) -> nn.Module:
     """The plain module inside DataParallel, DDP or torch.compile wrappers."""
     while True:
-        inner = getattr(net, "module", None) or getattr(net, "_orig_mod", None)
+        # `is None`, not `or`: bool() of a compiled module calls its len(), which most networks lack.
+        inner = getattr(net, "module", None)
+        if inner is None:
+            inner = getattr(net, "_orig_mod", None)
         if inner is None:
             return net
         net = inner

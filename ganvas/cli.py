@@ -156,8 +156,9 @@ def _bench(argv: Sequence[str]) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
     parser.add_argument("--gpu_ids", default="0", help="0 for the first GPU (the CPU when there is none), -1 for the CPU")
     args = parser.parse_args(argv)
-    if args.size < 8 or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
-        raise GanvasError("--size must be at least 8, --batch_size and --steps at least 1, --warmup at least 0")
+    if args.size < 32 or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
+        # Below 32 px the published discriminators shrink their maps to single pixels.
+        raise GanvasError("--size must be at least 32, --batch_size and --steps at least 1, --warmup at least 0")
     extra = {"CUT_mode": args.CUT_mode} if args.model == "cut" else {}
     results = run_bench(args.model, args.size, args.batch_size, amp=args.amp, compile=args.compile,
                         channels_last=args.channels_last, baseline=args.baseline, infer=args.infer, steps=args.steps,

@@ -53,7 +53,13 @@ def init_world(gpu_ids: str) -> tuple[World, torch.device]:
     ids = parse_gpu_ids(gpu_ids)
     if torch.cuda.is_available() and not (ids and ids[0] < 0):
         # One GPU per process: the local_rank-th of --gpu_ids, or of all GPUs.
-        index = ids[local_rank] if local_rank < len(ids) else local_rank
+        if local_rank < len(ids):
+            index = ids[local_rank]
+        elif ids == [0]:  # the default: GPU i for local process i
+            index = local_rank
+        else:
+            raise OptionsError(f"--gpu_ids {gpu_ids} lists {len(ids)} GPUs for more processes per node; list one "
+                               f"GPU per process, or leave --gpu_ids out to use GPUs 0, 1, ... in order")
         if index >= torch.cuda.device_count():
             raise OptionsError(f"process {local_rank} on this node has no GPU (only {torch.cuda.device_count()}); "
                                f"start at most as many processes per node as GPUs")
@@ -93,8 +99,7 @@ class FrozenAwareDDP(DistributedDataParallel):
             return getattr(self.module, name)
 
     def forward(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        first = next(self.module.parameters(), None)
-        if first is not None and not first.requires_grad:
+        if not any(p.requires_grad for p in self.module.parameters()):
             return self.module(*args, **kwargs)
         return super().forward(*args, **kwargs)
 
@@ -112,7 +117,10 @@ def wrap_networks(model: Model, world: World, device: torch.device, sync_batch_n
         if sync_batch_norm:
             # Reuses the same parameters and buffers, so the optimisers keep working on them.
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        model.nets[name] = FrozenAwareDDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+        # A partly frozen network leaves some parameters without gradients in some epochs: DDP then has
+        # to look for them after each backward instead of waiting for them.
+        model.nets[name] = FrozenAwareDDP(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=name in model.partly_frozen)
 
 
 def mean_losses(losses: dict[str, float], world: World, device: torch.device) -> dict[str, float]:
@@ -124,13 +132,13 @@ def mean_losses(losses: dict[str, float], world: World, device: torch.device) ->
     return {k: float(v) / world.size for k, v in zip(losses, values.tolist())}
 
 
-def any_process(flag: bool, world: World, device: torch.device) -> bool:
-    """True when the flag is set in any process (so that all stop at the same step after Ctrl-C)."""
+def any_process(flags: list[bool], world: World, device: torch.device) -> list[bool]:
+    """Each flag set in any process, in one collective (so that all stop at the same step)."""
     if not world.active:
-        return flag
-    value = torch.tensor([1 if flag else 0], device=device)
+        return flags
+    value = torch.tensor([1 if f else 0 for f in flags], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return [bool(v) for v in value.tolist()]
 
 
 def barrier(world: World) -> None:

@@ -343,7 +343,7 @@ class Trainer:
                     if p.steps:
                         self.save()
                     raise
-                if stop.requested:
+                if any_process([stop.requested], self.world, self.device)[0]:
                     self.save()
                     return TrainResult(self.run_dir, p, True, losses)
                 self._end_epoch(losses)
@@ -363,7 +363,23 @@ class Trainer:
                    unit="step", leave=False, dynamic_ncols=True)
         tick, tick_images = time.perf_counter(), p.images
         waited = time.perf_counter()
-        for batch in bar:
+        batches_left = iter(bar)
+        while True:
+            failed: DataError | None = None
+            try:
+                batch = next(batches_left)
+            except StopIteration:
+                break  # every process has as many batches (see shard), so all end here together
+            except DataError as err:
+                failed = err
+            # One collective per step: a data error or Ctrl-C in any process stops all of them here.
+            elsewhere, stopping = any_process([failed is not None, stop.requested], self.world, self.device)
+            if elsewhere:
+                raise failed or DataError("another training process stopped on a data error (its message names "
+                                          "the file); fix it and resume with --continue_train")
+            if stopping:
+                stop.requested = True
+                break
             started = time.perf_counter()
             self.data_time += started - waited  # time the step waited for its batch
             self.model.set_mode(True)
@@ -392,9 +408,6 @@ class Trainer:
             waited = time.perf_counter()
             self.step_time += waited - started
             self.timed_steps += 1
-            if any_process(stop.requested, self.world, self.device):
-                stop.requested = True
-                break
         bar.close()
         return losses
 
@@ -412,8 +425,10 @@ class Trainer:
             self._log_losses(losses)
         if losses and self._page_at != p.steps:
             self._write_page()
-        for scheduler in self.plateaus.values():
-            scheduler.step(p.monitor_sum / max(p.monitor_count, 1))
+        if self.plateaus:  # every process watches the same figure: the mean over all of them
+            totals = mean_losses({"sum": p.monitor_sum, "count": float(p.monitor_count)}, self.world, self.device)
+            for scheduler in self.plateaus.values():
+                scheduler.step(totals["sum"] / max(totals["count"], 1.0))
         steps = max(self.timed_steps, 1)
         log.info("end of epoch %d: %d images, lr %.3g; per step %.3f s computing, %.3f s waiting for data%s", p.epoch,
                  p.images, self.current_lr(), self.step_time / steps, self.data_time / steps,

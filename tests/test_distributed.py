@@ -109,3 +109,21 @@ def test_sync_batch_norm_on_cpu_processes_is_refused_with_the_alternatives(tmp_p
                           capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode != 0
     assert "--norm syncbatch" in done.stderr and "--norm batch" in done.stderr
+
+
+def test_a_partly_frozen_pix2pixhd_generator_trains_alike_in_two_processes(tmp_path) -> None:
+    # --niter_fix_global freezes G's global part for the first epoch: DDP must average the enhancer's
+    # gradients then, and all of G's after.
+    from ganvas.data.synthetic import write_street_set
+
+    data = write_street_set(tmp_path / "s", n_train=4, n_test=1, size=(32, 64), seed=0)
+    common = ["--dataroot", str(data), "--model", "pix2pixhd", "--label_nc", "8", "--netG", "local", "--ngf", "4",
+              "--ndf", "4", "--n_downsample_global", "2", "--n_blocks_global", "1", "--n_blocks_local", "1",
+              "--niter_fix_global", "1", "--n_epochs", "2", "--n_epochs_decay", "0", "--no_vgg_loss",
+              "--preprocess", "none", "--no_flip", "--num_threads", "0", "--gpu_ids", "-1", "--seed", "3",
+              "--checkpoints_dir", str(tmp_path / "ck"), "--print_freq", "1"]
+    ganvas_train(*common, "--name", "one", "--batch_size", "2")
+    ganvas_train(*common, "--name", "two", "--batch_size", "1", processes=2)
+    logs = [(tmp_path / "ck" / name / "loss_log.csv").read_text().splitlines() for name in ("one", "two")]
+    columns = lambda rows: [[r.split(",")[i] for i in (0, 2, *range(5, len(r.split(","))))] for r in rows[1:]]  # noqa: E731
+    assert len(columns(logs[0])) == 4 and columns(logs[0]) == columns(logs[1])

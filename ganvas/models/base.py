@@ -99,6 +99,11 @@ class Model(ABC):
         """Channels of the images translate() takes ({'A': x}): the run's input side."""
         return self.opt.input_nc
 
+    @property
+    def partly_frozen(self) -> tuple[str, ...]:
+        """Networks of which only some parameters train at times (pix2pixHD's local G with --niter_fix_global)."""
+        return ()
+
     def generator(self) -> nn.Module:
         """The network that translates real_A into fake_B (what translate and export run)."""
         return self.nets["G"]

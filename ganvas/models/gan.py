@@ -80,7 +80,13 @@ class GANModel(Model):
         # first of several training processes draws previews, so no DDP collective may run here.
         G = unwrap(self.nets["G"])
         saved = [b.clone() for b in G.buffers()]
+        # Synchronised batch norm would wait for the processes that draw no preview: use its running statistics.
+        synced = [m for m in G.modules() if isinstance(m, torch.nn.SyncBatchNorm) and m.training]
+        for module in synced:
+            module.eval()
         samples = G(self.preview_z)
+        for module in synced:
+            module.train()
         for buffer, value in zip(G.buffers(), saved):
             buffer.copy_(value)
         return {"samples": samples, **self.visuals}

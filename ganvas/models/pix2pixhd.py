@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ganvas.checkpoint import load_matching, network_path
+from ganvas.checkpoint import load_matching, network_path, unwrap
 from ganvas.data.datasets import label_channels
 from ganvas.errors import DataError, OptionsError
 from ganvas.losses import GANLoss
@@ -150,6 +150,11 @@ class Pix2PixHDModel(Model):
         regions = torch.nn.functional.pad(regions.float(), pad, mode="replicate").long() if any(pad) else regions
         return self.nets["E"](padded, regions)[..., :height, :width]
 
+    @property
+    def partly_frozen(self) -> tuple[str, ...]:
+        """Networks of which only some parameters train at times (DDP must allow unused ones)."""
+        return ("G",) if self.is_train and self.opt.netG == "local" and self.opt.niter_fix_global > 0 else ()
+
     def start_epoch(self, epoch: int) -> None:
         """Freeze all of G but the outermost local enhancer for the first --niter_fix_global epochs."""
         opt = self.opt
@@ -157,7 +162,7 @@ class Pix2PixHDModel(Model):
             return
         fixed = epoch <= opt.niter_fix_global  # absolute epoch numbers, as the original counts them
         outer = f"model{opt.n_local_enhancers}_"
-        for key, param in self.nets["G"].named_parameters():
+        for key, param in unwrap(self.nets["G"]).named_parameters():  # names without DDP's or compile's prefix
             param.requires_grad_(key.startswith(outer) or not fixed)
         log.info("epoch %d: %s", epoch, "training the local enhancer only" if fixed else "training all of G")
 
