@@ -91,7 +91,8 @@ def test_bench_prints_the_baseline_and_the_speed_up(capsys) -> None:
 
 @pytest.mark.parametrize("model", ["cycle_gan", "cut", "pix2pixhd", "gan"])
 def test_bench_runs_every_model_in_inference_and_training(model, capsys) -> None:
-    for mode in ([], ["--infer"]):
+    # pix2pixHD's published G has 182 M parameters: only its inference, to keep the suite short.
+    for mode in ([["--infer"]] if model == "pix2pixhd" else [[], ["--infer"]]):
         assert main(["bench", "--model", model, "--size", "32", "--steps", "1", "--warmup", "0", "--gpu_ids", "-1",
                      *mode]) == 0
         row = capsys.readouterr().out.splitlines()[2].split()
