@@ -16,45 +16,30 @@ from torch import Tensor, nn
 
 from ganvas.data.io import check_label_mode, decode_image, read_image, read_label_map, tensor_to_uint8
 from ganvas.errors import CheckpointError, DataError, OptionsError
+from ganvas.interop import load_network, pick_device
 from ganvas.models import select_device
 from ganvas.nets import forward_padded, instance_edges, one_hot_labels
+from ganvas.options import OPT_FILE, resolve_options
+from ganvas.speed import PRECISIONS, autocast, warn_if_slow
 
 log = logging.getLogger("ganvas")
 
-DTYPES = {None: torch.float32, torch.float32: torch.float32, torch.bfloat16: torch.bfloat16,
-          torch.float16: torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISIONS = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-OPT_FILE = "opt.yaml"
+# dtype= may be a name, a torch dtype or None (fp32).
+DTYPES = {None: torch.float32, **PRECISIONS, **{d: d for d in PRECISIONS.values()}}
+PRECISION_NAMES = {d: name for name, d in PRECISIONS.items()}
 
 # What a batch of model inputs is turned into: N x C x H x W in [-1, 1] on the device.
 Forward = Callable[[dict[str, Any]], Tensor]
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    """The device asked for; None: the first GPU when there is one, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise OptionsError(f"device {str(device)!r} is not available (torch.cuda.is_available() is False); pass "
-                           f"device='cpu' or None")
-    return device
-
-
-def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    """Autocast to dtype on device for bf16/fp16 inference; nothing for fp32."""
-    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
-
-
 def inference_dtype(dtype: Any, device: torch.device) -> torch.dtype:
+    """The torch dtype of dtype= / --precision, refused where it cannot run."""
     if dtype not in DTYPES:
         raise OptionsError(f"dtype {dtype!r} is not supported; use torch.float32, torch.bfloat16 or torch.float16 "
                            f"('fp32', 'bf16', 'fp16')")
     chosen = DTYPES[dtype]
     if chosen == torch.float16 and device.type == "cpu":
         raise OptionsError("fp16 inference runs on GPUs; on the CPU use dtype=torch.bfloat16 or float32")
-    from ganvas.speed import warn_if_slow
-
     warn_if_slow(chosen, device, "bf16 inference")
     return chosen
 
@@ -311,8 +296,6 @@ def run_translator(opt: Any, seed: int = 0, batch_size: int = 8) -> Translator:
 def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: bool, seed: int, batch_size: int,
                label_nc: int | None, instance: bool | None) -> Translator:
     """A translator for a bare generator file: the architecture from its keys, labels for pix2pixHD ones."""
-    from ganvas.interop import load_network
-
     net = load_network(path, device)
     arch = net.ganvas_arch
     if arch["kind"] != "generator":
@@ -372,7 +355,7 @@ def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction:
       own, and gives the same result alone or in a batch.
     """
     path = Path(source)
-    target = _device(device)
+    target = pick_device(device, default="cuda" if torch.cuda.is_available() else "cpu")
     chosen = inference_dtype(dtype, target)
     if path.is_dir():
         if not (path / OPT_FILE).is_file():
@@ -381,11 +364,9 @@ def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction:
             raise CheckpointError(f"{path} is a folder without {OPT_FILE}, so it is no ganvas run{hint}")
         if label_nc is not None or instance is not None:
             raise OptionsError("label_nc and instance describe bare pix2pixHD files; a run folder has its own")
-        from ganvas.options import resolve_options
-
         given = {"name": path.name, "checkpoints_dir": str(path.parent), "epoch": str(epoch), "eval": eval,
                  "gpu_ids": str(target.index or 0) if target.type == "cuda" else "-1",
-                 "precision": PRECISIONS[chosen], **options}
+                 "precision": PRECISION_NAMES[chosen], **options}
         if direction is not None:
             given["direction"] = direction
         return run_translator(resolve_options(given, "translate"), seed, batch_size)

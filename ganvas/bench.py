@@ -20,7 +20,7 @@ from torch import Tensor
 from ganvas.models import Model, create_model, select_device
 from ganvas.nets import forward_padded
 from ganvas.options import resolve_options
-from ganvas.speed import accelerate, amp_context
+from ganvas.speed import accelerate, amp_dtype, autocast
 
 BENCH_MODELS = ("pix2pix", "cycle_gan", "cut", "pix2pixhd", "gan")
 
@@ -138,13 +138,13 @@ def bench_one(model_name: str, size: int, batch_size: int, gpu_ids: str, infer: 
         run = _inference(model, batch)
 
         def step() -> None:
-            with torch.no_grad(), amp_context(opt.amp, device):
+            with torch.no_grad(), autocast(device, amp_dtype(opt.amp)):
                 run()
     else:
         model.set_mode(True)
 
         def step() -> None:
-            with amp_context(opt.amp, device):
+            with autocast(device, amp_dtype(opt.amp)):
                 model.train_step(batch)
     seconds = timed(step, warmup, steps, device)
     peak, kind = _peak_mb(device)

@@ -68,8 +68,17 @@ def _given(argv: Sequence[str], flag: str) -> bool:
     return any(a.partition("=")[0] == flag for a in argv)
 
 
-def _translate(argv: Sequence[str]) -> int:
+def _file_translator(checkpoint: Path, argv: Sequence[str], opt, **kwargs):  # type: ignore[no-untyped-def]
+    """The translator of a bare generator file (--checkpoint); pix2pixHD flags only where given."""
     from ganvas.api import load
+
+    if _given(argv, "--name"):
+        raise GanvasError("pass --name RUN or --checkpoint FILE, not both")
+    return load(checkpoint, label_nc=opt.label_nc if _given(argv, "--label_nc") else None,
+                instance=False if opt.no_instance else None, **kwargs)
+
+
+def _translate(argv: Sequence[str]) -> int:
     from ganvas.infer import translate_files
     from ganvas.models import select_device
     from ganvas.options import build_parser, parse_options
@@ -86,11 +95,8 @@ def _translate(argv: Sequence[str]) -> int:
     checkpoint = getattr(extra, "checkpoint", None)
     translator = None
     if checkpoint is not None:
-        if _given(argv, "--name"):
-            raise GanvasError("pass --name RUN or --checkpoint FILE, not both")
-        translator = load(checkpoint, device=select_device(opt.gpu_ids), dtype=opt.precision, eval=opt.eval,
-                          seed=opt.seed or 0, label_nc=opt.label_nc if _given(argv, "--label_nc") else None,
-                          instance=False if opt.no_instance else None)
+        translator = _file_translator(checkpoint, argv, opt, device=select_device(opt.gpu_ids), dtype=opt.precision,
+                                      eval=opt.eval, seed=opt.seed or 0)
     written = translate_files(opt, list(getattr(extra, "inputs", [])), out, translator,
                               getattr(extra, "instance_dir", None))
     print(f"translated {len(written)} images into {out}")
@@ -98,9 +104,9 @@ def _translate(argv: Sequence[str]) -> int:
 
 
 def _export(argv: Sequence[str]) -> int:
-    from ganvas.api import load, run_translator
+    from ganvas.api import run_translator
     from ganvas.export import FORMATS, export
-    from ganvas.options import build_parser, parse_options
+    from ganvas.options import OPT_FILE, build_parser, parse_options
 
     parser = build_parser("ganvas export")
     parser.add_argument("--checkpoint", type=Path, help="a bare generator file (latest_net_G.pth, .safetensors) "
@@ -114,13 +120,10 @@ def _export(argv: Sequence[str]) -> int:
     fmt = getattr(extra, "format", "onnx")
     checkpoint = getattr(extra, "checkpoint", None)
     if checkpoint is not None:
-        if _given(argv, "--name"):
-            raise GanvasError("pass --name RUN or --checkpoint FILE, not both")
-        translator = load(checkpoint, device="cpu", eval=True, label_nc=opt.label_nc if _given(argv, "--label_nc")
-                          else None, instance=False if opt.no_instance else None)
+        translator = _file_translator(checkpoint, argv, opt, device="cpu", eval=True)
         default = checkpoint.with_name(f"{checkpoint.stem}_{fmt}{FORMATS[fmt]}")
     else:
-        if not (opt.run_dir / "opt.yaml").is_file():
+        if not (opt.run_dir / OPT_FILE).is_file():
             raise GanvasError(f"{opt.run_dir} is no trained run (it has no opt.yaml); check --name and "
                               f"--checkpoints_dir, or pass --checkpoint FILE")
         opt.gpu_ids, opt.eval = "-1", True
@@ -181,7 +184,7 @@ def _encode_features(argv: Sequence[str]) -> int:
     from ganvas.options import build_parser, parse_options
 
     opt, _ = parse_options(argv, "test", build_parser("ganvas encode-features"))
-    if not any(a.partition("=")[0] == "--phase" for a in argv):
+    if not _given(argv, "--phase"):
         opt.phase = "train"  # styles come from the training images
     out = encode_features(opt, show_progress=sys.stderr.isatty())
     print(f"style clusters of {opt.name} in {out}")

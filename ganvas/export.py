@@ -156,9 +156,9 @@ def _run_exported(path: Path, fmt: str, names: list[str], inputs: tuple[Tensor, 
     return torch.from_numpy(np.asarray(session.run(None, feed)[0]))
 
 
-def check_export(path: Path, fmt: str, translator: Translator, fp16: bool) -> float | None:
-    """Largest absolute difference between the file and the eager network, on inputs of two sizes and batches."""
-    net, names = _module(translator, fp16)
+def check_export(path: Path, fmt: str, net: nn.Module, names: list[str], translator: Translator,
+                 fp16: bool) -> float | None:
+    """Largest absolute difference between the file and the eager net, on inputs of two sizes and batches."""
     multiple = _size_multiple(translator)
     worst: float | None = None
     for seed, (batch, h, w) in enumerate([(1, 3, 2), (2, 2, 4)]):
@@ -207,7 +207,7 @@ def export(translator: Translator, path: str | Path, fmt: str = "onnx", *, fp16:
     atomic_write(path, write)
     tolerance = 0.05 if fp16 else 1e-3
     try:
-        difference = check_export(path, fmt, translator, fp16) if check else None
+        difference = check_export(path, fmt, net, names, translator, fp16) if check else None
         if difference is not None and not difference <= tolerance:  # also NaN
             raise ExportError(f"the exported {fmt} model differs from the network by up to {difference} (more "
                                f"than {tolerance})")

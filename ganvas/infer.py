@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganvas.api import Translator, autocast, inference_dtype, run_translator
+from ganvas.api import Translator, inference_dtype, run_translator
 from ganvas.checkpoint import atomic_write_text, load_networks
 from ganvas.data import collate_batch, make_dataset
 from ganvas.data.datasets import files_by_stem, stem_key
@@ -23,6 +23,7 @@ from ganvas.metrics import image_metrics
 from ganvas.models import Model, create_model, select_device
 from ganvas.options import Options
 from ganvas.report import image_table, make_grid, metrics_table, page
+from ganvas.speed import autocast
 
 log = logging.getLogger("ganvas")
 

@@ -395,8 +395,9 @@ def guess_architecture(state: Mapping[str, Tensor], source: str = "the state_dic
 # Files
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    device = torch.device("cpu" if device is None else device)
+def pick_device(device: str | torch.device | None, default: str = "cpu") -> torch.device:
+    """The device asked for (default when None); OptionsError for a GPU on a machine without one."""
+    device = torch.device(default if device is None else device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise OptionsError(f"device {str(device)!r} is not available (torch.cuda.is_available() is False); "
                            f"pass device='cpu' or None")
@@ -410,7 +411,7 @@ def load_network(path: str | PathLike[str], device: str | torch.device | None = 
     output_nc, size_multiple and the family's own) and `size_multiple`.
     """
     path = Path(path)
-    target = _device(device)
+    target = pick_device(device)
     raw = read_state_dict(path)
     guess = guess_architecture(raw, source=str(path))
     with torch.device("meta"):

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ganvas.models import Model
+if TYPE_CHECKING:
+    from ganvas.models import Model
 
 log = logging.getLogger("ganvas")
 
-AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The number formats of --precision (inference) and --amp (training; "off" is fp32).
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def cpu_lacks_native(dtype: torch.dtype | None, device: torch.device) -> bool:
+def amp_dtype(amp: str) -> torch.dtype:
+    """The dtype of an --amp value."""
+    return PRECISIONS["fp32" if amp == "off" else amp]
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Autocast to bf16/fp16 on device (losses cast their inputs to fp32 themselves); nothing for fp32."""
+    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+
+
+def cpu_lacks_native(dtype: torch.dtype, device: torch.device) -> bool:
     """True when dtype on this CPU would take PyTorch's slow fallback convolutions.
 
     Without AVX512-BF16 / AMX (AVX512-FP16 for fp16) oneDNN has no half-precision kernels and
@@ -28,7 +40,7 @@ def cpu_lacks_native(dtype: torch.dtype | None, device: torch.device) -> bool:
     return not check()
 
 
-def warn_if_slow(dtype: torch.dtype | None, device: torch.device, flag: str) -> None:
+def warn_if_slow(dtype: torch.dtype, device: torch.device, flag: str) -> None:
     """Log once why a half-precision flag will be slow on this CPU."""
     if cpu_lacks_native(dtype, device):
         log.warning("%s: this CPU (%s) has no native %s arithmetic, so PyTorch runs half-precision convolutions in "
@@ -36,16 +48,10 @@ def warn_if_slow(dtype: torch.dtype | None, device: torch.device, flag: str) -> 
                     "AVX512-BF16/AMX", flag, torch.backends.cpu.get_cpu_capability(), str(dtype).split(".")[-1])
 
 
-def amp_context(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for --amp bf16 / fp16 (losses cast their inputs to fp32 themselves); nothing for off."""
-    dtype = AMP_DTYPES[amp]
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
-def accelerate(model: Model, opt: Any) -> None:
+def accelerate(model: "Model", opt: Any) -> None:
     """Apply --amp's gradient scaling, --channels_last and --compile to a freshly built model."""
     model.grad_scaling = opt.amp == "fp16"
-    warn_if_slow(AMP_DTYPES[opt.amp], model.device, f"--amp {opt.amp}")
+    warn_if_slow(amp_dtype(opt.amp), model.device, f"--amp {opt.amp}")
     if opt.channels_last:
         for net in model.nets.values():
             net.to(memory_format=torch.channels_last)
@@ -57,12 +63,12 @@ def accelerate(model: Model, opt: Any) -> None:
                 model.nets[name] = torch.compile(net, dynamic=False)
 
 
-def scaler_state(model: Model) -> dict[str, Any]:
+def scaler_state(model: "Model") -> dict[str, Any]:
     """The gradient scalers' states, for the run state."""
     return {name: scaler.state_dict() for name, scaler in model.scalers.items()}
 
 
-def load_scaler_state(model: Model, state: dict[str, Any]) -> None:
+def load_scaler_state(model: "Model", state: dict[str, Any]) -> None:
     """Restore scalers saved by scaler_state (a run resumed without --amp fp16 leaves them unused)."""
     if not model.grad_scaling:
         return

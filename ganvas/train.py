@@ -27,7 +27,7 @@ from ganvas.distributed import any_process, barrier, close_world, init_world, me
 from ganvas.models import Model, create_model
 from ganvas.options import OPT_FILE, Options, ensure_seed, save_options
 from ganvas.report import write_training_page
-from ganvas.speed import accelerate, amp_context, load_scaler_state, scaler_state
+from ganvas.speed import accelerate, amp_dtype, autocast, load_scaler_state, scaler_state
 
 log = logging.getLogger("ganvas")
 
@@ -383,7 +383,7 @@ class Trainer:
             started = time.perf_counter()
             self.data_time += started - waited  # time the step waited for its batch
             self.model.set_mode(True)
-            with amp_context(opt.amp, self.device):
+            with autocast(self.device, amp_dtype(opt.amp)):
                 losses = self.model.train_step(batch)
             size = len(next(v for v in batch.values() if torch.is_tensor(v))) * self.world.size  # all processes
             before = p.images

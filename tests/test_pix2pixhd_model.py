@@ -263,7 +263,7 @@ def test_a_style_run_gives_each_image_the_same_styles_from_test_translate_and_th
     out = tmp_path / "out"
     assert main(["translate", "--name", "sty", "--checkpoints_dir", tiny().checkpoints_dir, "--cluster_seed", "1",
                  str(street / "test_label"), "--instance_dir", str(street / "test_inst"), "--out", str(out)]) == 0
-    for label, image in zip(labels, together):
+    for label in labels:
         assert np.array_equal(read_image(out / f"{label.stem}.png", 3), read_image(page.parent / "images" /
                                                                                    f"{label.stem}_fake_B.png", 3))
 

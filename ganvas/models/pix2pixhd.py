@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import zlib
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,11 @@ from ganvas.nets import forward_padded, get_norm_layer, init_weights, pad_to_mul
 from ganvas.nets.pix2pixhd import (Encoder, GlobalGenerator, LocalEnhancer, MultiscaleDiscriminator,
                                    feature_matching_loss, instance_edges, one_hot_labels)
 from ganvas.nets.vgg import VGGLoss, find_vgg19_weights
+from ganvas.speed import PRECISIONS, autocast
 
 log = logging.getLogger("ganvas")
 
 FEATURES_FILE = "features_clustered_{:03d}.npy"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def label_palette(n: int) -> Tensor:
@@ -268,14 +267,9 @@ class Pix2PixHDModel(Model):
             else:
                 styles = self.sample_styles(regions, seed, chosen)
             g_input = torch.cat([g_input, styles], 1)
-        dtype = DTYPES[self.opt.precision]
-        G = self.nets["G"]
-        if dtype != torch.float32:
-            autocast = torch.autocast(self.device.type, dtype=dtype)
-        else:
-            autocast = nullcontext()
-        with autocast:
-            return forward_padded(G, g_input).float()
+        # The editor calls this directly, so it applies --precision itself.
+        with autocast(self.device, PRECISIONS[self.opt.precision]):
+            return forward_padded(self.nets["G"], g_input).float()
 
     @torch.no_grad()
     def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
