@@ -22,7 +22,7 @@ from ganvas import __version__
 from ganvas.checkpoint import (STATE_FILE, atomic_write_many, atomic_write_text, load_networks, load_torch,
                                network_writes, rng_state, set_rng_state)
 from ganvas.data import collate_batch, make_dataset
-from ganvas.errors import CheckpointError, DataError, GanvasError
+from ganvas.errors import CheckpointError, DataError, DivergedError, GanvasError
 from ganvas.distributed import any_process, barrier, close_world, init_world, mean_losses, shard, wrap_networks
 from ganvas.models import Model, create_model
 from ganvas.options import OPT_FILE, Options, ensure_seed, save_options
@@ -55,6 +55,16 @@ class TrainResult:
     progress: Progress
     interrupted: bool
     losses: dict[str, float] = field(default_factory=dict)
+
+
+def nonfinite_networks(nets: dict[str, torch.nn.Module]) -> list[str]:
+    """Names of the networks with a NaN or infinite parameter or buffer."""
+    bad = []
+    for name, net in nets.items():
+        tensors = [t for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()]
+        if tensors and not torch.stack([torch.isfinite(t).all() for t in tensors]).all():
+            bad.append(name)
+    return bad
 
 
 def lr_factor(epoch: int, opt: Options) -> float:
@@ -192,8 +202,10 @@ class Trainer:
         self.sampler, self.loader = EpochSampler(), None
         self.step_time = self.data_time = 0.0  # this epoch's seconds computing and waiting for batches
         self.timed_steps = 0
+        self._saved_at: int | None = None  # steps of the last checkpoint this run wrote or resumed from
         if opt.continue_train:
             self._resume()
+            self._saved_at = self.progress.steps
         elif self.world.is_main:
             clear_run(self.run_dir, opt.overwrite)
         barrier(self.world)  # the other processes start once rank 0 has cleared the folder
@@ -228,13 +240,36 @@ class Trainer:
         }
 
     def save(self, tags: tuple[str, ...] = ("latest",)) -> None:
-        """Write the networks under each tag and the run state, all renamed into place together (rank 0 only)."""
+        """Write the networks under each tag and the run state, all renamed into place together (rank 0 only).
+
+        Networks with NaN or infinite weights are never written over the last good checkpoint.
+        """
         if not self.world.is_main:
             return
+        self._check_finite({})
         writes = [w for tag in tags for w in network_writes(self.model.nets, self.run_dir, tag)]
         state = self._state()
         writes.append((self.run_dir / STATE_FILE, lambda tmp: torch.save(state, tmp)))
         atomic_write_many(writes)
+        self._saved_at = self.progress.steps
+
+    def _check_finite(self, losses: dict[str, float]) -> None:
+        """Raise DivergedError if a network's weights are no longer finite (after `losses`, when given).
+
+        fp16 steps whose gradients overflow are skipped by their scaler and leave the weights finite, so
+        a non-finite loss alone does not stop a run.
+        """
+        bad = nonfinite_networks(self.model.nets)
+        if not bad:
+            return
+        p = self.progress
+        cause = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
+        kept = (f"the checkpoint of step {self._saved_at} in {self.run_dir} is kept as it was; resume it with "
+                "--continue_train" if self._saved_at is not None else "no checkpoint was written; start again")
+        raise DivergedError(f"training diverged at step {p.steps} (epoch {p.epoch}): {', '.join(bad)} now "
+                            f"{'has' if len(bad) == 1 else 'have'} NaN or infinite weights"
+                            f"{f' after {cause}' if cause else ''}; {kept} and a lower --lr (or --amp bf16 "
+                            "instead of fp16, or --amp off)")
 
     def _resume(self) -> None:
         opt = self.opt
@@ -391,6 +426,8 @@ class Trainer:
             p.epoch_images += size
             p.steps += 1
             p.images += size
+            if not all(map(math.isfinite, losses.values())):
+                self._check_finite(losses)
             if self.model.monitor in losses:
                 p.monitor_sum += losses[self.model.monitor]
                 p.monitor_count += 1

@@ -2,6 +2,7 @@ import csv
 import errno
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -213,3 +214,40 @@ def test_wgangp_penalty_enters_the_discriminator_update(tiny_pix2pix, paired_roo
 
     without, with_penalty = d_after_one_step(0.0), d_after_one_step(10.0)
     assert not all(torch.equal(without[k], with_penalty[k]) for k in without)
+
+
+def test_a_diverged_run_stops_and_keeps_the_last_good_checkpoint(tiny_pix2pix, monkeypatch):
+    original = Pix2PixModel.train_step
+    calls = {"n": 0}
+
+    def step_then_blow_up(self, batch):
+        losses = original(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 8:  # in epoch 2, after epoch 1's checkpoint (6 steps)
+            with torch.no_grad():
+                next(self.nets["G"].parameters()).fill_(float("nan"))
+            losses["G_L1"] = float("nan")
+        return losses
+
+    monkeypatch.setattr(Pix2PixModel, "train_step", step_then_blow_up)
+    opt = tiny_pix2pix(name="diverged")
+    with pytest.raises(GanvasError, match=r"diverged at step 8 \(epoch 2\): G now has NaN .* after G_L1 = nan; "
+                                          r"the checkpoint of step 6 .* is kept"):
+        train(opt, show_progress=False)
+    run = Path(opt.checkpoints_dir) / "diverged"
+    assert load_torch(run / STATE_FILE)["progress"]["steps"] == 6
+    assert all(torch.isfinite(v).all() for v in read_state_dicts(run)["G"].values() if v.is_floating_point())
+    # The kept state resumes (here without the fault) to the end of the run.
+    monkeypatch.setattr(Pix2PixModel, "train_step", original)
+    assert train(tiny_pix2pix(name="diverged", continue_train=True), show_progress=False).progress.steps == 12
+
+
+def test_a_nonfinite_loss_with_finite_weights_does_not_stop_a_run(tiny_pix2pix, monkeypatch):
+    # What an fp16 step whose scaler skipped an overflow looks like to the trainer.
+    original = Pix2PixModel.train_step
+
+    def overflowing_loss(self, batch):
+        return {**original(self, batch), "G_GAN": float("inf")}
+
+    monkeypatch.setattr(Pix2PixModel, "train_step", overflowing_loss)
+    assert train(tiny_pix2pix(name="skipped", n_epochs=1, n_epochs_decay=0), show_progress=False).progress.steps == 6

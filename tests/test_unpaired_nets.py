@@ -218,6 +218,21 @@ def test_patch_sampler_with_zero_patches_returns_whole_maps() -> None:
     assert all(i.numel() == 0 for i in ids)
 
 
+def test_patch_sampler_gradient_is_finite_where_features_are_all_zero() -> None:
+    # A narrow G (ngf 4) has locations whose ReLU features are all zero; with the MLP's zero biases the
+    # projected row is exactly zero, where CUT's sqrt-of-sum norm has a NaN gradient.
+    net = PatchSampleF([3, 8, 16], nc=32)
+    feats = [f.clone().requires_grad_() for f in sample_feats()]
+    with torch.no_grad():
+        feats[1][:, :, 2, 3] = 0  # one location of the second map, in both images
+    out, _ = net(feats, num_patches=0)
+    assert torch.count_nonzero(out[1][:, :, 2, 3]) == 0
+    loss = sum((o * torch.randn_like(o)).sum() for o in out)
+    loss.backward()
+    grads = [f.grad for f in feats] + [p.grad for p in net.parameters()]
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
 def test_patch_sampler_rejects_other_channel_counts() -> None:
     with pytest.raises(ValueError, match="feature_channels"):
         PatchSampleF([3, 8, 8], nc=32)(sample_feats())

@@ -12,8 +12,13 @@ from ganvas.nets.norm import init_weights
 
 
 def l2_normalize(x: Tensor, dim: int = 1) -> Tensor:
-    """Return x divided by its L2 norm along dim, plus 1e-7 as in CUT's Normalize."""
-    return x / (x.pow(2).sum(dim, keepdim=True).sqrt() + 1e-7)
+    """Return x divided by its L2 norm along dim, plus 1e-7 as in CUT's Normalize.
+
+    CUT writes the norm as x.pow(2).sum().pow(1/2), whose gradient at an all-zero vector is 0 * inf =
+    NaN: with narrow networks a location whose ReLU features are all zero meets the MLP's zero biases and
+    poisons every weight in one step. torch's vector_norm gives the same values and a zero gradient there.
+    """
+    return x / (torch.linalg.vector_norm(x, dim=dim, keepdim=True) + 1e-7)
 
 
 class PatchSampleF(nn.Module):
