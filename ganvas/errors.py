@@ -19,3 +19,7 @@ class CheckpointError(GanvasError):
 
 class ExportError(GanvasError):
     """A network that could not be exported, or whose exported file does not reproduce it."""
+
+
+class DivergedError(GanvasError):
+    """Training produced NaN or infinite weights; the last checkpoint before it is kept as it was."""
