@@ -128,6 +128,8 @@ def bench_one(model_name: str, size: int, batch_size: int, gpu_ids: str, infer: 
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    if opt.compile:
+        torch._dynamo.reset()  # a fresh cache per configuration: earlier models' graphs count towards its limit
     torch.manual_seed(0)
     model = create_model(opt, device, train=not infer)  # inference needs no D, losses or optimisers
     accelerate(model, opt)
