@@ -18,6 +18,7 @@ from ganvas.nets import (
     make_generator,
     pad_to_multiple,
 )
+from ganvas.nets.pix2pixhd import GlobalGenerator, LocalEnhancer
 
 
 def million_parameters(net: nn.Module) -> float:
@@ -130,6 +131,31 @@ def test_forward_padded_keeps_odd_sizes(netG: str) -> None:
         out = forward_padded(net, x)
     assert out.shape == (1, 2, 37, 53)
     assert out.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("build, side", [
+    (lambda: make_generator("resnet_2blocks", 3, 2, ngf=4), 3),
+    (lambda: GlobalGenerator(3, 2, ngf=4, n_downsampling=3, n_blocks=1), 5),
+    (lambda: LocalEnhancer(3, 2, ngf=2, n_downsample_global=2, n_blocks_global=1, n_local_enhancers=1,
+                           n_blocks_local=1), 5),
+])
+def test_forward_padded_runs_images_smaller_than_the_bottleneck_needs(build, side: int) -> None:
+    # Padded to a multiple only, these would reach the residual blocks at 1 x 1, where reflection fails.
+    torch.manual_seed(0)
+    net = build().eval()
+    x = torch.rand(1, 3, side, side + 2) * 2 - 1
+    with torch.no_grad():
+        with pytest.raises((RuntimeError, ValueError)):  # reflection or instance norm at 1 x 1
+            net(pad_to_multiple(x, net.size_multiple))
+        out = forward_padded(net, x)
+    assert out.shape == (1, 2, side, side + 2) and torch.isfinite(out).all()
+
+
+def test_pad_to_multiple_pads_up_to_a_least_side() -> None:
+    x = torch.rand(1, 1, 3, 9)
+    assert pad_to_multiple(x, 4, min_side=8).shape == (1, 1, 8, 12)
+    assert pad_to_multiple(x, 4, min_side=6).shape == (1, 1, 8, 12)  # the least side rounds up to a multiple
+    assert pad_to_multiple(torch.rand(1, 1, 16, 16), 4, min_side=8).shape == (1, 1, 16, 16)
 
 
 def test_unet_without_padding_fails_on_odd_sizes() -> None:

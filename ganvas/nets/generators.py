@@ -223,6 +223,7 @@ class ResnetGenerator(nn.Module):
         if n_blocks < 0:
             raise OptionsError(f"a ResNet generator needs n_blocks >= 0, got {n_blocks}")
         self.size_multiple = 4
+        self.min_side = 8  # the residual blocks' reflection padding needs 2 x 2 maps
         self.input_nc = input_nc
         use_bias = norm_needs_conv_bias(norm_layer)
 

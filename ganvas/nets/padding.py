@@ -7,13 +7,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Pad an N x C x H x W tensor at the bottom and right so H and W are multiples of multiple."""
+def pad_to_multiple(x: Tensor, multiple: int, min_side: int = 1) -> Tensor:
+    """Pad an N x C x H x W tensor at the bottom and right so H and W are multiples of multiple, and at least min_side."""
     if multiple < 1:
         raise ValueError(f"pad multiple must be >= 1, got {multiple}")
     height, width = x.shape[-2:]
-    pad_h = -height % multiple
-    pad_w = -width % multiple
+    least = -(-min_side // multiple) * multiple
+    pad_h = max(-height % multiple, least - height)
+    pad_w = max(-width % multiple, least - width)
     if pad_h == 0 and pad_w == 0:
         return x
     # Reflection looks more natural at the border but cannot pad by as much as the side itself.
@@ -21,19 +22,23 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
-def _size_multiple(net: nn.Module) -> int:
-    """Return the side multiple net needs, looking through DataParallel-style wrappers; 1 if none."""
+def _net_size(net: nn.Module, name: str) -> int:
+    """net's size_multiple or min_side, looking through DataParallel-style and compiled wrappers; 1 if none."""
     for candidate in (net, getattr(net, "module", None), getattr(net, "_orig_mod", None)):
-        multiple = getattr(candidate, "size_multiple", None)
-        if multiple is not None:
-            return int(multiple)
+        value = getattr(candidate, name, None)
+        if value is not None:
+            return int(value)
     return 1
 
 
 def forward_padded(net: nn.Module, x: Tensor, multiple: int | None = None) -> Tensor:
-    """Run net on x padded to a multiple (default net.size_multiple) and crop back to x's H x W."""
+    """Run net on x padded to a multiple (default net.size_multiple) and crop back to x's H x W.
+
+    Images smaller than net.min_side (generators whose bottleneck reflection-pads need it at least two
+    pixels wide) are padded up to it.
+    """
     if multiple is None:
-        multiple = _size_multiple(net)
+        multiple = _net_size(net, "size_multiple")
     height, width = x.shape[-2:]
-    out = net(pad_to_multiple(x, multiple))
+    out = net(pad_to_multiple(x, multiple, _net_size(net, "min_side")))
     return out[..., :height, :width]

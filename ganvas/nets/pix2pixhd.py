@@ -85,6 +85,7 @@ class GlobalGenerator(nn.Module):
                 f"{n_blocks}; pass --n_downsample_global 4 --n_blocks_global 9"
             )
         self.size_multiple = 2**n_downsampling
+        self.min_side = 2 * self.size_multiple  # the residual blocks' reflection padding needs 2 x 2 maps
         width = ngf * 2**n_downsampling
         layers = [
             *_conv7_stem(input_nc, ngf, norm_layer),
@@ -128,6 +129,7 @@ class LocalEnhancer(nn.Module):
             )
         self.n_local_enhancers = n_local_enhancers
         self.size_multiple = 2 ** (n_downsample_global + n_local_enhancers)
+        self.min_side = 2 * self.size_multiple  # the global part's residual blocks need 2 x 2 maps
 
         global_net = GlobalGenerator(
             input_nc, output_nc, ngf * 2**n_local_enhancers, n_downsample_global, n_blocks_global, norm_layer,
