@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,19 +36,23 @@ def ganvas_train(*args: str, processes: int = 1) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
 
+def pix2pix_flags(root: Path, epochs: int) -> list[str]:
+    """The runs' options: a small instance-norm pix2pix on the paired set under root/data."""
+    return ["--dataroot", str(root / "data"), "--model", "pix2pix", "--netG", "unet_32", "--ngf", "8", "--ndf", "8",
+            "--norm", "instance", "--no_dropout", "--preprocess", "none", "--n_epochs", str(epochs),
+            "--n_epochs_decay", "0", "--num_threads", "0", "--gpu_ids", "-1", "--seed", "5", "--checkpoints_dir",
+            str(root / "ck"), "--save_epoch_freq", "1", "--print_freq", "2"]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     """One process with batch 2 for two epochs, and two processes with batch 1 for the first epoch, then
     one process with batch 2 resuming for the second (a resume with another number of processes)."""
     root = tmp_path_factory.mktemp("ddp")
-    data = write_paired_set(root / "data", n_train=6, n_test=1, size=32, seed=1)
-    common = ["--dataroot", str(data), "--model", "pix2pix", "--netG", "unet_32", "--ngf", "8", "--ndf", "8",
-              "--norm", "instance", "--no_dropout", "--preprocess", "none", "--n_epochs", "2", "--n_epochs_decay",
-              "0", "--num_threads", "0", "--gpu_ids", "-1", "--seed", "5", "--checkpoints_dir", str(root / "ck"),
-              "--save_epoch_freq", "1", "--print_freq", "2"]
+    write_paired_set(root / "data", n_train=6, n_test=1, size=32, seed=1)
+    common = pix2pix_flags(root, 2)
     ganvas_train(*common, "--name", "one", "--batch_size", "2")
-    first = [a if a != "2" or common[i - 1] != "--n_epochs" else "1" for i, a in enumerate(common)]
-    ganvas_train(*first, "--name", "two", "--batch_size", "1", processes=2)
+    ganvas_train(*pix2pix_flags(root, 1), "--name", "two", "--batch_size", "1", processes=2)
     for net in ("G", "D"):  # the two-process epoch, kept before the resume overwrites latest_*
         (root / "ck" / "two" / f"ddp_net_{net}.pth").write_bytes((root / "ck" / "two" / f"latest_net_{net}.pth")
                                                                   .read_bytes())
@@ -83,6 +88,26 @@ def test_two_processes_with_batch_1_train_as_one_process_with_batch_2(runs) -> N
     example = torch.rand(2, 3, 32, 32) * 2 - 1
     assert_same_network(runs / "one" / "1_net_G.pth", runs / "two" / "ddp_net_G.pth", example)
     assert_same_network(runs / "one" / "1_net_D.pth", runs / "two" / "ddp_net_D.pth", torch.cat([example] * 2, 1))
+
+
+def test_two_nodes_through_c10d_rendezvous_train_as_two_local_processes(runs) -> None:
+    # torchrun's multi-node launch, both "nodes" on this machine: global ranks 0 and 1, local rank 0 each.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        endpoint = f"127.0.0.1:{free.getsockname()[1]}"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                               "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", "ganvas-test",
+                               "-m", "ganvas", "train", *pix2pix_flags(runs.parent, 1), "--name", "nodes",
+                               "--batch_size", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=env) for _ in range(2)]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    for net in ("G", "D"):
+        a = read_state_dict(runs / "two" / f"ddp_net_{net}.pth")
+        b = read_state_dict(runs / "nodes" / f"latest_net_{net}.pth")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert loss_rows(runs / "nodes" / "loss_log.csv") == loss_rows(runs / "two" / "loss_log.csv")[:3]
 
 
 def test_a_run_of_two_processes_resumes_in_one(runs) -> None:
