@@ -129,6 +129,19 @@ class EpochItems(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
+def make_loader(dataset: Any, sampler: EpochSampler, opt: Options, pin_memory: bool) -> DataLoader:
+    """The run's DataLoader: --num_threads persistent workers, batches of --batch_size, in sampler's order.
+
+    Workers take their epoch with each index (EpochItems), so they can live for the whole run; every
+    random choice of an item is seeded by (seed, epoch, index), not by worker state.
+    """
+    workers = opt.num_threads
+    return DataLoader(EpochItems(dataset), batch_size=opt.batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate_batch, pin_memory=pin_memory, generator=torch.Generator().manual_seed(opt.seed),
+                      worker_init_fn=_ignore_sigint if workers > 0 else None, persistent_workers=workers > 0,
+                      prefetch_factor=4 if workers > 0 else None)
+
+
 def _ignore_sigint(_worker_id: int) -> None:
     # Ctrl-C reaches the whole process group; workers leave it to the main process, which
     # finishes the step, saves and exits.
@@ -343,15 +356,7 @@ class Trainer:
         order = shard(epoch_order(len(self.dataset), opt.seed, epoch, opt.serial_batches)[skip_items:], self.world)
         self.sampler.items = [(epoch, index) for index in order]
         if self.loader is None:
-            # Workers take their epoch with each index (EpochItems), so they can live for the whole run;
-            # every random choice of an item is seeded by (seed, epoch, index), not by worker state.
-            workers = opt.num_threads
-            self.loader = DataLoader(EpochItems(self.dataset), batch_size=opt.batch_size, sampler=self.sampler,
-                                     num_workers=workers, collate_fn=collate_batch,
-                                     pin_memory=self.device.type == "cuda",
-                                     generator=torch.Generator().manual_seed(opt.seed),
-                                     worker_init_fn=_ignore_sigint if workers > 0 else None,
-                                     persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+            self.loader = make_loader(self.dataset, self.sampler, opt, pin_memory=self.device.type == "cuda")
         return self.loader
 
     def _crossed(self, before: int, freq: int) -> bool:
