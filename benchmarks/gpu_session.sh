@@ -7,7 +7,7 @@
 # 1. training paths no CPU can run: fp16 with its per-group scalers and a resume, bf16 + compile with a
 #    resume, and torchrun with the nccl backend and --norm syncbatch (one process: NCCL takes one GPU per
 #    process); each run must finish and its loss log must be finite;
-# 2. the throughput table (benchmarks/bench_table.py): pix2pix and CycleGAN at SIZE px, batch 1 and 8,
+# 2. the loader's images/s with 0, 4 and 8 workers; the throughput table (benchmarks/bench_table.py): pix2pix and CycleGAN at SIZE px, batch 1 and 8,
 #    fp32 / bf16 / bf16+compile, then pix2pixHD's local generator at HD x 2HD (the 30 fps target);
 # 3. CUT, FastCUT and pix2pixHD's rows, if time is left.
 # Everything goes to $OUT/gpu_session.log (or ./gpu_session.log); copy the figures into RESULTS.md.
@@ -55,8 +55,9 @@ step() {  # name, command...: run it, report pass or fail and the seconds it too
       --name sync --norm syncbatch
     step "syncbatch log" check_log "$tmp/ck/sync/loss_log.csv"
   fi
+  timeout 60 python3 benchmarks/bench_loader.py --workers 0 4 8
   # shellcheck disable=SC2086
-  timeout 330 python3 benchmarks/bench_table.py --gpu_ids "$GPU" --size "$SIZE" --configs $CONFIGS \
+  timeout 300 python3 benchmarks/bench_table.py --gpu_ids "$GPU" --size "$SIZE" --configs $CONFIGS \
     --models pix2pix cycle_gan --hd_infer "$HD"
   # shellcheck disable=SC2086
   timeout 150 python3 benchmarks/bench_table.py --gpu_ids "$GPU" --size "$SIZE" --configs $CONFIGS \
