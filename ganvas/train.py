@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import shutil
 import signal
 import threading
@@ -135,7 +136,11 @@ def make_loader(dataset: Any, sampler: EpochSampler, opt: Options, pin_memory: b
     Workers take their epoch with each index (EpochItems), so they can live for the whole run; every
     random choice of an item is seeded by (seed, epoch, index), not by worker state.
     """
-    workers = opt.num_threads
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(opt.num_threads, cpus)  # more workers than cores only compete with the step for them
+    if workers < opt.num_threads:
+        log.info("--num_threads %d: this process has %d CPUs, so the loader uses %d workers", opt.num_threads, cpus,
+                 workers)
     return DataLoader(EpochItems(dataset), batch_size=opt.batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate_batch, pin_memory=pin_memory, generator=torch.Generator().manual_seed(opt.seed),
                       worker_init_fn=_ignore_sigint if workers > 0 else None, persistent_workers=workers > 0,

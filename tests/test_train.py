@@ -251,3 +251,15 @@ def test_a_nonfinite_loss_with_finite_weights_does_not_stop_a_run(tiny_pix2pix, 
 
     monkeypatch.setattr(Pix2PixModel, "train_step", overflowing_loss)
     assert train(tiny_pix2pix(name="skipped", n_epochs=1, n_epochs_decay=0), show_progress=False).progress.steps == 6
+
+
+def test_the_loader_uses_at_most_one_worker_per_cpu(tiny_pix2pix, monkeypatch):
+    from ganvas.data import make_dataset
+    from ganvas.train import EpochSampler, make_loader
+
+    opt = tiny_pix2pix(num_threads=4)
+    dataset = make_dataset(opt, train=True)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert make_loader(dataset, EpochSampler(), opt, pin_memory=False).num_workers == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert make_loader(dataset, EpochSampler(), opt, pin_memory=False).num_workers == 4
