@@ -32,6 +32,7 @@ class World:
 
     rank: int = 0
     size: int = 1
+    joined: bool = False  # in a process group (any torchrun launch, one process included)
 
     @property
     def is_main(self) -> bool:
@@ -40,14 +41,16 @@ class World:
 
     @property
     def active(self) -> bool:
-        """True when several processes train together."""
-        return self.size > 1
+        """True when training in a process group: networks in DDP, losses and flags reduced."""
+        return self.joined or self.size > 1
 
 
 def init_world(gpu_ids: str) -> tuple[World, torch.device]:
     """Join torchrun's process group (gloo on CPUs, nccl on GPUs) and pick this process's device."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    if size == 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
+        # Not started by torchrun. A torchrun launch of one process still joins a group, so that
+        # `--nproc_per_node 1` runs the DDP, nccl and --norm syncbatch code it will run with more.
         return World(), select_device(gpu_ids)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     ids = parse_gpu_ids(gpu_ids)
@@ -71,7 +74,7 @@ def init_world(gpu_ids: str) -> tuple[World, torch.device]:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=size)
     if rank == 0:
         log.info("training with %d processes (%s)", size, dist.get_backend())
-    return World(rank, size), device
+    return World(rank, size, joined=True), device
 
 
 def shard(order: list[int], world: World) -> list[int]:

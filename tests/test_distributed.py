@@ -101,7 +101,11 @@ def test_two_nodes_through_c10d_rendezvous_train_as_two_local_processes(runs) ->
                                "-m", "ganvas", "train", *pix2pix_flags(runs.parent, 1), "--name", "nodes",
                                "--batch_size", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=env) for _ in range(2)]
-    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    try:
+        outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    finally:
+        for node in nodes:  # none is left behind when one hangs or the test fails
+            node.kill()
     assert [node.returncode for node in nodes] == [0, 0], "\n".join(o[-2000:] for o in outputs)
     for net in ("G", "D"):
         a = read_state_dict(runs / "two" / f"ddp_net_{net}.pth")
@@ -124,9 +128,11 @@ def test_a_run_of_two_processes_resumes_in_one(runs) -> None:
     assert difference < 5e-3
 
 
-def test_sync_batch_norm_on_cpu_processes_is_refused_with_the_alternatives(tmp_path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sync_batch_norm_on_cpu_processes_is_refused_with_the_alternatives(tmp_path, processes: int) -> None:
+    # One process under torchrun joins a process group too (DDP, SyncBatchNorm), as it would with more.
     data = write_paired_set(tmp_path / "data", n_train=2, n_test=1, size=32, seed=1)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
     done = subprocess.run([*launcher, "-m", "ganvas", "train", "--dataroot", str(data), "--name", "s", "--netG",
                            "unet_32", "--ngf", "4", "--ndf", "4", "--norm", "syncbatch", "--gpu_ids", "-1",
                            "--checkpoints_dir", str(tmp_path / "ck"), "--num_threads", "0"],
