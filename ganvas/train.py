@@ -137,9 +137,10 @@ def make_loader(dataset: Any, sampler: EpochSampler, opt: Options, pin_memory: b
     random choice of an item is seeded by (seed, epoch, index), not by worker state.
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = max(1, cpus // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun's processes on this machine
     workers = min(opt.num_threads, cpus)  # more workers than cores only compete with the step for them
     if workers < opt.num_threads:
-        log.info("--num_threads %d: this process has %d CPUs, so the loader uses %d workers", opt.num_threads, cpus,
+        log.info("--num_threads %d: %d CPUs for this process, so the loader uses %d workers", opt.num_threads, cpus,
                  workers)
     return DataLoader(EpochItems(dataset), batch_size=opt.batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate_batch, pin_memory=pin_memory, generator=torch.Generator().manual_seed(opt.seed),
@@ -221,9 +222,9 @@ class Trainer:
         self.step_time = self.data_time = 0.0  # this epoch's seconds computing and waiting for batches
         self.timed_steps = 0
         self._saved_at: int | None = None  # steps of the last checkpoint this run wrote or resumed from
+        self._nonfinite = False  # a loss of the last step was NaN or infinite (checked at the next collective)
         if opt.continue_train:
             self._resume()
-            self._saved_at = self.progress.steps
         elif self.world.is_main:
             clear_run(self.run_dir, opt.overwrite)
         barrier(self.world)  # the other processes start once rank 0 has cleared the folder
@@ -258,17 +259,16 @@ class Trainer:
         }
 
     def save(self, tags: tuple[str, ...] = ("latest",)) -> None:
-        """Write the networks under each tag and the run state, all renamed into place together (rank 0 only).
+        """Write the networks under each tag and the run state, all renamed into place together (by rank 0).
 
         Networks with NaN or infinite weights are never written over the last good checkpoint.
         """
-        if not self.world.is_main:
-            return
-        self._check_finite({})
-        writes = [w for tag in tags for w in network_writes(self.model.nets, self.run_dir, tag)]
-        state = self._state()
-        writes.append((self.run_dir / STATE_FILE, lambda tmp: torch.save(state, tmp)))
-        atomic_write_many(writes)
+        self._check_finite({})  # in every process: the weights are the same in all of them
+        if self.world.is_main:
+            writes = [w for tag in tags for w in network_writes(self.model.nets, self.run_dir, tag)]
+            state = self._state()
+            writes.append((self.run_dir / STATE_FILE, lambda tmp: torch.save(state, tmp)))
+            atomic_write_many(writes)
         self._saved_at = self.progress.steps
 
     def _check_finite(self, losses: dict[str, float]) -> None:
@@ -278,15 +278,15 @@ class Trainer:
         a non-finite loss alone does not stop a run.
         """
         bad = nonfinite_networks(self.model.nets)
-        if not bad:
+        if not any_process([bool(bad)], self.world, self.device)[0]:  # every process calls this at the same step
             return
         p = self.progress
         cause = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
         kept = (f"the checkpoint of step {self._saved_at} in {self.run_dir} is kept as it was; resume it with "
                 "--continue_train" if self._saved_at is not None else "no checkpoint was written; start again")
-        raise DivergedError(f"training diverged at step {p.steps} (epoch {p.epoch}): {', '.join(bad)} now "
-                            f"{'has' if len(bad) == 1 else 'have'} NaN or infinite weights"
-                            f"{f' after {cause}' if cause else ''}; {kept} and a lower --lr (or --amp bf16 "
+        raise DivergedError(f"training diverged by step {p.steps}: {', '.join(bad) or 'a network of another process'} "
+                            f"now {'has' if len(bad) <= 1 else 'have'} NaN or infinite weights"
+                            f"{f' after {cause}' if cause else ''}; {kept}, with a lower --lr (or --amp bf16 "
                             "instead of fp16, or --amp off)")
 
     def _resume(self) -> None:
@@ -314,6 +314,7 @@ class Trainer:
         self.model.load_extra_state(state.get("model", {}))
         load_scaler_state(self.model, state.get("scalers", {}))
         self._truncate_loss_log(self.progress.steps)
+        self._saved_at = self.progress.steps
         log.info("resuming %s at epoch %d, step %d", self.run_dir, self.progress.epoch, self.progress.steps)
 
     # --- logs ----------------------------------------------------------------------------------
@@ -418,7 +419,11 @@ class Trainer:
             except DataError as err:
                 failed = err
             # One collective per step: a data error or Ctrl-C in any process stops all of them here.
-            elsewhere, stopping = any_process([failed is not None, stop.requested], self.world, self.device)
+            elsewhere, stopping, nonfinite = any_process([failed is not None, stop.requested, self._nonfinite],
+                                                         self.world, self.device)
+            if nonfinite:  # in every process at once, so that all stop together
+                self._check_finite(losses)
+                self._nonfinite = False
             if elsewhere:
                 raise failed or DataError("another training process stopped on a data error (its message names "
                                           "the file); fix it and resume with --continue_train")
@@ -437,7 +442,10 @@ class Trainer:
             p.steps += 1
             p.images += size
             if not all(map(math.isfinite, losses.values())):
-                self._check_finite(losses)
+                if self.world.active:
+                    self._nonfinite = True  # the weights are checked in every process at the next step
+                else:
+                    self._check_finite(losses)
             if self.model.monitor in losses:
                 p.monitor_sum += losses[self.model.monitor]
                 p.monitor_count += 1

@@ -231,7 +231,7 @@ def test_a_diverged_run_stops_and_keeps_the_last_good_checkpoint(tiny_pix2pix, m
 
     monkeypatch.setattr(Pix2PixModel, "train_step", step_then_blow_up)
     opt = tiny_pix2pix(name="diverged")
-    with pytest.raises(GanvasError, match=r"diverged at step 8 \(epoch 2\): G now has NaN .* after G_L1 = nan; "
+    with pytest.raises(GanvasError, match=r"diverged by step 8: G now has NaN .* after G_L1 = nan; "
                                           r"the checkpoint of step 6 .* is kept"):
         train(opt, show_progress=False)
     run = Path(opt.checkpoints_dir) / "diverged"
@@ -240,6 +240,28 @@ def test_a_diverged_run_stops_and_keeps_the_last_good_checkpoint(tiny_pix2pix, m
     # The kept state resumes (here without the fault) to the end of the run.
     monkeypatch.setattr(Pix2PixModel, "train_step", original)
     assert train(tiny_pix2pix(name="diverged", continue_train=True), show_progress=False).progress.steps == 12
+
+
+def test_nonfinite_weights_are_never_saved_even_with_finite_losses(tiny_pix2pix, monkeypatch):
+    original = Pix2PixModel.train_step
+    calls = {"n": 0}
+
+    def last_step_breaks_d(self, batch):
+        losses = original(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 12:  # the last step of epoch 2, whose end saves; the losses stay finite
+            with torch.no_grad():
+                next(self.nets["D"].parameters())[0] = float("inf")
+        return losses
+
+    monkeypatch.setattr(Pix2PixModel, "train_step", last_step_breaks_d)
+    opt = tiny_pix2pix(name="broken_save")
+    with pytest.raises(GanvasError, match=r"diverged by step 12: D now has NaN or infinite weights; the checkpoint "
+                                          r"of step 6 .* is kept"):
+        train(opt, show_progress=False)
+    run = Path(opt.checkpoints_dir) / "broken_save"
+    assert load_torch(run / STATE_FILE)["progress"]["steps"] == 6
+    assert all(torch.isfinite(v).all() for v in read_state_dicts(run)["D"].values() if v.is_floating_point())
 
 
 def test_a_nonfinite_loss_with_finite_weights_does_not_stop_a_run(tiny_pix2pix, monkeypatch):
