@@ -6,6 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganvas.checkpoint import unwrap
+
 
 def pad_to_multiple(x: Tensor, multiple: int, min_side: int = 1) -> Tensor:
     """Pad an N x C x H x W tensor at the bottom and right so H and W are multiples of multiple, and at least min_side."""
@@ -23,8 +25,8 @@ def pad_to_multiple(x: Tensor, multiple: int, min_side: int = 1) -> Tensor:
 
 
 def _net_size(net: nn.Module, name: str) -> int:
-    """net's size_multiple or min_side, looking through DataParallel-style and compiled wrappers; 1 if none."""
-    for candidate in (net, getattr(net, "module", None), getattr(net, "_orig_mod", None)):
+    """net's size_multiple or min_side, looking through DDP and compile wrappers; 1 if none."""
+    for candidate in (net, unwrap(net)):  # a wrapper's own value first
         value = getattr(candidate, name, None)
         if value is not None:
             return int(value)
