@@ -3,7 +3,7 @@
     python benchmarks/bench_loader.py [--dataroot DIR] [--size 256] [--workers 0 1 2 4] [--batch_size 1]
 
 Iterates the trainer's own DataLoader (ganvas.train.make_loader: decoding, resize to --load_size,
-random crop to --size, flip, collation) over two epochs, no model, and prints images per second for
+random crop to --size, flip, collation) over three epochs, no model, and prints images per second for
 each worker count; the first epoch's start (worker start-up) is not timed. Without --dataroot it writes
 the built-in paired set (64 pairs, PNG, at 256 px and load_size 286 as the pix2pix facades recipe).
 Compare the figure with `ganvas bench`'s training images/second at the same size: the loader must
@@ -26,7 +26,8 @@ from ganvas.options import resolve_options
 from ganvas.train import EpochSampler, epoch_order, make_loader
 
 
-def images_per_second(dataroot: Path, size: int, workers: int, batch_size: int) -> float:
+def images_per_second(dataroot: Path, size: int, workers: int, batch_size: int) -> tuple[int, float]:
+    """(workers the loader used, images/s) for --num_threads `workers`."""
     opt = resolve_options({"dataroot": str(dataroot), "model": "pix2pix", "load_size": size * 286 // 256,
                            "crop_size": size, "num_threads": workers, "batch_size": batch_size, "seed": 0,
                            "gpu_ids": "-1"}, "train")
@@ -41,7 +42,7 @@ def images_per_second(dataroot: Path, size: int, workers: int, batch_size: int) 
                 start = time.perf_counter()  # from the first batch: worker start-up is not timed
                 continue
             images += len(batch["A"])
-    return images / (time.perf_counter() - start)
+    return loader.num_workers, images / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -53,12 +54,13 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, crop {args.size} px, "
           f"batch {args.batch_size}")
-    print(f"{'workers':>8} {'images/s':>9}")
+    print(f"{'--num_threads':>13} {'workers':>8} {'images/s':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         dataroot = args.dataroot or write_paired_set(Path(tmp) / "data", n_train=64, n_test=1,
                                                      size=args.size * 286 // 256, seed=0)
         for workers in args.workers:
-            print(f"{workers:>8} {images_per_second(dataroot, args.size, workers, args.batch_size):>9.1f}", flush=True)
+            used, rate = images_per_second(dataroot, args.size, workers, args.batch_size)
+            print(f"{workers:>13} {used:>8} {rate:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ Every configuration is built afresh in this one process and timed by `ganvas ben
 steps, in which compilation happens, then the median of the timed steps) on synthetic tensors at the
 published settings (pix2pixhd: the global generator at size x 2*size without the VGG loss). Rows are
 printed as Markdown as they finish, so a run stopped at a time limit still leaves what it measured;
-each row's speed-up is over the fp32 eager row of the same model and batch. `--hd_infer H` adds the
-pix2pixHD local generator's inference at H x 2H, batch 1, in frames per second (the interactive-rate
-target: 30 fps at 1024 x 2048 in bf16).
+each row's speed-up is over the fp32 eager row of the same model and batch. `--hd_infer H` first times
+the pix2pixHD local generator's inference at H x 2H, batch 1, in frames per second (the
+interactive-rate target: 30 fps at 1024 x 2048 in bf16); `--models` with no names times only that.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from ganvas.bench import bench_one
 from ganvas.models import select_device
 
 CONFIGS = {"fp32": {}, "bf16": {"amp": "bf16"}, "fp16": {"amp": "fp16"}, "fp32+compile": {"compile": True},
-           "bf16+compile": {"amp": "bf16", "compile": True}, "bf16+channels_last": {"amp": "bf16", "channels_last": True},
+           "bf16+compile": {"amp": "bf16", "compile": True},
+           "bf16+channels_last": {"amp": "bf16", "channels_last": True},
            "bf16+channels_last+compile": {"amp": "bf16", "channels_last": True, "compile": True}}
 MODELS = {"pix2pix": ("pix2pix", {}), "cycle_gan": ("cycle_gan", {}), "CUT": ("cut", {"CUT_mode": "CUT"}),
           "FastCUT": ("cut", {"CUT_mode": "FastCUT"}), "pix2pixhd": ("pix2pixhd", {}), "gan": ("gan", {})}
@@ -42,29 +43,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["fp32", "bf16", "bf16+compile"])
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=["pix2pix", "cycle_gan", "CUT", "FastCUT",
-                                                                               "pix2pixhd"])
+    parser.add_argument("--models", nargs="*", choices=list(MODELS),
+                        default=["pix2pix", "cycle_gan", "CUT", "FastCUT", "pix2pixhd"], help="none: --hd_infer only")
     parser.add_argument("--hd_infer", type=int, nargs="*", default=[],
                         help="heights at which to time pix2pixHD's local generator (batch 1, every config)")
     parser.add_argument("--gpu_ids", default="0")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
-    print(f"{device_name(args.gpu_ids)}, torch {torch.__version__}, {args.size} px, training step, synthetic data\n",
-          flush=True)
-    print("| model | batch | configuration | s/step | images/s | peak MB | vs fp32 eager |\n|---|---:|---|---:|---:|---:|---:|",
-          flush=True)
-    for name in args.models:
-        model, extra = MODELS[name]
-        for batch in args.batches:
-            baseline = None
-            for config in args.configs:
-                result = bench_one(model, args.size, batch, args.gpu_ids, False, args.steps, args.warmup, config,
-                                   **{**extra, **CONFIGS[config]})
-                baseline = result.seconds if config == "fp32" else baseline
-                ratio = f"{baseline / result.seconds:.2f}x" if baseline else "-"
-                print(f"| {name} | {batch} | {config} | {result.seconds:.4f} | {result.images_per_second:.2f} | "
-                      f"{result.peak_mb:.0f} | {ratio} |", flush=True)
+    print(f"{device_name(args.gpu_ids)}, torch {torch.__version__}, synthetic data", flush=True)
     for height in args.hd_infer:
         print(f"\npix2pixHD local generator, inference, {height} x {2 * height}, batch 1\n\n"
               "| configuration | s/frame | frames/s | peak MB | vs fp32 eager |\n|---|---:|---:|---:|---:|", flush=True)
@@ -74,8 +61,22 @@ def main() -> None:
                                netG="local", ngf=32, **CONFIGS[config])  # label2city_1024p
             baseline = result.seconds if config == "fp32" else baseline
             ratio = f"{baseline / result.seconds:.2f}x" if baseline else "-"
-            print(f"| {config} | {result.seconds:.4f} | {result.images_per_second:.1f} | {result.peak_mb:.0f} | {ratio} |",
-                  flush=True)
+            print(f"| {config} | {result.seconds:.4f} | {result.images_per_second:.1f} | {result.peak_mb:.0f} "
+                  f"| {ratio} |", flush=True)
+    if args.models:
+        print(f"\ntraining step, {args.size} px\n\n| model | batch | configuration | s/step | images/s | peak MB "
+              "| vs fp32 eager |\n|---|---:|---|---:|---:|---:|---:|", flush=True)
+        for name in args.models:
+            model, extra = MODELS[name]
+            for batch in args.batches:
+                baseline = None
+                for config in args.configs:
+                    result = bench_one(model, args.size, batch, args.gpu_ids, False, args.steps, args.warmup, config,
+                                       **{**extra, **CONFIGS[config]})
+                    baseline = result.seconds if config == "fp32" else baseline
+                    ratio = f"{baseline / result.seconds:.2f}x" if baseline else "-"
+                    print(f"| {name} | {batch} | {config} | {result.seconds:.4f} | {result.images_per_second:.2f} | "
+                          f"{result.peak_mb:.0f} | {ratio} |", flush=True)
 
 
 if __name__ == "__main__":
