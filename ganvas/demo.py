@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,11 @@ def mean_image_baseline(dataroot: Path, test_files: list[Path]) -> dict[str, flo
 
 
 def run_demo(out: Path, epochs: int | None = None, seed: int = 0, gpu_ids: str = "-1",
-             show_progress: bool = True) -> dict[str, Any]:
-    """Write the data, train, test and compare with the mean-image baseline; returns the summary."""
+             show_progress: bool = True, amp: str = "off") -> dict[str, Any]:
+    """Write the data, train (with --amp `amp`), test in fp32 and compare with the mean-image baseline.
+
+    Returns the summary: test metrics, the baseline's, the page, and the training's wall seconds.
+    """
     out = Path(out)
     dataroot = write_paired_set(out / "data", n_train=200, n_test=20, size=DEMO_SIZE, seed=seed)
     epochs = DEMO_EPOCHS if epochs is None else epochs
@@ -45,11 +49,13 @@ def run_demo(out: Path, epochs: int | None = None, seed: int = 0, gpu_ids: str =
               "results_dir": str(out / "results"), "gpu_ids": gpu_ids, "seed": seed}
     # A demo run starts afresh each time (--overwrite): it is a showcase, not a run to resume.
     opt = resolve_options({**common, **DEMO_FLAGS, "dataroot": str(dataroot), "n_epochs": epochs, "overwrite": True,
-                           "n_epochs_decay": epochs}, "train")
+                           "n_epochs_decay": epochs, "amp": amp}, "train")
+    started = time.perf_counter()
     train(opt, show_progress=show_progress)
+    train_seconds = time.perf_counter() - started
     result = run_test(resolve_options(common, "test"))
     baseline = mean_image_baseline(dataroot, find_images(dataroot / "test"))
     summary = {**result.metrics, **{f"baseline_{k}": v for k, v in baseline.items()}, "page": str(result.page),
-               "count": result.count}
+               "count": result.count, "train_seconds": train_seconds}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -222,7 +222,7 @@ class Trainer:
         self.step_time = self.data_time = 0.0  # this epoch's seconds computing and waiting for batches
         self.timed_steps = 0
         self._saved_at: int | None = None  # steps of the last checkpoint this run wrote or resumed from
-        self._nonfinite = False  # a loss of the last step was NaN or infinite (checked at the next collective)
+        self._nonfinite = False  # a loss of the last step was NaN or infinite
         if opt.continue_train:
             self._resume()
         elif self.world.is_main:
@@ -421,9 +421,8 @@ class Trainer:
             # One collective per step: a data error or Ctrl-C in any process stops all of them here.
             elsewhere, stopping, nonfinite = any_process([failed is not None, stop.requested, self._nonfinite],
                                                          self.world, self.device)
-            if nonfinite:  # in every process at once, so that all stop together
+            if nonfinite:
                 self._check_finite(losses)
-                self._nonfinite = False
             if elsewhere:
                 raise failed or DataError("another training process stopped on a data error (its message names "
                                           "the file); fix it and resume with --continue_train")
@@ -441,11 +440,9 @@ class Trainer:
             p.epoch_images += size
             p.steps += 1
             p.images += size
-            if not all(map(math.isfinite, losses.values())):
-                if self.world.active:
-                    self._nonfinite = True  # the weights are checked in every process at the next step
-                else:
-                    self._check_finite(losses)
+            # A NaN or infinite loss has the weights checked at the next step's collective (in every
+            # process at once) or by the next save, whichever comes first.
+            self._nonfinite = not all(map(math.isfinite, losses.values()))
             if self.model.monitor in losses:
                 p.monitor_sum += losses[self.model.monitor]
                 p.monitor_count += 1

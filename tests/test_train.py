@@ -24,6 +24,28 @@ def read_log(run_dir):
         return list(csv.reader(fh))
 
 
+def fault_after_step(monkeypatch, step, fault):
+    """Have Pix2PixModel.train_step call fault(model, losses) after its step-th call; returns the original."""
+    original = Pix2PixModel.train_step
+    calls = {"n": 0}
+
+    def step_then_fault(self, batch):
+        losses = original(self, batch)
+        calls["n"] += 1
+        if calls["n"] == step:
+            fault(self, losses)
+        return losses
+
+    monkeypatch.setattr(Pix2PixModel, "train_step", step_then_fault)
+    return original
+
+
+def assert_finite_checkpoint_of_step(run_dir, steps):
+    assert load_torch(run_dir / STATE_FILE)["progress"]["steps"] == steps
+    for net in read_state_dicts(run_dir).values():
+        assert all(torch.isfinite(v).all() for v in net.values() if v.is_floating_point())
+
+
 def test_run_writes_reference_checkpoint_files_and_state(tiny_pix2pix):
     opt = tiny_pix2pix(save_epoch_freq=1)
     result = train(opt, show_progress=False)
@@ -45,17 +67,8 @@ def test_interrupted_and_resumed_run_reaches_the_same_weights(tiny_pix2pix, monk
     # unet_64 has a dropout level (unet_32 has none), so the test also covers the restored RNG.
     reference = train(tiny_pix2pix(name="straight", netG="unet_64"), show_progress=False)
 
-    original = Pix2PixModel.train_step
-    calls = {"n": 0}
-
-    def step_then_ctrl_c(self, batch):
-        losses = original(self, batch)
-        calls["n"] += 1
-        if calls["n"] == 5:  # in the middle of epoch 1 of 2
-            os.kill(os.getpid(), signal.SIGINT)
-        return losses
-
-    monkeypatch.setattr(Pix2PixModel, "train_step", step_then_ctrl_c)
+    # Ctrl-C in the middle of epoch 1 of 2.
+    original = fault_after_step(monkeypatch, 5, lambda model, losses: os.kill(os.getpid(), signal.SIGINT))
     first = train(tiny_pix2pix(name="resumed", netG="unet_64"), show_progress=False)
     assert first.interrupted and first.progress.steps == 5
     monkeypatch.setattr(Pix2PixModel, "train_step", original)
@@ -217,51 +230,33 @@ def test_wgangp_penalty_enters_the_discriminator_update(tiny_pix2pix, paired_roo
 
 
 def test_a_diverged_run_stops_and_keeps_the_last_good_checkpoint(tiny_pix2pix, monkeypatch):
-    original = Pix2PixModel.train_step
-    calls = {"n": 0}
+    def blow_up(model, losses):
+        with torch.no_grad():
+            next(model.nets["G"].parameters()).fill_(float("nan"))
+        losses["G_L1"] = float("nan")
 
-    def step_then_blow_up(self, batch):
-        losses = original(self, batch)
-        calls["n"] += 1
-        if calls["n"] == 8:  # in epoch 2, after epoch 1's checkpoint (6 steps)
-            with torch.no_grad():
-                next(self.nets["G"].parameters()).fill_(float("nan"))
-            losses["G_L1"] = float("nan")
-        return losses
-
-    monkeypatch.setattr(Pix2PixModel, "train_step", step_then_blow_up)
+    original = fault_after_step(monkeypatch, 8, blow_up)  # in epoch 2, after epoch 1's checkpoint (6 steps)
     opt = tiny_pix2pix(name="diverged")
     with pytest.raises(GanvasError, match=r"diverged by step 8: G now has NaN .* after G_L1 = nan; "
                                           r"the checkpoint of step 6 .* is kept"):
         train(opt, show_progress=False)
-    run = Path(opt.checkpoints_dir) / "diverged"
-    assert load_torch(run / STATE_FILE)["progress"]["steps"] == 6
-    assert all(torch.isfinite(v).all() for v in read_state_dicts(run)["G"].values() if v.is_floating_point())
+    assert_finite_checkpoint_of_step(Path(opt.checkpoints_dir) / "diverged", 6)
     # The kept state resumes (here without the fault) to the end of the run.
     monkeypatch.setattr(Pix2PixModel, "train_step", original)
     assert train(tiny_pix2pix(name="diverged", continue_train=True), show_progress=False).progress.steps == 12
 
 
 def test_nonfinite_weights_are_never_saved_even_with_finite_losses(tiny_pix2pix, monkeypatch):
-    original = Pix2PixModel.train_step
-    calls = {"n": 0}
+    def break_d(model, losses):
+        with torch.no_grad():
+            next(model.nets["D"].parameters())[0] = float("inf")
 
-    def last_step_breaks_d(self, batch):
-        losses = original(self, batch)
-        calls["n"] += 1
-        if calls["n"] == 12:  # the last step of epoch 2, whose end saves; the losses stay finite
-            with torch.no_grad():
-                next(self.nets["D"].parameters())[0] = float("inf")
-        return losses
-
-    monkeypatch.setattr(Pix2PixModel, "train_step", last_step_breaks_d)
+    fault_after_step(monkeypatch, 12, break_d)  # the last step of epoch 2, whose end saves; losses stay finite
     opt = tiny_pix2pix(name="broken_save")
     with pytest.raises(GanvasError, match=r"diverged by step 12: D now has NaN or infinite weights; the checkpoint "
                                           r"of step 6 .* is kept"):
         train(opt, show_progress=False)
-    run = Path(opt.checkpoints_dir) / "broken_save"
-    assert load_torch(run / STATE_FILE)["progress"]["steps"] == 6
-    assert all(torch.isfinite(v).all() for v in read_state_dicts(run)["D"].values() if v.is_floating_point())
+    assert_finite_checkpoint_of_step(Path(opt.checkpoints_dir) / "broken_save", 6)
 
 
 def test_a_nonfinite_loss_with_finite_weights_does_not_stop_a_run(tiny_pix2pix, monkeypatch):
