@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import tempfile
@@ -15,8 +16,14 @@ import torch
 from torch import nn
 
 from ganvas.errors import CheckpointError
+from ganvas.registry import NETWORKS
+from ganvas.speed import unwrap
 
 STATE_FILE = "latest_state.pt"
+# The .json beside a network file: {"format": SPEC_FORMAT, "version": SPEC_VERSION, "network": <NETWORKS name>,
+# "kind": <its kind>, "kwargs": {<its builder's arguments>}}; the .pth stays the original code bases' state_dict.
+SPEC_FORMAT = "ganvas.network"
+SPEC_VERSION = 1
 
 
 def atomic_write_many(writes: list[tuple[Path, Callable[[Path], None]]]) -> None:
@@ -87,26 +94,67 @@ def network_path(run_dir: Path, tag: str, net_name: str) -> Path:
     return Path(run_dir) / f"{tag}_net_{net_name}.pth"
 
 
-def unwrap(net: nn.Module) -> nn.Module:
-    """The plain module inside DataParallel, DDP or torch.compile wrappers."""
-    while True:
-        # `is None`, not `or`: bool() of a compiled module calls its len(), which most networks lack.
-        inner = getattr(net, "module", None)
-        if inner is None:
-            inner = getattr(net, "_orig_mod", None)
-        if inner is None:
-            return net
-        net = inner
+def network_spec_path(path: str | PathLike[str]) -> Path:
+    """The .json beside a network file that names its architecture (`latest_net_G.pth` -> `latest_net_G.json`)."""
+    return Path(path).with_suffix(".json")
+
+
+def network_spec_text(net: nn.Module) -> str | None:
+    """The .json text describing a network built by `registry.build_network` (None for one built otherwise)."""
+    spec = getattr(unwrap(net), "ganvas_spec", None)
+    if spec is None:
+        return None
+    name = spec["network"]
+    document = {"format": SPEC_FORMAT, "version": SPEC_VERSION, "network": name,
+                "kind": NETWORKS.entry(name).meta.get("kind"), "kwargs": spec["kwargs"]}
+    try:
+        return json.dumps(document, indent=2) + "\n"
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"network {name!r} was built with arguments a .json cannot hold ({err}): "
+                              f"{spec['kwargs']!r}; pass plain ints, floats, bools, strings and lists") from None
 
 
 def network_writes(nets: dict[str, nn.Module], run_dir: Path, tag: str) -> list[tuple[Path, Callable[[Path], None]]]:
-    """Writers for each network as a plain CPU state_dict, loadable by the original code bases."""
+    """Writers for each network as a plain CPU state_dict, loadable by the original code bases.
+
+    A network built through the registry also gets `<tag>_net_<name>.json` naming its architecture (see
+    `network_spec_text`), written in the same batch so that the two files always belong together.
+    """
     def writer(state: dict[str, torch.Tensor]) -> Callable[[Path], None]:
         return lambda tmp: torch.save(state, tmp)
 
-    return [(network_path(run_dir, tag, name),
-             writer({k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}))
-            for name, net in nets.items()]
+    def text_writer(text: str) -> Callable[[Path], None]:
+        return lambda tmp: tmp.write_text(text, encoding="utf-8")
+
+    writes = []
+    for name, net in nets.items():
+        path = network_path(run_dir, tag, name)
+        writes.append((path, writer({k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()})))
+        text = network_spec_text(net)
+        if text is not None:
+            writes.append((network_spec_path(path), text_writer(text)))
+    return writes
+
+
+def read_network_spec(path: Path) -> dict[str, Any]:
+    """The contents of a network's .json, checked for its format (not yet for its network or arguments)."""
+    fix = f"repair it or delete {path} to let ganvas infer the architecture from the weights"
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"cannot read the network description {path} ({err}); {fix}") from None
+    if not isinstance(document, dict) or document.get("format") != SPEC_FORMAT:
+        raise CheckpointError(f"{path} is not a ganvas network description (no \"format\": \"{SPEC_FORMAT}\"); "
+                              f"{fix}")
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path} has no valid \"version\" (got {version!r}); {fix}")
+    if version > SPEC_VERSION:
+        raise CheckpointError(f"{path} is version {version} of the network description, newer than this ganvas reads "
+                              f"({SPEC_VERSION}); upgrade ganvas, or delete it to let ganvas infer the architecture")
+    if not isinstance(document.get("network"), str) or not isinstance(document.get("kwargs"), dict):
+        raise CheckpointError(f"{path} needs a \"network\" name and a \"kwargs\" object; {fix}")
+    return document
 
 
 def clean_state_dict(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:

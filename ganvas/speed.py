@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from ganvas.models import Model
+from ganvas.errors import OptionsError
 
 log = logging.getLogger("ganvas")
 
@@ -48,7 +47,7 @@ def warn_if_slow(dtype: torch.dtype, device: torch.device, flag: str) -> None:
                     "AVX512-BF16/AMX", flag, torch.backends.cpu.get_cpu_capability(), str(dtype).split(".")[-1])
 
 
-def accelerate(model: "Model", opt: Any) -> None:
+def accelerate(model: Any, opt: Any) -> None:
     """Apply --amp's gradient scaling, --channels_last and --compile to a freshly built model."""
     model.grad_scaling = opt.amp == "fp16"
     warn_if_slow(amp_dtype(opt.amp), model.device, f"--amp {opt.amp}")
@@ -63,15 +62,56 @@ def accelerate(model: "Model", opt: Any) -> None:
                 model.nets[name] = torch.compile(net, dynamic=False)
 
 
-def scaler_state(model: "Model") -> dict[str, Any]:
+def scaler_state(model: Any) -> dict[str, Any]:
     """The gradient scalers' states, for the run state."""
     return {name: scaler.state_dict() for name, scaler in model.scalers.items()}
 
 
-def load_scaler_state(model: "Model", state: dict[str, Any]) -> None:
+def load_scaler_state(model: Any, state: dict[str, Any]) -> None:
     """Restore scalers saved by scaler_state (a run resumed without --amp fp16 leaves them unused)."""
     if not model.grad_scaling:
         return
     for name, saved in state.items():
         scaler = model.scalers.setdefault(name, torch.amp.GradScaler(model.device.type))
         scaler.load_state_dict(saved)
+
+
+def parse_gpu_ids(gpu_ids: str) -> list[int]:
+    """The GPU numbers of --gpu_ids ('0', '0,1'; '-1' for the CPU)."""
+    try:
+        return [int(i) for i in str(gpu_ids).split(",") if i.strip()]
+    except ValueError:
+        raise OptionsError(f"--gpu_ids {gpu_ids} is not a list of GPU numbers; pass e.g. 0 or 0,1, "
+                           f"or -1 for the CPU") from None
+
+
+def select_device(gpu_ids: str) -> torch.device:
+    """The first GPU in --gpu_ids, or the CPU for -1 or when no GPU is present."""
+    ids = parse_gpu_ids(gpu_ids)
+    if not ids or ids[0] < 0:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        log.info("no CUDA device found; running on the CPU (pass --gpu_ids -1 to say so)")
+        return torch.device("cpu")
+    return torch.device("cuda", ids[0])
+
+
+def pick_device(device: str | torch.device | None, default: str = "cpu") -> torch.device:
+    """The device asked for (default when None); OptionsError for a GPU on a machine without one."""
+    device = torch.device(default if device is None else device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionsError(f"device {str(device)!r} is not available (torch.cuda.is_available() is False); "
+                           f"pass device='cpu' or None")
+    return device
+
+
+def unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside DataParallel, DDP or torch.compile wrappers."""
+    while True:
+        # `is None`, not `or`: bool() of a compiled module calls its len(), which most networks lack.
+        inner = getattr(net, "module", None)
+        if inner is None:
+            inner = getattr(net, "_orig_mod", None)
+        if inner is None:
+            return net
+        net = inner

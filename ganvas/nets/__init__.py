@@ -4,7 +4,6 @@ from ganvas.nets.discriminators import (
     DCGANDiscriminator,
     NLayerDiscriminator,
     PixelDiscriminator,
-    make_discriminator,
 )
 from ganvas.nets.generators import (
     AntialiasDownsample,
@@ -14,15 +13,16 @@ from ganvas.nets.generators import (
     ResnetGenerator,
     UnetGenerator,
     UnetSkipConnectionBlock,
-    make_generator,
 )
+from ganvas.nets.build import make_discriminator, make_generator, make_network
 from ganvas.nets.norm import get_norm_layer, init_weights
-from ganvas.nets.padding import forward_padded, pad_to_multiple
+from ganvas.nets.padding import forward_padded, net_size, pad_to_multiple
 from ganvas.nets.patch_nce import PatchSampleF
 from ganvas.nets.pix2pixhd import (
     Encoder,
     GlobalGenerator,
     InstanceFeatures,
+    LabelInputs,
     LocalEnhancer,
     MultiscaleDiscriminator,
     NLayerDiscriminatorHD,
@@ -42,6 +42,7 @@ __all__ = [
     "Encoder",
     "GlobalGenerator",
     "InstanceFeatures",
+    "LabelInputs",
     "LocalEnhancer",
     "MultiscaleDiscriminator",
     "NLayerDiscriminator",
@@ -65,6 +66,8 @@ __all__ = [
     "load_vgg19_weights",
     "make_discriminator",
     "make_generator",
+    "make_network",
+    "net_size",
     "one_hot_labels",
     "pad_to_multiple",
 ]

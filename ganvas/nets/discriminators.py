@@ -1,4 +1,4 @@
-"""Discriminators: PatchGAN and pixel (state_dict-compatible with the reference repository) and DCGAN."""
+"""Discriminators: PatchGAN and pixel (state_dict-compatible with the reference repository) and DCGAN, and builders."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from torch import Tensor
 
 from ganvas.errors import OptionsError
 from ganvas.nets.generators import AntialiasDownsample, dcgan_depth
-from ganvas.nets.norm import NormFactory, get_norm_layer, init_weights, norm_needs_conv_bias
-
-DISCRIMINATOR_NAMES = ("basic", "n_layers", "pixel", "dcgan")
+from ganvas.nets.norm import NormFactory, get_norm_layer, norm_needs_conv_bias
+from ganvas.registry import NETWORKS
 
 
 class NLayerDiscriminator(nn.Module):
@@ -114,29 +113,34 @@ class DCGANDiscriminator(nn.Module):
         return self.model(x)
 
 
-def make_discriminator(
-    netD: str,
-    input_nc: int,
-    ndf: int = 64,
-    n_layers_D: int = 3,
-    norm: str = "batch",
-    init_type: str = "normal",
-    init_gain: float = 0.02,
-    image_size: int = 64,
-    antialias: bool = False,
-) -> nn.Module:
-    """Build and initialise the discriminator named netD on the CPU (antialias: CUT's PatchGANs)."""
-    norm_layer = get_norm_layer(norm)
-    net: nn.Module
-    if netD == "basic":
-        net = NLayerDiscriminator(input_nc, ndf, n_layers=3, norm_layer=norm_layer, antialias=antialias)
-    elif netD == "n_layers":
-        net = NLayerDiscriminator(input_nc, ndf, n_layers=n_layers_D, norm_layer=norm_layer, antialias=antialias)
-    elif netD == "pixel":
-        net = PixelDiscriminator(input_nc, ndf, norm_layer=norm_layer)
-    elif netD == "dcgan":
-        net = DCGANDiscriminator(input_nc, ndf, image_size=image_size, norm_layer=norm_layer)
-    else:
-        raise OptionsError(f"unknown discriminator {netD!r}; pass --netD one of {', '.join(DISCRIMINATOR_NAMES)}")
-    init_weights(net, init_type, init_gain)
-    return net
+def _patchgan_depth(text: str) -> dict[str, int]:
+    """--netD basic is the 70x70 PatchGAN (3 layers); --netD n_layers takes --n_layers_D."""
+    return {"n_layers": 3} if text == "basic" else {}
+
+
+# Builders: JSON-plain keyword arguments only; weights are initialised by nets.build's make_* helpers.
+# A discriminator's ganvas_arch output_nc is its one logit channel (output_nc=1 below).
+
+
+@NETWORKS.register("patchgan", kind="discriminator", flag="--netD", pattern="basic|n_layers",
+                   form=("basic", "n_layers"), parse=_patchgan_depth, options={"n_layers": "n_layers_D"}, output_nc=1)
+def patchgan(
+    input_nc: int, ndf: int = 64, n_layers: int = 3, norm: str = "batch", antialias: bool = False
+) -> NLayerDiscriminator:
+    """pix2pix's PatchGAN (--netD basic or n_layers); antialias: CUT's variant."""
+    return NLayerDiscriminator(input_nc, ndf, n_layers, get_norm_layer(norm), antialias)
+
+
+@NETWORKS.register("pixel", kind="discriminator", flag="--netD", output_nc=1)
+def pixel(input_nc: int, ndf: int = 64, norm: str = "batch") -> PixelDiscriminator:
+    """pix2pix's 1x1 PatchGAN (--netD pixel)."""
+    return PixelDiscriminator(input_nc, ndf, get_norm_layer(norm))
+
+
+@NETWORKS.register("dcgan_discriminator", kind="discriminator", family="dcgan", flag="--netD", pattern="dcgan",
+                   form="dcgan", output_nc=1)
+def dcgan_discriminator(
+    input_nc: int, ndf: int = 64, image_size: int = 64, norm: str = "batch"
+) -> DCGANDiscriminator:
+    """The DCGAN discriminator (--netD dcgan) for image_size x image_size images."""
+    return DCGANDiscriminator(input_nc, ndf, image_size, get_norm_layer(norm))

@@ -1,9 +1,8 @@
-"""Generators: U-Net and ResNet (state_dict-compatible with the reference repository) and DCGAN."""
+"""Generators: U-Net and ResNet (state_dict-compatible with the reference repository) and DCGAN, and their builders."""
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Sequence
 
 import torch
@@ -12,13 +11,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganvas.errors import OptionsError
-from ganvas.nets.norm import NormFactory, get_norm_layer, init_weights, norm_needs_conv_bias
+from ganvas.nets.norm import NormFactory, get_norm_layer, norm_needs_conv_bias
+from ganvas.registry import NETWORKS
 
 PADDING_TYPES = ("reflect", "replicate", "zero")
-GENERATOR_FORMS = (
-    "unet_<N> with N a power of two >= 4 (unet_128, unet_256), "
-    "resnet_<k>blocks (resnet_6blocks, resnet_9blocks) or dcgan"
-)
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -365,55 +361,59 @@ class DCGANGenerator(nn.Module):
         return self.model(z)
 
 
-def _parse_generator_name(netG: str) -> tuple[str, int]:
-    """Split a generator name into its family and size (U-Net depth or ResNet block count)."""
-    match = re.fullmatch(r"unet_(\d+)", netG)
-    if match:
-        side = int(match.group(1))
-        if side < 4 or side & (side - 1):
-            raise OptionsError(f"unknown generator {netG!r}: {side} is not a power of two >= 4; use {GENERATOR_FORMS}")
-        return "unet", side.bit_length() - 1
-    match = re.fullmatch(r"resnet_(\d+)blocks", netG)
-    if match:
-        n_blocks = int(match.group(1))
-        if n_blocks < 1:
-            raise OptionsError(f"unknown generator {netG!r}: needs at least 1 block; use {GENERATOR_FORMS}")
-        return "resnet", n_blocks
-    if netG == "dcgan":
-        return "dcgan", 0
-    raise OptionsError(f"unknown generator {netG!r}; pass --netG {GENERATOR_FORMS}")
+def _unet_depth(text: str, size: str) -> dict[str, int]:
+    """--netG unet_<size>: the U-Net whose bottleneck is 1x1 at size x size, so size must be a power of two >= 4."""
+    side = int(size)
+    if side < 4 or side & (side - 1):
+        raise OptionsError(f"unknown generator {text!r}: {side} is not a power of two >= 4; pass --netG unet_<size> "
+                           f"with such a size, e.g. unet_128 or unet_256")
+    return {"num_downs": side.bit_length() - 1}
 
 
-def make_generator(
-    netG: str,
+def _resnet_blocks(text: str, blocks: str) -> dict[str, int]:
+    """--netG resnet_<blocks>blocks: at least one residual block."""
+    if int(blocks) < 1:
+        raise OptionsError(f"unknown generator {text!r}: needs at least 1 block; pass --netG resnet_<blocks>blocks "
+                           f"with blocks >= 1, e.g. resnet_6blocks or resnet_9blocks")
+    return {"n_blocks": int(blocks)}
+
+
+# Builders: JSON-plain keyword arguments only (a checkpoint's .json holds them); weights are initialised by
+# nets.build's make_* helpers, not here, so that loading a file builds no random weights it throws away.
+
+
+@NETWORKS.register("unet", kind="generator", flag="--netG", pattern=r"unet_(?P<size>\d+)", form="unet_<size>",
+                   parse=_unet_depth)
+def unet(
+    input_nc: int, output_nc: int, num_downs: int, ngf: int = 64, norm: str = "batch", use_dropout: bool = False
+) -> UnetGenerator:
+    """pix2pix's U-Net with num_downs levels (--netG unet_<2**num_downs>)."""
+    return UnetGenerator(input_nc, output_nc, num_downs, ngf, norm_layer=get_norm_layer(norm), use_dropout=use_dropout)
+
+
+@NETWORKS.register("resnet", kind="generator", flag="--netG", pattern=r"resnet_(?P<blocks>\d+)blocks",
+                   form="resnet_<blocks>blocks", parse=_resnet_blocks)
+def resnet(
     input_nc: int,
     output_nc: int,
     ngf: int = 64,
     norm: str = "batch",
     use_dropout: bool = False,
-    init_type: str = "normal",
-    init_gain: float = 0.02,
-    nz: int = 100,
-    image_size: int = 64,
+    n_blocks: int = 6,
+    padding_type: str = "reflect",
     antialias: bool = False,
     antialias_up: bool = False,
-) -> nn.Module:
-    """Build and initialise the generator named netG on the CPU.
+) -> ResnetGenerator:
+    """CycleGAN's ResNet generator (--netG resnet_<n_blocks>blocks); antialias / antialias_up: CUT's variant."""
+    return ResnetGenerator(input_nc, output_nc, ngf, get_norm_layer(norm), use_dropout, n_blocks, padding_type,
+                           antialias, antialias_up)
 
-    antialias / antialias_up select CUT's blurred down- / upsampling in resnet generators; as in CUT
-    they do not apply to the other families and are ignored there.
-    """
-    family, size = _parse_generator_name(netG)
-    norm_layer = get_norm_layer(norm)
-    net: nn.Module
-    if family == "unet":
-        net = UnetGenerator(input_nc, output_nc, size, ngf, norm_layer=norm_layer, use_dropout=use_dropout)
-    elif family == "resnet":
-        net = ResnetGenerator(
-            input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout, n_blocks=size,
-            antialias=antialias, antialias_up=antialias_up,
-        )
-    else:
-        net = DCGANGenerator(nz, output_nc, ngf, image_size=image_size, norm_layer=norm_layer)
-    init_weights(net, init_type, init_gain)
-    return net
+
+# Registered apart from the DCGAN discriminator (one name per network), both of family "dcgan" as interop names them.
+@NETWORKS.register("dcgan_generator", kind="generator", family="dcgan", flag="--netG", pattern="dcgan", form="dcgan",
+                   input_nc="nz")
+def dcgan_generator(
+    nz: int, output_nc: int, ngf: int = 64, image_size: int = 64, norm: str = "batch"
+) -> DCGANGenerator:
+    """The DCGAN generator (--netG dcgan): nz-dimensional noise to image_size x image_size images."""
+    return DCGANGenerator(nz, output_nc, ngf, image_size, get_norm_layer(norm))

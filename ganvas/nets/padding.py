@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganvas.checkpoint import unwrap
+from ganvas.speed import unwrap
 
 
 def pad_to_multiple(x: Tensor, multiple: int, min_side: int = 1) -> Tensor:
@@ -24,7 +24,7 @@ def pad_to_multiple(x: Tensor, multiple: int, min_side: int = 1) -> Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
-def _net_size(net: nn.Module, name: str) -> int:
+def net_size(net: nn.Module, name: str = "size_multiple") -> int:
     """net's size_multiple or min_side, looking through DDP and compile wrappers; 1 if none."""
     for candidate in (net, unwrap(net)):  # a wrapper's own value first
         value = getattr(candidate, name, None)
@@ -40,7 +40,7 @@ def forward_padded(net: nn.Module, x: Tensor, multiple: int | None = None) -> Te
     pixels wide) are padded up to it.
     """
     if multiple is None:
-        multiple = _net_size(net, "size_multiple")
+        multiple = net_size(net, "size_multiple")
     height, width = x.shape[-2:]
-    out = net(pad_to_multiple(x, multiple, _net_size(net, "min_side")))
+    out = net(pad_to_multiple(x, multiple, net_size(net, "min_side")))
     return out[..., :height, :width]

@@ -9,6 +9,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from ganvas.nets.norm import init_weights
+from ganvas.registry import NETWORKS
 
 
 def l2_normalize(x: Tensor, dim: int = 1) -> Tensor:
@@ -27,7 +28,7 @@ class PatchSampleF(nn.Module):
     Unlike CUT, which builds the MLPs lazily on the first forward, they are built here from the feature
     channel counts, so every parameter exists before the optimiser does; the state_dict keys
     (mlp_<i>.0.weight, mlp_<i>.2.weight, ...) are CUT's. With use_mlp False (CUT's netF 'sample') there
-    are no parameters.
+    are no parameters. init_type None leaves the MLPs as torch's layers initialise them.
     """
 
     def __init__(
@@ -35,7 +36,7 @@ class PatchSampleF(nn.Module):
         channels: Sequence[int],
         use_mlp: bool = True,
         nc: int = 256,
-        init_type: str = "normal",
+        init_type: str | None = "normal",
         init_gain: float = 0.02,
     ) -> None:
         super().__init__()
@@ -46,7 +47,8 @@ class PatchSampleF(nn.Module):
             for index, ch in enumerate(self.channels):
                 mlp = nn.Sequential(nn.Linear(ch, nc), nn.ReLU(), nn.Linear(nc, nc))
                 setattr(self, f"mlp_{index}", mlp)
-            init_weights(self, init_type, init_gain)
+            if init_type is not None:  # None: the caller initialises (nets.make_network)
+                init_weights(self, init_type, init_gain)
 
     def _check_feats(self, feats: Sequence[Tensor]) -> None:
         """Raise if feats do not match the channel counts the MLPs were built for."""
@@ -95,3 +97,10 @@ class PatchSampleF(nn.Module):
             out_feats.append(sample)
             out_ids.append(ids)
         return out_feats, out_ids
+
+
+# Its inputs are several feature maps (`channels`), so ganvas_arch's input_nc does not apply; its output is nc wide.
+@NETWORKS.register("patch_sample", kind="patch_sampler", input_nc=None, output_nc="nc")
+def patch_sample(channels: list[int], use_mlp: bool = True, nc: int = 256) -> PatchSampleF:
+    """CUT's patch sampler F (--netF mlp_sample: use_mlp; sample: none) for features of the given channel counts."""
+    return PatchSampleF(channels, use_mlp, nc, init_type=None)

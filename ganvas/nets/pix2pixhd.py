@@ -19,6 +19,7 @@ from torch import Tensor
 from ganvas.errors import DataError, OptionsError
 from ganvas.nets.generators import ResnetBlock
 from ganvas.nets.norm import NormFactory, get_norm_layer
+from ganvas.registry import NETWORKS
 
 # pix2pixHD's default normalisation: InstanceNorm2d without affine parameters or running stats.
 _INSTANCE_NORM = get_norm_layer("instance")
@@ -390,6 +391,59 @@ class Encoder(nn.Module):
         return instance_average(self.model(x), inst)
 
 
+# Builders: JSON-plain keyword arguments only; weights are initialised by nets.build's make_* helpers. Their
+# arguments are the ones interop reads from a file's shapes (the ganvas_arch keys), so padding_type and use_sigmoid,
+# which pix2pixHD never changes, stay at the classes' defaults.
+
+
+@NETWORKS.register("global", kind="generator", flag="--netG",
+                   options={"n_downsampling": "n_downsample_global", "n_blocks": "n_blocks_global"})
+def global_generator(
+    input_nc: int, output_nc: int, ngf: int = 64, n_downsampling: int = 3, n_blocks: int = 9, norm: str = "instance"
+) -> GlobalGenerator:
+    """pix2pixHD's global generator (--netG global)."""
+    return GlobalGenerator(input_nc, output_nc, ngf, n_downsampling, n_blocks, get_norm_layer(norm))
+
+
+@NETWORKS.register("local", kind="generator", flag="--netG")
+def local_enhancer(
+    input_nc: int,
+    output_nc: int,
+    ngf: int = 32,
+    n_downsample_global: int = 3,
+    n_blocks_global: int = 9,
+    n_local_enhancers: int = 1,
+    n_blocks_local: int = 3,
+    norm: str = "instance",
+) -> LocalEnhancer:
+    """pix2pixHD's coarse-to-fine generator (--netG local)."""
+    return LocalEnhancer(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global, n_local_enhancers,
+                         n_blocks_local, get_norm_layer(norm))
+
+
+@NETWORKS.register("encoder", kind="encoder")
+def encoder(input_nc: int, output_nc: int, ngf: int = 32, n_downsampling: int = 4, norm: str = "instance") -> Encoder:
+    """pix2pixHD's instance-wise feature encoder E."""
+    return Encoder(input_nc, output_nc, ngf, n_downsampling, get_norm_layer(norm))
+
+
+@NETWORKS.register("patchgan_hd", kind="discriminator", output_nc=1)
+def patchgan_hd(
+    input_nc: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance", get_interm_feat: bool = False
+) -> NLayerDiscriminatorHD:
+    """One of pix2pixHD's PatchGANs on its own."""
+    return NLayerDiscriminatorHD(input_nc, ndf, n_layers, get_norm_layer(norm), get_interm_feat=get_interm_feat)
+
+
+@NETWORKS.register("multiscale", kind="discriminator", output_nc=1)
+def multiscale(
+    input_nc: int, ndf: int = 64, n_layers: int = 3, num_D: int = 3, get_interm_feat: bool = False,
+    norm: str = "instance",
+) -> MultiscaleDiscriminator:
+    """pix2pixHD's multi-scale discriminator D."""
+    return MultiscaleDiscriminator(input_nc, ndf, n_layers, get_norm_layer(norm), False, num_D, get_interm_feat)
+
+
 def feature_matching_loss(
     pred_fake: Sequence[Sequence[Tensor]],
     pred_real: Sequence[Sequence[Tensor]],
@@ -448,3 +502,28 @@ def one_hot_labels(label: Tensor, label_nc: int) -> Tensor:
         raise DataError(f"label {low} is negative; labels must lie in 0..{label_nc - 1}")
     one_hot = torch.zeros(label.shape[0], label_nc, *label.shape[2:], device=label.device)
     return one_hot.scatter_(1, label, 1.0)
+
+
+class LabelInputs(nn.Module):
+    """pix2pixHD's generator taking integer label maps (and instance maps, style maps) as in ganvas.
+
+    Inputs: label N x 1 x H x W int64; instance N x 1 x H x W int64 when the generator uses instance
+    boundaries; features N x F x H x W float when it takes styles. One-hot encoding and boundaries
+    happen inside the graph, so a deployment feeds the maps as they are read from the files.
+    """
+
+    def __init__(self, generator: nn.Module, label_nc: int, uses_instances: bool, style_channels: int):
+        super().__init__()
+        self.generator, self.label_nc = generator, label_nc
+        self.uses_instances, self.style_channels = uses_instances, style_channels
+
+    def forward(self, label: Tensor, instance: Tensor | None = None, features: Tensor | None = None) -> Tensor:
+        if features is None and not self.uses_instances:
+            instance, features = None, instance  # the second input is the style map
+        dtype = next(self.generator.parameters()).dtype
+        parts = [nn.functional.one_hot(label[:, 0], self.label_nc).permute(0, 3, 1, 2).to(dtype)]
+        if instance is not None:
+            parts.append(instance_edges(instance).to(dtype))
+        if features is not None:
+            parts.append(features.to(dtype))
+        return self.generator(torch.cat(parts, 1))
