@@ -21,7 +21,7 @@ import platform
 import torch
 
 from ganvas.bench import bench_one
-from ganvas.models import select_device
+from ganvas.speed import select_device
 
 CONFIGS = {"fp32": {}, "bf16": {"amp": "bf16"}, "fp16": {"amp": "fp16"}, "fp32+compile": {"compile": True},
            "bf16+compile": {"amp": "bf16", "compile": True},

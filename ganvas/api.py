@@ -16,11 +16,11 @@ from torch import Tensor, nn
 
 from ganvas.data.io import check_label_mode, decode_image, read_image, read_label_map, tensor_to_uint8
 from ganvas.errors import CheckpointError, DataError, OptionsError
-from ganvas.interop import load_network, pick_device
-from ganvas.models import select_device
-from ganvas.nets import forward_padded, instance_edges, one_hot_labels
+from ganvas.interop import load_network
+from ganvas.models import load_for_inference
+from ganvas.nets import LabelInputs, forward_padded, instance_edges, one_hot_labels
 from ganvas.options import OPT_FILE, resolve_options
-from ganvas.speed import PRECISIONS, autocast, warn_if_slow
+from ganvas.speed import PRECISIONS, autocast, pick_device, select_device, warn_if_slow
 
 log = logging.getLogger("ganvas")
 
@@ -154,12 +154,16 @@ class Translator:
     """
 
     def __init__(self, forward: Forward, *, input_nc: int, output_nc: int, device: torch.device, dtype: torch.dtype,
-                 network: nn.Module, label_nc: int = 0, uses_instances: bool = False, style_channels: int = 0,
-                 one_at_a_time: bool = False, seed: int = 0, batch_size: int = 8, description: str = ""):
+                 network: nn.Module, export_module: nn.Module | None = None, label_nc: int = 0,
+                 uses_instances: bool = False, style_channels: int = 0, one_at_a_time: bool = False, seed: int = 0,
+                 batch_size: int = 8, description: str = ""):
         self._forward = forward
-        # The generator itself, for export: it takes the encoded input (pix2pixHD: one-hot labels,
-        # then the instance boundary map, then style_channels of style features).
+        # The generator itself: it takes the encoded input (pix2pixHD: one-hot labels, then the
+        # instance boundary map, then style_channels of style features).
         self.network = network
+        # What export writes: the generator, or a module taking the inputs as translate takes them
+        # (pix2pixHD's integer label and instance maps, encoded inside the graph).
+        self.export_module = export_module if export_module is not None else network
         self.style_channels = style_channels
         self.input_nc, self.output_nc = input_nc, output_nc
         self.device, self.dtype = device, dtype
@@ -173,6 +177,14 @@ class Translator:
     def takes_labels(self) -> bool:
         """True when translate() takes label maps (pix2pixHD with --label_nc > 0), not images."""
         return self.label_nc > 0
+
+    @property
+    def input_kinds(self) -> tuple[str, ...]:
+        """The inputs of export_module, in order: ("image",) or ("label", ["instance"], ["style"])."""
+        if not self.takes_labels:
+            return ("image",)
+        return ("label",) + (("instance",) if self.uses_instances else ()) + (
+            ("style",) if self.style_channels else ())
 
     def __repr__(self) -> str:
         return f"Translator({self.description}, device={self.device}, dtype={self.dtype})"
@@ -266,30 +278,21 @@ def _layers_depend_on_the_batch(nets: Sequence[nn.Module]) -> bool:
 
 def run_translator(opt: Any, seed: int = 0, batch_size: int = 8) -> Translator:
     """A translator for resolved run options: the model's own inference path (styles, both CycleGAN directions)."""
-    from ganvas.infer import load_for_inference
-
     device = select_device(opt.gpu_ids)
     dtype = inference_dtype(opt.precision, device)
     model = load_for_inference(opt)
-    if not model.conditional:
-        raise OptionsError(f"the {opt.model} run {opt.run_dir} generates from noise and has no input to translate; "
-                           f"sample it with `ganvas test --name {opt.name} --num_test N`")
-    label_nc = model.label_nc if opt.model == "pix2pixhd" and opt.label_nc > 0 else 0
-    if opt.model == "pix2pixhd" and opt.label_nc == 0 and not opt.no_instance:
-        raise OptionsError(f"the pix2pixhd run {opt.run_dir} takes photos with instance maps, which translate and "
-                           f"export do not take yet; run `ganvas test --name {opt.name} --dataroot DIR` on "
-                           f"<phase>_A/ and <phase>_inst/ folders")
+    spec = model.inference_spec()
+    if spec.refusal:
+        raise OptionsError(spec.refusal)
 
     def forward(batch: dict[str, Any]) -> Tensor:
         return model.translate(batch)["fake_B"]
 
     nets = [model.nets[k] for k in model.inference_nets]
-    output_nc = opt.input_nc if getattr(model, "reversed", False) else opt.output_nc
-    style_channels = opt.feat_num if opt.model == "pix2pixhd" and model.style else 0
-    return Translator(forward, input_nc=model.input_channels, output_nc=output_nc, device=device, dtype=dtype,
-                      network=model.generator(), label_nc=label_nc, style_channels=style_channels,
-                      uses_instances=bool(label_nc) and not opt.no_instance,
-                      one_at_a_time=_layers_depend_on_the_batch(nets) or style_channels > 0, seed=seed,
+    return Translator(forward, input_nc=spec.input_nc, output_nc=spec.output_nc, device=device, dtype=dtype,
+                      network=model.generator(), export_module=model.export_module(), label_nc=spec.label_nc,
+                      style_channels=spec.style_channels, uses_instances="instance" in spec.inputs,
+                      one_at_a_time=_layers_depend_on_the_batch(nets) or spec.style_channels > 0, seed=seed,
                       batch_size=batch_size, description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}")
 
 
@@ -331,7 +334,7 @@ def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: 
         return forward_padded(net, g_input)
 
     return Translator(forward_labels, input_nc=input_nc, output_nc=arch["output_nc"], device=device, dtype=dtype,
-                      network=net, label_nc=classes, uses_instances=use_inst, seed=seed, batch_size=batch_size,
+                      network=net, export_module=LabelInputs(net, classes, use_inst, 0), label_nc=classes, uses_instances=use_inst, seed=seed, batch_size=batch_size,
                       one_at_a_time=_layers_depend_on_the_batch([net]),
                       description=f"{path} ({arch['family']}, {classes} classes"
                                   f"{' + instance boundaries' if use_inst else ''})")

@@ -17,12 +17,16 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ganvas.models import Model, create_model, select_device
-from ganvas.nets import forward_padded
+from ganvas.errors import OptionsError
+from ganvas.models import Model, create_model
 from ganvas.options import resolve_options
-from ganvas.speed import accelerate, amp_dtype, autocast
+from ganvas.registry import MODELS
+from ganvas.speed import accelerate, amp_dtype, autocast, select_device
 
-BENCH_MODELS = ("pix2pix", "cycle_gan", "cut", "pix2pixhd", "gan")
+
+def bench_models() -> tuple[str, ...]:
+    """The models bench can time: every registered model that trains."""
+    return MODELS.names(trainable=True)
 
 
 @dataclass
@@ -78,46 +82,18 @@ def _peak_mb(device: torch.device) -> tuple[float, str]:
 
 
 def bench_options(model: str, size: int, batch_size: int, gpu_ids: str, **speed: Any) -> Any:
-    """The model's published settings at `size` px (pix2pix: unet_<size>; pix2pixHD: size x 2*size, 35 classes)."""
+    """The model's published settings at `size` px, with what the model adds for bench (pix2pix: unet_<size>)."""
     given: dict[str, Any] = {"model": model, "seed": 0, "gpu_ids": gpu_ids, "batch_size": batch_size,
-                             "crop_size": size, "load_size": size, **speed}
-    if model == "pix2pix" and size >= 8 and size & (size - 1) == 0:
-        given["netG"] = f"unet_{size}"
-    if model == "pix2pixhd":
-        given.update(no_vgg_loss=True, label_nc=35)  # VGG weights are a download; its cost is one forward
+                             "crop_size": size, "load_size": size}
+    given.update(MODELS.get(model).bench_options(size))
+    given.update(speed)
     return resolve_options(given, "train")
-
-
-def synthetic_batch(model: Model, size: int, batch_size: int, device: torch.device) -> dict[str, Any]:
-    """Random inputs of the kinds the model's data set yields."""
-    opt = model.opt
-    gen = torch.Generator().manual_seed(0)
-
-    def image(channels: int, height: int, width: int) -> Tensor:
-        return (torch.rand(batch_size, channels, height, width, generator=gen) * 2 - 1).to(device)
-
-    if opt.model == "pix2pixhd":
-        shape = (batch_size, 1, size, 2 * size)
-        label = torch.randint(0, opt.label_nc, shape, generator=gen)
-        inst = label * 1000 + torch.randint(0, 3, shape, generator=gen)
-        return {"label": label.to(device), "inst": inst.to(device), "image": image(opt.output_nc, size, 2 * size),
-                "path": ["bench"] * batch_size}
-    if opt.model == "gan":
-        return {"A": image(opt.output_nc, size, size)}
-    return {"A": image(opt.input_nc, size, size), "B": image(opt.output_nc, size, size)}
 
 
 def _inference(model: Model, batch: dict[str, Any]) -> Callable[[], Tensor]:
     """One generator pass on the batch's input, as translate runs it."""
-    G = model.generator()
-    if model.opt.model == "pix2pixhd":
-        x = model.encode_input(batch)[0]
-    elif model.opt.model == "gan":
-        x = model.noise(batch["A"].shape[0])
-        return lambda: G(x)
-    else:
-        x = batch["A"]
-    return lambda: forward_padded(G, x)
+    x = model.generator_input(batch)
+    return lambda: model.run_generator(x)
 
 
 def bench_one(model_name: str, size: int, batch_size: int, gpu_ids: str, infer: bool, steps: int, warmup: int,
@@ -133,7 +109,7 @@ def bench_one(model_name: str, size: int, batch_size: int, gpu_ids: str, infer: 
     torch.manual_seed(0)
     model = create_model(opt, device, train=not infer)  # inference needs no D, losses or optimisers
     accelerate(model, opt)
-    batch = synthetic_batch(model, size, batch_size, device)
+    batch = model.example_batch(size, batch_size)
     _reset_peak(device)
     if infer:
         model.set_mode(False)
@@ -157,8 +133,8 @@ def run_bench(model: str, size: int, batch_size: int = 1, *, amp: str = "off", c
               channels_last: bool = False, baseline: bool = False, infer: bool = False, steps: int = 10,
               warmup: int = 3, gpu_ids: str = "0", **options: Any) -> list[BenchResult]:
     """The configuration asked for, after plain fp32 eager in the same process when `baseline`."""
-    if model not in BENCH_MODELS:
-        raise ValueError(f"ganvas bench runs {', '.join(BENCH_MODELS)}, not {model}")
+    if model not in bench_models():
+        raise OptionsError(MODELS.unknown(model, bench_models()))
     speed = {"amp": amp, "compile": compile, "channels_last": channels_last, **options}
     label = "+".join([amp if amp != "off" else "fp32", *(["channels_last"] if channels_last else []),
                       *(["compile"] if compile else [])]) or "fp32"

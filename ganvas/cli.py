@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ganvas import __version__
 from ganvas.errors import GanvasError
-from ganvas.options import ArgumentParser
+from ganvas.options import ArgumentParser, parse_options
 
 log = logging.getLogger("ganvas")
 
 USAGE = """usage: ganvas <command> [flags]
 
 commands:
-  train      train a model:       ganvas train --dataroot DIR --name RUN --model pix2pix|cycle_gan|cut
+  train      train a model:       ganvas train --dataroot DIR --name RUN --model MODEL
   test       test a trained run:  ganvas test --name RUN   (writes results/RUN/test_latest/index.html)
   translate  run a model on files: ganvas translate --name RUN img1.png folder/ --out out/
                                   (or --checkpoint latest_net_G.pth: a file of the original code bases)
@@ -27,14 +28,13 @@ commands:
   demo       build the built-in data set, train pix2pix on it, test it and print the results page
   data       data tools:          ganvas data synth --out datasets/synth_facades
 
-`ganvas <command> --help` lists the command's flags."""
+`ganvas <command> --help` lists the command's flags; `ganvas train --model MODEL --help` adds the model's."""
 
 
 def _train(argv: Sequence[str]) -> int:
-    from ganvas.options import build_parser, parse_options
     from ganvas.train import train
 
-    opt, _ = parse_options(argv, "train", build_parser("ganvas train"))
+    opt, _ = parse_options(argv, "train")
     if not opt.dataroot:
         raise GanvasError("ganvas train needs --dataroot, the folder of the data set")
     main_process = os.environ.get("RANK", "0") == "0"
@@ -52,9 +52,8 @@ def _train(argv: Sequence[str]) -> int:
 
 def _test(argv: Sequence[str]) -> int:
     from ganvas.infer import run_test
-    from ganvas.options import build_parser, parse_options
 
-    opt, _ = parse_options(argv, "test", build_parser("ganvas test"))
+    opt, _ = parse_options(argv, "test")
     result = run_test(opt)
     for output, m in result.scores.items():
         scored = f" ({output})" if len(result.scores) > 1 else ""
@@ -68,35 +67,53 @@ def _given(argv: Sequence[str], flag: str) -> bool:
     return any(a.partition("=")[0] == flag for a in argv)
 
 
-def _file_translator(checkpoint: Path, argv: Sequence[str], opt, **kwargs):  # type: ignore[no-untyped-def]
+def _checkpoint_flags(parser: ArgumentParser) -> None:
+    """--checkpoint and the flags that describe a bare pix2pixHD file (a run folder has its own)."""
+    parser.add_argument("--checkpoint", type=Path, help="a bare generator file (latest_net_G.pth, .safetensors) of "
+                        "ganvas or the original code bases, run without --name or architecture flags")
+    files = parser.add_argument_group("with --checkpoint: a pix2pixHD generator file")
+    files.add_argument("--label_nc", dest="checkpoint_label_nc", type=int, metavar="N", help="classes of its label maps (default: its input channels less the instance channel)")
+    files.add_argument("--no_instance", dest="checkpoint_no_instance", action="store_true",
+                       help="it takes no instance boundary channel")
+
+
+def _refuse_file_flags_for_runs(checkpoint: Path | None, extra) -> None:  # type: ignore[no-untyped-def]
+    """--label_nc / --no_instance describe a bare file; a run folder's own options say what it takes."""
+    if checkpoint is None and (getattr(extra, "checkpoint_label_nc", None) is not None
+                               or getattr(extra, "checkpoint_no_instance", False)):
+        raise GanvasError("--label_nc and --no_instance describe a --checkpoint file; a run (--name) has its own")
+
+
+def _file_translator(checkpoint: Path, argv: Sequence[str], extra, **kwargs):  # type: ignore[no-untyped-def]
     """The translator of a bare generator file (--checkpoint); pix2pixHD flags only where given."""
     from ganvas.api import load
 
     if _given(argv, "--name"):
         raise GanvasError("pass --name RUN or --checkpoint FILE, not both")
-    return load(checkpoint, label_nc=opt.label_nc if _given(argv, "--label_nc") else None,
-                instance=False if opt.no_instance else None, **kwargs)
+    return load(checkpoint, label_nc=getattr(extra, "checkpoint_label_nc", None),
+                instance=False if getattr(extra, "checkpoint_no_instance", False) else None, **kwargs)
 
 
 def _translate(argv: Sequence[str]) -> int:
     from ganvas.infer import translate_files
-    from ganvas.models import select_device
-    from ganvas.options import build_parser, parse_options
+    from ganvas.speed import select_device
 
-    parser = build_parser("ganvas translate")
-    parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images (pix2pixHD: label maps)")
-    parser.add_argument("--out", type=Path, help="folder for the translated images (default: translated/)")
-    parser.add_argument("--checkpoint", type=Path, help="a bare generator file (latest_net_G.pth, .safetensors) of "
-                        "ganvas or the original code bases, run without --name or architecture flags")
-    parser.add_argument("--instance_dir", type=Path, help="pix2pixHD: folder of instance maps, matched to the label "
-                        "maps by file name (default: class boundaries stand for instance boundaries)")
-    opt, extra = parse_options(argv, "translate", parser)
+    def own(parser: ArgumentParser) -> None:
+        parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images (pix2pixHD: "
+                            "label maps)")
+        parser.add_argument("--out", type=Path, help="folder for the translated images (default: translated/)")
+        _checkpoint_flags(parser)
+        parser.add_argument("--instance_dir", type=Path, help="pix2pixHD: folder of instance maps, matched to the "
+                            "label maps by file name (default: class boundaries stand for instance boundaries)")
+
+    opt, extra = parse_options(argv, "translate", add_own=own)
     out = getattr(extra, "out", None) or Path("translated")
     checkpoint = getattr(extra, "checkpoint", None)
     translator = None
+    _refuse_file_flags_for_runs(checkpoint, extra)
     if checkpoint is not None:
-        translator = _file_translator(checkpoint, argv, opt, device=select_device(opt.gpu_ids), dtype=opt.precision,
-                                      eval=opt.eval, seed=opt.seed or 0)
+        translator = _file_translator(checkpoint, argv, extra, device=select_device(opt.gpu_ids),
+                                      dtype=opt.precision, eval=opt.eval, seed=opt.seed or 0)
     written = translate_files(opt, list(getattr(extra, "inputs", [])), out, translator,
                               getattr(extra, "instance_dir", None))
     print(f"translated {len(written)} images into {out}")
@@ -106,28 +123,29 @@ def _translate(argv: Sequence[str]) -> int:
 def _export(argv: Sequence[str]) -> int:
     from ganvas.api import run_translator
     from ganvas.export import FORMATS, export
-    from ganvas.options import OPT_FILE, build_parser, parse_options
+    from ganvas.options import OPT_FILE
 
-    parser = build_parser("ganvas export")
-    parser.add_argument("--checkpoint", type=Path, help="a bare generator file (latest_net_G.pth, .safetensors) "
-                        "instead of --name")
-    parser.add_argument("--format", choices=tuple(FORMATS), default="onnx", help="onnx (default) or torchscript")
-    parser.add_argument("--out", type=Path, help="file to write (default: <run or file name>.onnx / .pt)")
-    parser.add_argument("--fp16", action="store_true", help="export in half precision")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
-    parser.add_argument("--no_check", action="store_true", help="skip running the exported file against the network")
-    opt, extra = parse_options(argv, "export", parser)
+    def own(parser: ArgumentParser) -> None:
+        _checkpoint_flags(parser)
+        parser.add_argument("--format", choices=tuple(FORMATS), default="onnx", help="onnx (default) or torchscript")
+        parser.add_argument("--out", type=Path, help="file to write (default: <run or file name>.onnx / .pt)")
+        parser.add_argument("--fp16", action="store_true", help="export in half precision")
+        parser.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
+        parser.add_argument("--no_check", action="store_true", help="skip running the exported file against the "
+                            "network")
+
+    opt, extra = parse_options(argv, "export", add_own=own)
     fmt = getattr(extra, "format", "onnx")
     checkpoint = getattr(extra, "checkpoint", None)
+    _refuse_file_flags_for_runs(checkpoint, extra)
     if checkpoint is not None:
-        translator = _file_translator(checkpoint, argv, opt, device="cpu", eval=True)
+        translator = _file_translator(checkpoint, argv, extra, device="cpu", eval=True)
         default = checkpoint.with_name(f"{checkpoint.stem}_{fmt}{FORMATS[fmt]}")
     else:
         if not (opt.run_dir / OPT_FILE).is_file():
             raise GanvasError(f"{opt.run_dir} is no trained run (it has no opt.yaml); check --name and "
                               f"--checkpoints_dir, or pass --checkpoint FILE")
-        opt.gpu_ids, opt.eval = "-1", True
-        translator = run_translator(opt)
+        translator = run_translator(replace(opt, gpu_ids="-1", eval=True))
         default = opt.run_dir / f"{opt.name}_{opt.epoch}_{opt.direction}{FORMATS[fmt]}"
     out = getattr(extra, "out", None) or default
     if checkpoint is not None and Path(out).resolve() == checkpoint.resolve():
@@ -142,12 +160,13 @@ def _export(argv: Sequence[str]) -> int:
 
 
 def _bench(argv: Sequence[str]) -> int:
-    from ganvas.bench import BENCH_MODELS, format_table, run_bench
+    from ganvas.bench import bench_models, format_table, run_bench
+    from ganvas.options import Options, build_parser, option_fields
 
     parser = ArgumentParser(prog="ganvas bench", description="time training steps (or inference) on synthetic "
-                            "tensors: median seconds, images/second, peak memory")
-    parser.add_argument("--model", choices=BENCH_MODELS, default="pix2pix")
-    parser.add_argument("--CUT_mode", choices=("CUT", "FastCUT"), default="CUT", help="for --model cut")
+                            "tensors: median seconds, images/second, peak memory; flags of the model's own (say "
+                            "--CUT_mode FastCUT) pass through", allow_abbrev=False)
+    parser.add_argument("--model", choices=bench_models(), default="pix2pix")
     parser.add_argument("--size", type=int, default=256, help="image side in px (pix2pixhd: height; width twice)")
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off")
@@ -158,21 +177,30 @@ def _bench(argv: Sequence[str]) -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed steps (the median is printed)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
     parser.add_argument("--gpu_ids", default="0", help="0 for the first GPU (the CPU when there is none), -1 for the CPU")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     if args.size < 32 or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
         # Below 32 px the published discriminators shrink their maps to single pixels.
         raise GanvasError("--size must be at least 32, --batch_size and --steps at least 1, --warmup at least 0")
-    extra = {"CUT_mode": args.CUT_mode} if args.model == "cut" else {}
+    # The model's own flags, parsed as `ganvas train --model M` parses them.
+    model_flags = build_parser("ganvas bench", "train", args.model)
+    own, unknown = model_flags.parse_known_args(rest)
+    if unknown:
+        raise GanvasError(f"unknown flag {unknown[0]} for ganvas bench --model {args.model}; see ganvas bench --help "
+                          f"and ganvas train --model {args.model} --help")
+    shared = sorted(set(vars(own)) & set(option_fields(Options)))
+    if shared:
+        raise GanvasError(f"ganvas bench sets --{shared[0]} itself; drop it (see ganvas bench --help)")
+    extra = vars(own)
     results = run_bench(args.model, args.size, args.batch_size, amp=args.amp, compile=args.compile,
                         channels_last=args.channels_last, baseline=args.baseline, infer=args.infer, steps=args.steps,
                         warmup=args.warmup, gpu_ids=args.gpu_ids, **extra)
     import torch
 
-    from ganvas.models import select_device
+    from ganvas.speed import select_device
 
     device = select_device(args.gpu_ids)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    name = args.model + (f" ({args.CUT_mode})" if args.model == "cut" else "")
+    name = args.model + "".join(f" ({k} {v})" for k, v in extra.items())
     print(f"{name}, {'inference' if args.infer else 'training'}, {args.size} px, batch {args.batch_size}, {where}, "
           f"torch {torch.__version__}")
     print(format_table(results, "infer" if args.infer else "step"))
@@ -181,11 +209,10 @@ def _bench(argv: Sequence[str]) -> int:
 
 def _encode_features(argv: Sequence[str]) -> int:
     from ganvas.models.pix2pixhd import encode_features
-    from ganvas.options import build_parser, parse_options
 
-    opt, _ = parse_options(argv, "test", build_parser("ganvas encode-features"))
+    opt, _ = parse_options(argv, "test", prog="ganvas encode-features")
     if not _given(argv, "--phase"):
-        opt.phase = "train"  # styles come from the training images
+        opt = replace(opt, phase="train")  # styles come from the training images
     out = encode_features(opt, show_progress=sys.stderr.isatty())
     print(f"style clusters of {opt.name} in {out}")
     return 0

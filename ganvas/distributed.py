@@ -20,8 +20,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ganvas.errors import OptionsError
-from ganvas.models import Model, select_device
-from ganvas.options import parse_gpu_ids
+from ganvas.models import Model
+from ganvas.speed import parse_gpu_ids, select_device
 
 log = logging.getLogger("ganvas")
 

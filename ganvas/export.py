@@ -16,38 +16,13 @@ from torch import Tensor, nn
 from ganvas.api import Translator
 from ganvas.checkpoint import atomic_write
 from ganvas.errors import ExportError, OptionsError
-from ganvas.nets import instance_edges
+from ganvas.nets import net_size
 
 log = logging.getLogger("ganvas")
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 # Largest side the dynamic height and width may take, in pixels.
 MAX_SIDE = 8192
-
-
-class LabelInputs(nn.Module):
-    """pix2pixHD's generator taking integer label maps (and instance maps, style maps) as in ganvas.
-
-    Inputs: label N x 1 x H x W int64; instance N x 1 x H x W int64 when the generator uses instance
-    boundaries; features N x F x H x W float when it takes styles. One-hot encoding and boundaries
-    happen inside the graph, so a deployment feeds the maps as they are read from the files.
-    """
-
-    def __init__(self, generator: nn.Module, label_nc: int, uses_instances: bool, style_channels: int):
-        super().__init__()
-        self.generator, self.label_nc = generator, label_nc
-        self.uses_instances, self.style_channels = uses_instances, style_channels
-
-    def forward(self, label: Tensor, instance: Tensor | None = None, features: Tensor | None = None) -> Tensor:
-        if features is None and not self.uses_instances:
-            instance, features = None, instance  # the second input is the style map
-        dtype = next(self.generator.parameters()).dtype
-        parts = [nn.functional.one_hot(label[:, 0], self.label_nc).permute(0, 3, 1, 2).to(dtype)]
-        if instance is not None:
-            parts.append(instance_edges(instance).to(dtype))
-        if features is not None:
-            parts.append(features.to(dtype))
-        return self.generator(torch.cat(parts, 1))
 
 
 @dataclass
@@ -60,37 +35,39 @@ class ExportResult:
     max_abs_difference: float | None  # None when the check could not run (onnxruntime not installed)
 
 
+# The exported graph's input names for each kind of input a translator declares.
+INPUT_NAMES = {"image": "input", "label": "label", "instance": "instance", "style": "features"}
+
+
 def _module(translator: Translator, fp16: bool) -> tuple[nn.Module, list[str]]:
-    """The network to export, in eval mode (running batch-norm statistics, no dropout), and its input names."""
+    """The module to export, in eval mode (running batch-norm statistics, no dropout), and its input names."""
     import copy
 
-    net = copy.deepcopy(translator.network).cpu().eval()
-    if translator.takes_labels:
-        net = LabelInputs(net, translator.label_nc, translator.uses_instances, translator.style_channels).eval()
-        names = ["label"] + (["instance"] if translator.uses_instances else []) + (
-            ["features"] if translator.style_channels else [])
-    else:
-        names = ["input"]
-    return (net.half() if fp16 else net), names
+    net = copy.deepcopy(translator.export_module).cpu().eval()
+    return (net.half() if fp16 else net), [INPUT_NAMES[kind] for kind in translator.input_kinds]
 
 
 def _size_multiple(translator: Translator) -> int:
-    return int(getattr(translator.network, "size_multiple", 1) or 1)
+    return net_size(translator.network)
 
 
 def example_inputs(translator: Translator, batch: int, height: int, width: int, fp16: bool,
                    seed: int = 0) -> tuple[Tensor, ...]:
-    """Random inputs of the exported model's kinds: images in [-1, 1], or label, instance and style maps."""
+    """Random inputs of the exported module's kinds: images in [-1, 1], label and instance ids, style maps."""
     gen = torch.Generator().manual_seed(seed)
     dtype = torch.float16 if fp16 else torch.float32
-    if not translator.takes_labels:
-        return ((torch.rand(batch, translator.input_nc, height, width, generator=gen) * 2 - 1).to(dtype),)
-    label = torch.randint(0, translator.label_nc, (batch, 1, height, width), generator=gen)
-    inputs = [label]
-    if translator.uses_instances:
-        inputs.append(label * 1000 + torch.randint(0, 2, label.shape, generator=gen))
-    if translator.style_channels:
-        inputs.append(torch.randn(batch, translator.style_channels, height, width, generator=gen).to(dtype))
+    inputs: list[Tensor] = []
+    for kind in translator.input_kinds:
+        if kind == "image":
+            inputs.append((torch.rand(batch, translator.input_nc, height, width, generator=gen) * 2 - 1).to(dtype))
+        elif kind == "label":
+            inputs.append(torch.randint(0, translator.label_nc, (batch, 1, height, width), generator=gen))
+        elif kind == "instance":  # Cityscapes-style ids, class * 1000 + k
+            inputs.append(inputs[0] * 1000 + torch.randint(0, 2, (batch, 1, height, width), generator=gen))
+        elif kind == "style":
+            inputs.append(torch.randn(batch, translator.style_channels, height, width, generator=gen).to(dtype))
+        else:
+            raise ExportError(f"export cannot feed inputs of kind {kind!r}")
     return tuple(inputs)
 
 

@@ -13,14 +13,14 @@ import numpy as np
 import torch
 
 from ganvas.api import Translator, inference_dtype, run_translator
-from ganvas.checkpoint import atomic_write_text, load_networks
+from ganvas.checkpoint import atomic_write_text
 from ganvas.data import collate_batch, make_dataset
 from ganvas.data.datasets import files_by_stem, stem_key
 from ganvas.data.io import find_images, read_image, read_label_map, save_image
 from ganvas.data.transforms import apply_transform, make_params
 from ganvas.errors import DataError, OptionsError
 from ganvas.metrics import image_metrics
-from ganvas.models import Model, create_model, select_device
+from ganvas.models import Model, load_for_inference
 from ganvas.options import Options
 from ganvas.report import image_table, make_grid, metrics_table, page
 from ganvas.speed import autocast
@@ -42,25 +42,13 @@ class TestResult:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def load_for_inference(opt: Options) -> Model:
-    """The run's model with its --epoch weights; train-mode layers unless --eval (see README)."""
-    torch.manual_seed(opt.seed if opt.seed is not None else 0)
-    model = create_model(opt, select_device(opt.gpu_ids), train=False)
-    load_networks({k: model.nets[k] for k in model.inference_nets}, opt.run_dir, opt.epoch)
-    # The paper tests with batch statistics and dropout on; --eval uses running statistics instead.
-    model.set_mode(not opt.eval)
-    return model
-
-
 def results_dir(opt: Options, model: Model | None = None) -> Path:
     """results/<name>/<phase>_<epoch>/, with suffixes so that different results never overwrite each other.
 
-    _eval for --eval, _bf16 / _fp16 for --precision; the test model's generator (_G, _A, _B); _BtoA / _AtoB when a CycleGAN is
-    run against the direction it was trained in.
+    The model's own suffix first (the test model's generator _G, _A, _B; _BtoA / _AtoB when a CycleGAN
+    is run against the direction it was trained in), then _eval for --eval, _bf16 / _fp16 for --precision.
     """
-    suffix = (opt.model_suffix or "_G") if opt.model == "test" else ""
-    if getattr(model, "reversed", False):
-        suffix += f"_{opt.direction}"
+    suffix = model.results_suffix() if model is not None else ""
     if opt.eval:
         suffix += "_eval"
     if opt.precision != "fp32":
@@ -134,7 +122,7 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
 
 def _sample_test(opt: Options, model: Model) -> TestResult:
     """A generator from noise: write num_test samples and a grid of them."""
-    out = results_dir(opt)
+    out = results_dir(opt, model)
     count = int(opt.num_test if math.isfinite(opt.num_test) else 64)
     samples = model.sample(count, seed=opt.seed if opt.seed is not None else 0)
     for i, image in enumerate(samples):

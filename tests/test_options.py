@@ -61,8 +61,10 @@ def test_invalid_choice_is_one_sentence_naming_the_choices():
 
 
 def test_inf_counts_parse():
-    opt, _ = parse_options(["--max_dataset_size", "inf", "--num_test", "5"])
-    assert opt.max_dataset_size == math.inf and opt.num_test == 5
+    opt, _ = parse_options(["--max_dataset_size", "inf"])
+    assert opt.max_dataset_size == math.inf
+    opt, _ = parse_options(["--num_test", "5"], "test")  # a test flag (as in the original's test options)
+    assert opt.num_test == 5 and parse_options(["--num_test", "inf"], "test")[0].num_test == math.inf
 
 
 def test_test_command_reuses_the_saved_run_options(tmp_path):
@@ -101,3 +103,73 @@ def test_flags_of_old_scripts_that_do_nothing_here_are_ignored_with_a_warning(ca
 def test_lambda_a_of_the_old_pix2pix_readme_points_to_lambda_l1():
     with pytest.raises(OptionsError, match="--lambda_L1"):
         parse_options(["--lambda_A", "100"])
+
+
+# ---------------------------------------------------------------- options owned by models, help per command
+
+
+def help_text(capsys, argv: list[str]) -> str:
+    from ganvas.cli import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    return capsys.readouterr().out
+
+
+def test_translate_help_starts_with_its_inputs_and_lists_no_training_flags(capsys):
+    text = help_text(capsys, ["translate", "--help"])
+    assert text.index("inputs") < text.index("--out") < text.index("--checkpoint") < text.index("--name")
+    assert "--lr " not in text and "--pool_size" not in text and "--n_epochs" not in text
+
+
+def test_train_help_of_a_model_lists_its_own_options_under_a_heading_with_its_defaults(capsys):
+    text = help_text(capsys, ["train", "--model", "cut", "--help"])
+    heading = text.index("options of --model cut")
+    assert text.index("--lr ") < heading < text.index("--lambda_NCE") and "--lambda_L1" not in text
+    pix2pix = help_text(capsys, ["train", "--model", "pix2pix", "--help"])
+    assert "(default: unet_256)" in pix2pix and "(default: batch)" in pix2pix and "(default: vanilla)" in pix2pix
+    assert "unet_<size>" in pix2pix and "resnet_<blocks>blocks" in pix2pix  # generator forms from the registry
+
+
+def test_an_unknown_model_suggests_the_closest_name():
+    with pytest.raises(OptionsError, match="did you mean cycle_gan"):
+        parse_options(["--model", "cyclegan"])
+    with pytest.raises(OptionsError, match="did you mean pix2pixhd"):
+        resolve_options({"model": "pix2pixHD"})
+
+
+def test_another_models_option_names_its_model_on_the_command_line_and_in_python():
+    with pytest.raises(OptionsError, match="--lambda_NCE is an option of --model cut, not of pix2pix"):
+        parse_options(["--model", "pix2pix", "--lambda_NCE", "2"])
+    with pytest.raises(OptionsError, match="--label_nc is an option of --model pix2pixhd"):
+        resolve_options({"model": "cycle_gan", "label_nc": 3})
+    with pytest.raises(OptionsError, match="--lr is not an option of `ganvas translate`"):
+        parse_options(["--lr", "0.1"], "translate")
+
+
+def test_resolved_options_are_frozen_and_the_models_own_class():
+    import dataclasses
+
+    opt = resolve_options({"model": "cut", "CUT_mode": "FastCUT"})
+    assert type(opt).__name__ == "CUTOptions" and opt.lambda_NCE == 10.0 and not hasattr(opt, "label_nc")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opt.lr = 1.0  # type: ignore[misc]
+
+
+def test_limits_declared_with_a_models_fields_are_checked():
+    with pytest.raises(OptionsError, match="--num_D 0 must be at least 1"):
+        resolve_options({"model": "pix2pixhd", "num_D": 0})
+    with pytest.raises(OptionsError, match="--nce_T 0.0 must be positive"):
+        resolve_options({"model": "cut", "nce_T": 0.0})
+
+
+def test_a_saved_flat_option_file_of_an_old_run_keeps_only_its_models_options(tmp_path, caplog):
+    run = tmp_path / "r"
+    run.mkdir()
+    saved = {**Options().to_dict(), "model": "cycle_gan", "lambda_NCE": 3.0, "label_nc": 9, "lambda_A": 7.0,
+             "from_the_future": 1}
+    (run / "opt.yaml").write_text(__import__("yaml").safe_dump(saved))
+    with caplog.at_level(logging.WARNING, logger="ganvas"):
+        opt = resolve_options({"name": "r", "checkpoints_dir": str(tmp_path)}, "test")
+    assert opt.lambda_A == 7.0 and not hasattr(opt, "lambda_NCE") and not hasattr(opt, "label_nc")
+    assert "from_the_future" in caplog.text and "lambda_NCE" not in caplog.text

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from ganvas.registry import DATASETS
 from ganvas.data import (
-    DATASET_MODES,
     Pix2PixHDDataset,
     collate_batch,
     label_channels,
@@ -69,7 +69,7 @@ def street_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ---------------------------------------------------------------- layout and items
 
 def test_make_dataset_builds_the_pix2pixhd_mode_with_integer_maps(street_root: Path) -> None:
-    assert DATASET_MODES["pix2pixhd"] is Pix2PixHDDataset
+    assert DATASETS.get("pix2pixhd") is Pix2PixHDDataset
     dataset = make_dataset(make_opt(street_root, label_nc=len(synthetic.STREET_CLASSES)), train=True)
     assert len(dataset) == 6
     item = dataset[0]

@@ -36,8 +36,9 @@ def tiny(tmp_path, unpaired_root):
             return resolve_options({**common, **overrides}, command)
         given = {**common, "dataroot": str(unpaired_root), "model": "cycle_gan", "netG": "resnet_2blocks", "ngf": 8,
                  "ndf": 8, "load_size": 36, "crop_size": 32, "n_epochs": 1, "n_epochs_decay": 1, "num_threads": 0,
-                 "gpu_ids": "-1", "seed": 3, "print_freq": 2, "save_latest_freq": 10**9, "num_patches": 32,
-                 "netF_nc": 32}
+                 "gpu_ids": "-1", "seed": 3, "print_freq": 2, "save_latest_freq": 10**9}
+        if overrides.get("model") == "cut":  # CUT's own options (other models refuse them)
+            given.update(num_patches=32, netF_nc=32)
         return resolve_options({**given, **overrides}, command)
     return make
 

@@ -2,7 +2,6 @@
 
 from ganvas.data.datasets import (
     CITYSCAPES_SUFFIXES,
-    DATASET_MODES,
     AlignedDataset,
     ImageDataset,
     Pix2PixHDDataset,
@@ -27,7 +26,6 @@ from ganvas.data.transforms import PREPROCESS_MODES, apply_transform, make_param
 
 __all__ = [
     "CITYSCAPES_SUFFIXES",
-    "DATASET_MODES",
     "IMG_EXTENSIONS",
     "PREPROCESS_MODES",
     "AlignedDataset",

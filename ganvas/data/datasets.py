@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from ganvas.data.io import find_images, image_size, is_image_file, label_map_size, read_image, read_label_map
 from ganvas.data.transforms import apply_transform, check_preprocess, make_params
 from ganvas.errors import DataError, OptionsError
+from ganvas.registry import DATASETS
 
 _SHOW_NAMES = 3  # how many unmatched file names an error lists per side
 
@@ -103,6 +104,7 @@ def _size_mismatch(path_a: Path, size_a: tuple[int, int], path_b: Path, size_b: 
                      f"pixels; resize them to the same size")
 
 
+@DATASETS.register("aligned")
 class AlignedDataset(ImageDataset):
     """Paired images: <dataroot>/<phase>/ with A|B side by side, or <dataroot>/<phase>A and <phase>B."""
 
@@ -175,6 +177,7 @@ class AlignedDataset(ImageDataset):
         }
 
 
+@DATASETS.register("single")
 class SingleDataset(ImageDataset):
     """Unpaired images of one domain: every image under <dataroot> (recursive), or one image file."""
 
@@ -229,6 +232,7 @@ def _truth_paths(images: list[Path], sizes: list[tuple[int, int]], folder: Path,
     return truths
 
 
+@DATASETS.register("unaligned")
 class UnalignedDataset(ImageDataset):
     """Unpaired images (CycleGAN): <dataroot>/<phase>A and <phase>B, each item one image of each.
 
@@ -376,6 +380,7 @@ def _label_range_error(value: int, path: Path | str, opt: Any, others: str = "")
                      f"{fix}")
 
 
+@DATASETS.register("pix2pixhd")
 class Pix2PixHDDataset(ImageDataset):
     """pix2pixHD's layout: <phase>_label, _inst and _img (or <phase>_A and _B with --label_nc 0).
 
@@ -496,20 +501,9 @@ class Pix2PixHDDataset(ImageDataset):
         return item
 
 
-DATASET_MODES: dict[str, type[ImageDataset]] = {
-    "aligned": AlignedDataset,
-    "unaligned": UnalignedDataset,
-    "single": SingleDataset,
-    "pix2pixhd": Pix2PixHDDataset,
-}
-
-
 def make_dataset(opt: Any, train: bool) -> ImageDataset:
-    """The data set --dataset_mode names, built from opt."""
-    mode = getattr(opt, "dataset_mode", None)
-    if mode not in DATASET_MODES:
-        raise OptionsError(f"unknown --dataset_mode {mode!r}; use one of {', '.join(DATASET_MODES)}")
-    return DATASET_MODES[mode](opt, train)
+    """The data set --dataset_mode names (a layout registered in DATASETS), built from opt."""
+    return DATASETS.get(getattr(opt, "dataset_mode", None))(opt, train)
 
 
 def _describe(items: list[dict], index: int, key: str) -> str:

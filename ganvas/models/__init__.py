@@ -1,28 +1,23 @@
-"""Model registry: --model names to classes."""
+"""Models: one file per method, each registered in `ganvas.registry.MODELS` when imported here.
+
+A new model is one module in this package (plus its networks in nets/) that registers itself with
+`@register_model(name)` and is imported below; generic code finds it through the registry.
+"""
 
 from __future__ import annotations
 
-from ganvas.errors import OptionsError
-from ganvas.models.base import Model, select_device, set_requires_grad
+import torch
 
-
-def _registry() -> dict[str, type[Model]]:
-    from ganvas.models.cut import CUTModel
-    from ganvas.models.cycle_gan import CycleGANModel
-    from ganvas.models.gan import GANModel
-    from ganvas.models.pix2pix import Pix2PixModel
-    from ganvas.models.pix2pixhd import Pix2PixHDModel
-    from ganvas.models.test_model import TestModel
-
-    return {cls.name: cls for cls in (Pix2PixModel, CycleGANModel, CUTModel, Pix2PixHDModel, GANModel, TestModel)}
+from ganvas.checkpoint import load_networks
+from ganvas.models import cut, cycle_gan, gan, pix2pix, pix2pixhd, test_model  # noqa: F401  (registers them)
+from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
+from ganvas.registry import MODELS
+from ganvas.speed import select_device
 
 
 def get_model_class(name: str) -> type[Model]:
     """The class registered for --model `name`."""
-    models = _registry()
-    if name not in models:
-        raise OptionsError(f"unknown --model {name!r}; choose one of {', '.join(sorted(models))}")
-    return models[name]
+    return MODELS.get(name)
 
 
 def create_model(opt, device, train: bool) -> Model:
@@ -32,4 +27,13 @@ def create_model(opt, device, train: bool) -> Model:
     return model_class(opt, device, train)
 
 
-__all__ = ["Model", "create_model", "get_model_class", "select_device", "set_requires_grad"]
+def load_for_inference(opt) -> Model:
+    """The run's model with its --epoch weights; train-mode layers unless --eval (the paper tests in train mode)."""
+    torch.manual_seed(opt.seed if opt.seed is not None else 0)
+    model = create_model(opt, select_device(opt.gpu_ids), train=False)
+    load_networks({k: model.nets[k] for k in model.inference_nets}, opt.run_dir, opt.epoch)
+    model.set_mode(not opt.eval)
+    return model
+
+
+__all__ = ["InferenceSpec", "Model", "create_model", "get_model_class", "load_for_inference", "register_model", "set_requires_grad"]

@@ -1,29 +1,53 @@
-"""The Model contract: a model owns its networks, losses, optimisers and one optimisation step."""
+"""The Model contract: a model owns its options, networks, losses, optimisers and one optimisation step,
+and declares what it takes and gives at inference, so that generic code never tests a model's name."""
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ganvas.losses import gradient_penalty
-from ganvas.options import Options, parse_gpu_ids
+from ganvas.nets import forward_padded, net_size
+from ganvas.options import Options
+from ganvas.registry import MODELS
 
 log = logging.getLogger("ganvas")
 
+# Kinds of input a model's inference takes, in the order its exported graph takes them.
+INPUT_KINDS = ("image", "label", "instance", "style", "noise")
 
-def select_device(gpu_ids: str) -> torch.device:
-    """The first GPU in --gpu_ids, or the CPU for -1 or when no GPU is present."""
-    ids = parse_gpu_ids(gpu_ids)
-    if not ids or ids[0] < 0:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        log.info("no CUDA device found; running on the CPU (pass --gpu_ids -1 to say so)")
-        return torch.device("cpu")
-    return torch.device("cuda", ids[0])
+
+def register_model(name: str, **meta: Any) -> Any:
+    """Class decorator: register a Model subclass as --model `name` (meta: trainable=False for run-only models)."""
+
+    def add(cls: type[Model]) -> type[Model]:
+        cls.name = name
+        return MODELS.register(name, **{"trainable": True, **meta})(cls)
+
+    return add
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """What a built model takes and gives at inference (translate, the Python API, export, bench).
+
+    `inputs` are kinds from INPUT_KINDS: ("image",) for image translators, ("label", "instance",
+    "style") for pix2pixHD, ("noise",) for generators from noise. `refusal`, when set, is the sentence
+    translate and export give because they cannot feed this run's inputs.
+    """
+
+    inputs: tuple[str, ...]
+    input_nc: int
+    output_nc: int
+    size_multiple: int = 1
+    label_nc: int = 0
+    style_channels: int = 0
+    refusal: str = ""
 
 
 def set_requires_grad(nets: nn.Module | list[nn.Module], flag: bool) -> None:
@@ -37,6 +61,8 @@ class Model(ABC):
     """Base class: subclasses build `nets` (and, when training, `optimizers`) in __init__."""
 
     name: ClassVar[str] = ""
+    # The options this model adds to the shared ones (a frozen dataclass extending Options).
+    options_class: ClassVar[type[Options]] = Options
     # Loss that the plateau learning-rate policy watches (epoch mean).
     monitor: ClassVar[str] = ""
     # Networks needed at inference; the rest are built only for training.
@@ -107,6 +133,48 @@ class Model(ABC):
     def generator(self) -> nn.Module:
         """The network that translates real_A into fake_B (what translate and export run)."""
         return self.nets["G"]
+
+    # --- declared inference contract -------------------------------------------------------------
+    def inference_spec(self) -> InferenceSpec:
+        """What inference takes and gives (default: images of the run's input side to its output side)."""
+        return InferenceSpec(("image",), self.input_channels, self.opt.output_nc, net_size(self.generator()))
+
+    def export_module(self) -> nn.Module:
+        """The module `ganvas export` writes; it takes the inputs of inference_spec() in their order."""
+        return self.generator()
+
+    def generator_input(self, batch: dict[str, Any]) -> Tensor:
+        """The tensor the generator takes for a batch (bench times one generator pass on it)."""
+        return self.inputs(batch)["real_A"]
+
+    def run_generator(self, x: Tensor) -> Tensor:
+        """One generator pass as translate runs it: padded to the generator's multiple and cropped back."""
+        return forward_padded(self.generator(), x)
+
+    @classmethod
+    def small_options(cls) -> dict[str, Any]:
+        """Options that make a small, fast instance of this model on 32 px images (the contract test, tries)."""
+        return {}
+
+    @classmethod
+    def bench_options(cls, size: int) -> dict[str, Any]:
+        """Options `ganvas bench` adds for this model at `size` px (the published network for that size)."""
+        return {}
+
+    def example_batch(self, size: int, batch_size: int = 1, seed: int = 0) -> dict[str, Any]:
+        """Random inputs of the kinds this model's data set yields at `size` px (bench, export and tests)."""
+        gen = torch.Generator().manual_seed(seed)
+
+        def image(channels: int) -> Tensor:
+            return (torch.rand(batch_size, channels, size, size, generator=gen) * 2 - 1).to(self.device)
+
+        return {"A": image(self.opt.input_nc), "B": image(self.opt.output_nc),
+                "A_paths": [f"example_{i}.png" for i in range(batch_size)],
+                "B_paths": [f"example_{i}.png" for i in range(batch_size)]}
+
+    def results_suffix(self) -> str:
+        """What the results folder's name adds for this model's way of running (the test model's generator)."""
+        return ""
 
     def set_mode(self, train: bool) -> None:
         """Put every network in train or eval mode."""

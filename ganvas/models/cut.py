@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -9,8 +10,9 @@ from torch import Tensor
 
 from ganvas.errors import OptionsError
 from ganvas.losses import GANLoss, PatchNCELoss
-from ganvas.models.base import Model, set_requires_grad
-from ganvas.nets import PatchSampleF, ResnetGenerator, forward_padded, make_discriminator, make_generator
+from ganvas.models.base import Model, register_model, set_requires_grad
+from ganvas.nets import ResnetGenerator, forward_padded, make_discriminator, make_generator, make_network
+from ganvas.options import RUN, TRAIN, Options, option
 
 # The published settings of each mode (the CUT repository's cut_model.py and train options).
 CUT_MODES = {
@@ -18,6 +20,40 @@ CUT_MODES = {
     "fastcut": {"nce_idt": False, "lambda_NCE": 10.0, "flip_equivariance": True, "n_epochs": 150,
                 "n_epochs_decay": 50},
 }
+
+
+@dataclass(frozen=True)
+class AntialiasOptions(Options):
+    """CUT's anti-aliased sampling (the test model takes them too, to run CUT's generators)."""
+
+    no_antialias: bool = option(False, "strided convs instead of anti-aliased downsampling in G and D",
+                                optional_value=True, commands=RUN)
+    no_antialias_up: bool = option(False, "transposed convs instead of anti-aliased upsampling in the generator",
+                                   optional_value=True, commands=RUN)
+
+
+@dataclass(frozen=True)
+class CUTOptions(AntialiasOptions):
+    """CUT's and FastCUT's own options."""
+
+    CUT_mode: str = option("CUT", "CUT or FastCUT: sets the published defaults of each",
+                           choices=("CUT", "cut", "FastCUT", "fastcut"), commands=TRAIN)
+    lambda_GAN: float = option(1.0, "weight of the GAN loss", minimum=0, commands=TRAIN)
+    lambda_NCE: float = option(1.0, "weight of the PatchNCE loss (FastCUT: 10)", minimum=0, commands=TRAIN)
+    nce_idt: bool = option(False, "PatchNCE identity loss on B images too (on for CUT, off for FastCUT)",
+                           optional_value=True, commands=TRAIN)
+    nce_layers: str = option("0,4,8,12,16", "generator layers whose features the PatchNCE loss compares",
+                             commands=TRAIN)
+    num_patches: int = option(256, "patches sampled per layer for the PatchNCE loss", minimum=0, commands=TRAIN)
+    nce_T: float = option(0.07, "temperature of the PatchNCE loss", positive=True, commands=TRAIN)
+    netF: str = option("mlp_sample", "patch feature head: mlp_sample (2-layer MLP) or sample (none)",
+                       choices=("mlp_sample", "sample"), commands=TRAIN)
+    netF_nc: int = option(256, "output features of the patch MLP", minimum=1, commands=TRAIN)
+    flip_equivariance: bool = option(False, "flip the input at random and the features back (on for FastCUT)",
+                                     optional_value=True, commands=TRAIN)
+    nce_includes_all_negatives_from_minibatch: bool = option(
+        False, "draw negatives from every image of the batch, not only the same one", optional_value=True,
+        commands=TRAIN)
 
 
 def parse_layers(text: str) -> list[int]:
@@ -31,17 +67,22 @@ def parse_layers(text: str) -> list[int]:
     return layers
 
 
+@register_model("cut")
 class CUTModel(Model):
     """G maps A to B; D judges B images; PatchNCE ties each output patch to the input patch it came from."""
 
-    name = "cut"
+    options_class = CUTOptions
     monitor = "NCE"
 
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         mode = str(chosen.get("CUT_mode", "CUT")).lower()
         return {"norm": "instance", "netG": "resnet_9blocks", "dataset_mode": "unaligned", "gan_mode": "lsgan",
-                "no_dropout": True, "pool_size": 0, "init_type": "xavier", **CUT_MODES.get(mode, CUT_MODES["cut"])}
+                "no_dropout": True, "init_type": "xavier", **CUT_MODES.get(mode, CUT_MODES["cut"])}
+
+    @classmethod
+    def small_options(cls) -> dict[str, Any]:
+        return {"netG": "resnet_2blocks", "nce_layers": "0,2,4", "num_patches": 16, "netF_nc": 16}
 
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
@@ -79,8 +120,9 @@ class CUTModel(Model):
         # F's MLPs are built here, not on the first batch as in the original, so that optimisers,
         # checkpoints and resume see every parameter from the first step.
         G: ResnetGenerator = self.nets["G"]
-        self.nets["F"] = PatchSampleF(G.feature_channels(self.layers), use_mlp=opt.netF == "mlp_sample", nc=opt.netF_nc,
-                                      init_type=opt.init_type, init_gain=opt.init_gain).to(device)
+        self.nets["F"] = make_network("patch_sample", opt.init_type, opt.init_gain,
+                                      channels=G.feature_channels(self.layers), use_mlp=opt.netF == "mlp_sample",
+                                      nc=opt.netF_nc).to(device)
         self.gan_loss = GANLoss(opt.gan_mode).to(device)
         self.nce_loss = PatchNCELoss(opt.nce_T, opt.batch_size, opt.nce_includes_all_negatives_from_minibatch)
         self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}

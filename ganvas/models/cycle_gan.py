@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -10,10 +11,22 @@ from torch.nn.functional import l1_loss
 
 from ganvas.errors import OptionsError
 from ganvas.losses import GANLoss
-from ganvas.models.base import Model, set_requires_grad
+from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
 from ganvas.nets import forward_padded, make_discriminator, make_generator
-from ganvas.options import OPT_FILE, load_saved_options
+from ganvas.options import OPT_FILE, TRAIN, Options, load_saved_options, option
 from ganvas.pool import ImagePool
+
+
+@dataclass(frozen=True)
+class CycleGANOptions(Options):
+    """CycleGAN's own options."""
+
+    lambda_A: float = option(10.0, "weight of the cycle loss A -> B -> A", minimum=0, commands=TRAIN)
+    lambda_B: float = option(10.0, "weight of the cycle loss B -> A -> B", minimum=0, commands=TRAIN)
+    lambda_identity: float = option(0.5, "weight of the identity loss, relative to lambda_A and lambda_B (0 turns "
+                                         "it off)", minimum=0, commands=TRAIN)
+    pool_size: int = option(50, "generated images kept in the history that D also sees (0 keeps none)", minimum=0,
+                            commands=TRAIN)
 
 
 def trained_direction(opt) -> str:
@@ -22,10 +35,11 @@ def trained_direction(opt) -> str:
     return load_saved_options(path).get("direction", opt.direction) if path.is_file() else opt.direction
 
 
+@register_model("cycle_gan")
 class CycleGANModel(Model):
     """G_A: A -> B and G_B: B -> A; D_A judges B images, D_B judges A images; G step, then D step."""
 
-    name = "cycle_gan"
+    options_class = CycleGANOptions
     monitor = "cycle_A"
     inference_nets = ("G_A", "G_B")
     reversible = True
@@ -35,6 +49,10 @@ class CycleGANModel(Model):
         # The original's cycle_gan defaults: ResNet-9 G without dropout, instance norm, LSGAN.
         return {"norm": "instance", "netG": "resnet_9blocks", "dataset_mode": "unaligned", "gan_mode": "lsgan",
                 "no_dropout": True}
+
+    @classmethod
+    def small_options(cls) -> dict[str, Any]:
+        return {"netG": "resnet_2blocks"}
 
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
@@ -82,6 +100,13 @@ class CycleGANModel(Model):
 
     def generator(self) -> torch.nn.Module:
         return self.nets["G_B" if self.reversed else "G_A"]
+
+    def inference_spec(self) -> InferenceSpec:
+        # Run against its direction, G_B maps output_nc channels back to input_nc.
+        return replace(super().inference_spec(), output_nc=self.opt.input_nc if self.reversed else self.opt.output_nc)
+
+    def results_suffix(self) -> str:
+        return f"_{self.opt.direction}" if self.reversed else ""
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         opt = self.opt

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ganvas.checkpoint import unwrap
+from ganvas.speed import unwrap
 from ganvas.errors import OptionsError
 from ganvas.losses import GANLoss
-from ganvas.models.base import Model, set_requires_grad
+from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
 from ganvas.nets import make_discriminator, make_generator
+from ganvas.options import RUN, Options, option
 
 # Fixed latent vectors for the training-visuals grid, so successive grids are comparable.
 PREVIEW_SAMPLES = 16
 
 
+@dataclass(frozen=True)
+class GANOptions(Options):
+    """The unconditional GAN's own options."""
+
+    nz: int = option(100, "length of the latent vector z", minimum=1, commands=RUN)
+
+
+@register_model("gan")
 class GANModel(Model):
     """G: z -> image; D: image -> real/fake; D step then G step."""
 
-    name = "gan"
+    options_class = GANOptions
     monitor = "G_GAN"
     conditional = False
 
@@ -28,6 +38,10 @@ class GANModel(Model):
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         return {"netG": "dcgan", "netD": "dcgan", "norm": "batch", "dataset_mode": "single", "gan_mode": "lsgan",
                 "load_size": 64, "crop_size": 64, "num_test": 64}
+
+    @classmethod
+    def small_options(cls) -> dict[str, Any]:
+        return {"load_size": 32, "crop_size": 32, "nz": 8}
 
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
@@ -49,6 +63,22 @@ class GANModel(Model):
             self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}
             seed = torch.Generator().manual_seed(opt.seed or 0)
             self.preview_z = torch.randn(PREVIEW_SAMPLES, opt.nz, generator=seed).to(device)
+
+    def inference_spec(self) -> InferenceSpec:
+        return InferenceSpec(("noise",), self.opt.nz, self.opt.output_nc, refusal=(
+            f"the {self.name} run {self.opt.run_dir} generates from noise and has no input to translate; sample it "
+            f"with `ganvas test --name {self.opt.name} --num_test N`"))
+
+    def generator_input(self, batch: dict[str, Any]) -> Tensor:
+        return self.noise(batch["A"].shape[0])
+
+    def run_generator(self, x: Tensor) -> Tensor:
+        return self.nets["G"](x)
+
+    def example_batch(self, size: int, batch_size: int = 1, seed: int = 0) -> dict[str, Any]:
+        gen = torch.Generator().manual_seed(seed)
+        real = torch.rand(batch_size, self.opt.output_nc, size, size, generator=gen) * 2 - 1
+        return {"A": real.to(self.device), "A_paths": [f"example_{i}.png" for i in range(batch_size)]}
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n latent vectors from N(0, I) on the model's device."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -9,21 +10,38 @@ from torch import Tensor
 
 from ganvas.errors import OptionsError
 from ganvas.losses import GANLoss
-from ganvas.models.base import Model, set_requires_grad
+from ganvas.models.base import Model, register_model, set_requires_grad
 from ganvas.nets import forward_padded, make_discriminator, make_generator
+from ganvas.options import TRAIN, Options, option
 
 
+@dataclass(frozen=True)
+class Pix2PixOptions(Options):
+    """pix2pix's own options."""
+
+    lambda_L1: float = option(100.0, "weight of the L1 loss", minimum=0, commands=TRAIN)
+
+
+@register_model("pix2pix")
 class Pix2PixModel(Model):
     """G maps A to B; D judges (A, B) pairs; D step then G step, as in the paper."""
 
-    name = "pix2pix"
+    options_class = Pix2PixOptions
     monitor = "G_L1"
     scored = (("fake_B", "real_B"),)
 
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
-        return {"norm": "batch", "netG": "unet_256", "dataset_mode": "aligned", "gan_mode": "vanilla",
-                "lambda_L1": 100.0}
+        return {"norm": "batch", "netG": "unet_256", "dataset_mode": "aligned", "gan_mode": "vanilla"}
+
+    @classmethod
+    def bench_options(cls, size: int) -> dict[str, Any]:
+        # The U-Net of the paper for this size (unet_256 at 256 px).
+        return {"netG": f"unet_{size}"} if size >= 8 and size & (size - 1) == 0 else {}
+
+    @classmethod
+    def small_options(cls) -> dict[str, Any]:
+        return {"netG": "unet_32"}
 
     @classmethod
     def check_options(cls, opt, train: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +12,56 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ganvas.checkpoint import load_matching, network_path, unwrap
+from ganvas.checkpoint import load_matching, network_path
+from ganvas.speed import unwrap
 from ganvas.data.datasets import label_channels
 from ganvas.errors import DataError, OptionsError
 from ganvas.losses import GANLoss
-from ganvas.models.base import Model, set_requires_grad
-from ganvas.nets import forward_padded, get_norm_layer, init_weights, pad_to_multiple
-from ganvas.nets.pix2pixhd import (Encoder, GlobalGenerator, LocalEnhancer, MultiscaleDiscriminator,
-                                   feature_matching_loss, instance_edges, one_hot_labels)
+from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
+from ganvas.nets import forward_padded, init_weights, make_generator, make_network, net_size, pad_to_multiple
+from ganvas.nets.pix2pixhd import LabelInputs, feature_matching_loss, instance_edges, one_hot_labels
 from ganvas.nets.vgg import VGGLoss, find_vgg19_weights
+from ganvas.options import INFER, RUN, TEST, TRAIN, Options, option
 from ganvas.speed import PRECISIONS, autocast
 
 log = logging.getLogger("ganvas")
 
 FEATURES_FILE = "features_clustered_{:03d}.npy"
+
+
+@dataclass(frozen=True)
+class Pix2PixHDOptions(Options):
+    """pix2pixHD's own options (the original's names)."""
+
+    label_nc: int = option(35, "classes in the label maps; 0 feeds images instead of labels", minimum=0, commands=RUN)
+    contain_dontcare_label: bool = option(False, "the label maps use the value label_nc for don't-care pixels",
+                                          commands=RUN)
+    no_instance: bool = option(False, "no instance maps (<phase>_inst/)", commands=RUN)
+    n_downsample_global: int = option(4, "downsampling layers of the global generator", minimum=1, commands=RUN)
+    n_blocks_global: int = option(9, "residual blocks of the global generator", minimum=0, commands=RUN)
+    n_local_enhancers: int = option(1, "local enhancers of --netG local, each doubling the resolution", minimum=1,
+                                    commands=RUN)
+    n_blocks_local: int = option(3, "residual blocks of each local enhancer", minimum=0, commands=RUN)
+    niter_fix_global: int = option(0, "epochs that train only the outermost local enhancer before the whole "
+                                      "generator", minimum=0, commands=TRAIN)
+    load_pretrain: str = option("", "run folder whose networks initialise this run where names and shapes match, "
+                                    "e.g. a global run for a local one", commands=TRAIN)
+    num_D: int = option(2, "discriminator scales", minimum=1, commands=TRAIN)
+    no_ganFeat_loss: bool = option(False, "no discriminator feature-matching loss", commands=TRAIN)
+    no_vgg_loss: bool = option(False, "no VGG19 perceptual loss", commands=TRAIN)
+    vgg_weights: str = option("", "ImageNet VGG19 weights for the perceptual loss (torchvision's "
+                                  "vgg19-dcbb9e9d.pth; default: the torch hub cache)", commands=TRAIN)
+    lambda_feat: float = option(10.0, "weight of the feature-matching and VGG losses", minimum=0, commands=TRAIN)
+    instance_feat: bool = option(False, "encode a style feature per instance and feed it to G", commands=RUN)
+    label_feat: bool = option(False, "encode a style feature per label region and feed it to G", commands=RUN)
+    feat_num: int = option(3, "style feature channels", minimum=1, commands=RUN)
+    nef: int = option(16, "encoder filters in the first conv layer", minimum=1, commands=RUN)
+    n_downsample_E: int = option(4, "encoder downsampling layers", minimum=1, commands=RUN)
+    n_clusters: int = option(10, "style clusters per class made by encode-features", minimum=1, commands=RUN)
+    cluster_seed: int = option(0, "seed of the style cluster chosen for each instance at test time", minimum=0,
+                               commands=INFER)
+    use_encoded_image: bool = option(False, "at test time, take styles from the real image rather than from the "
+                                            "clusters", commands=TEST)
 
 
 def label_palette(n: int) -> Tensor:
@@ -42,10 +79,11 @@ def style_source(opt) -> str | None:
     return "inst" if opt.instance_feat else "label" if opt.label_feat else None
 
 
+@register_model("pix2pixhd")
 class Pix2PixHDModel(Model):
     """G maps a one-hot label map (+ instance boundaries, + style features) to an image; multi-scale D."""
 
-    name = "pix2pixhd"
+    options_class = Pix2PixHDOptions
     monitor = "G_GAN_Feat"
     inference_nets = ("G",)
     scored = (("fake_B", "real_B"),)
@@ -54,7 +92,7 @@ class Pix2PixHDModel(Model):
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         # The original's defaults: global G, instance norm, LSGAN, 1024-wide images cropped to 512.
         return {"netG": "global", "norm": "instance", "dataset_mode": "pix2pixhd", "gan_mode": "lsgan",
-                "preprocess": "scale_width", "load_size": 1024, "crop_size": 512, "pool_size": 0}
+                "preprocess": "scale_width", "load_size": 1024, "crop_size": 512}
 
     @classmethod
     def test_overrides(cls, saved: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +100,11 @@ class Pix2PixHDModel(Model):
         preprocess = saved.get("preprocess", "none")
         return {"preprocess": "scale_width" if preprocess.startswith("scale_width") else
                 "resize" if preprocess.startswith("resize") else "none"}
+
+    @classmethod
+    def small_options(cls) -> dict[str, Any]:
+        return {"label_nc": 4, "n_downsample_global": 2, "n_blocks_global": 1, "no_vgg_loss": True,
+                "preprocess": "none", "n_downsample_E": 2, "nef": 4}
 
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
@@ -79,33 +122,31 @@ class Pix2PixHDModel(Model):
                                f"--no_vgg_loss")
         if train and opt.niter_fix_global and opt.netG != "local":
             raise OptionsError("--niter_fix_global freezes the global part of --netG local; drop it for --netG global")
-        if opt.cluster_seed < 0:
-            raise OptionsError(f"--cluster_seed {opt.cluster_seed} must be 0 or more")
         if opt.precision == "fp16" and not torch.cuda.is_available() and not train:
             raise OptionsError("--precision fp16 runs on GPUs; on the CPU use bf16 or fp32")
 
     def __init__(self, opt, device, train: bool):
         super().__init__(opt, device, train)
-        norm = get_norm_layer(opt.norm)
         self.label_nc = label_channels(opt)
         self.use_inst = not opt.no_instance  # boundaries of the instance map go in, as in the original
         self.style = style_source(opt)
         g_input = self.label_nc + int(self.use_inst) + (opt.feat_num if self.style else 0)
-        if opt.netG == "global":
-            G = GlobalGenerator(g_input, opt.output_nc, opt.ngf, opt.n_downsample_global, opt.n_blocks_global, norm)
-        else:
-            G = LocalEnhancer(g_input, opt.output_nc, opt.ngf, opt.n_downsample_global, opt.n_blocks_global,
-                              opt.n_local_enhancers, opt.n_blocks_local, norm)
-        self.nets["G"] = self._init(G)
+        self.nets["G"] = make_generator(opt.netG, g_input, opt.output_nc, opt.ngf, opt.norm, init_type=opt.init_type,
+                                        init_gain=opt.init_gain, n_downsample_global=opt.n_downsample_global,
+                                        n_blocks_global=opt.n_blocks_global, n_local_enhancers=opt.n_local_enhancers,
+                                        n_blocks_local=opt.n_blocks_local).to(self.device)
         if self.style:
-            self.nets["E"] = self._init(Encoder(opt.output_nc, opt.feat_num, opt.nef, opt.n_downsample_E, norm))
+            self.nets["E"] = make_network("encoder", opt.init_type, opt.init_gain, input_nc=opt.output_nc,
+                                          output_nc=opt.feat_num, ngf=opt.nef, n_downsampling=opt.n_downsample_E,
+                                          norm=opt.norm).to(self.device)
             self.inference_nets = ("G", "E")
         self.clusters: dict[int, np.ndarray] | None = None
         if not train:
             return
         d_input = self.label_nc + int(self.use_inst) + opt.output_nc
-        self.nets["D"] = self._init(MultiscaleDiscriminator(d_input, opt.ndf, opt.n_layers_D, norm, False, opt.num_D,
-                                                            not opt.no_ganFeat_loss))
+        self.nets["D"] = make_network("multiscale", opt.init_type, opt.init_gain, input_nc=d_input, ndf=opt.ndf,
+                                      n_layers=opt.n_layers_D, num_D=opt.num_D, get_interm_feat=not opt.no_ganFeat_loss,
+                                      norm=opt.norm).to(self.device)
         self.gan_loss = GANLoss(opt.gan_mode).to(device)
         self.vgg_loss = None
         if not opt.no_vgg_loss:
@@ -118,9 +159,45 @@ class Pix2PixHDModel(Model):
         g_nets = [self.nets["G"]] + ([self.nets["E"]] if self.style else [])
         self.optimizers = {"G": self.make_adam(*g_nets), "D": self.make_adam(self.nets["D"])}
 
-    def _init(self, net: torch.nn.Module) -> torch.nn.Module:
-        init_weights(net, self.opt.init_type, self.opt.init_gain)
-        return net.to(self.device)
+    # --- declared inference contract -------------------------------------------------------------
+    def inference_spec(self) -> InferenceSpec:
+        opt, multiple = self.opt, net_size(self.generator())
+        if opt.label_nc == 0:  # photo to photo
+            refusal = "" if opt.no_instance else (
+                f"the pix2pixhd run {opt.run_dir} takes photos with instance maps, which translate and export do not "
+                f"take yet; run `ganvas test --name {opt.name} --dataroot DIR` on <phase>_A/ and <phase>_inst/ folders")
+            return InferenceSpec(("image",), opt.input_nc, opt.output_nc, multiple, refusal=refusal)
+        inputs = ("label",) + (("instance",) if self.use_inst else ()) + (("style",) if self.style else ())
+        return InferenceSpec(inputs, 1, opt.output_nc, multiple, label_nc=self.label_nc,
+                             style_channels=opt.feat_num if self.style else 0)
+
+    def export_module(self) -> torch.nn.Module:
+        spec = self.inference_spec()
+        if not spec.label_nc:
+            return self.generator()
+        return LabelInputs(self.generator(), spec.label_nc, "instance" in spec.inputs, spec.style_channels)
+
+    def generator_input(self, batch: dict[str, Any]) -> Tensor:
+        return self.encode_input(batch)[0]
+
+    @classmethod
+    def bench_options(cls, size: int) -> dict[str, Any]:
+        # 35 Cityscapes classes; the VGG weights are a download and its cost one forward pass.
+        return {"no_vgg_loss": True, "label_nc": 35}
+
+    def example_batch(self, size: int, batch_size: int = 1, seed: int = 0) -> dict[str, Any]:
+        """Label maps (or photos with --label_nc 0), instance maps and photos of size x 2*size, as Cityscapes."""
+        gen = torch.Generator().manual_seed(seed)
+        shape = (batch_size, 1, size, 2 * size)
+        if self.opt.label_nc:
+            label = torch.randint(0, self.opt.label_nc, shape, generator=gen)
+        else:
+            label = torch.rand(batch_size, self.opt.input_nc, size, 2 * size, generator=gen) * 2 - 1
+        inst = torch.randint(0, self.opt.label_nc or 1, shape, generator=gen) * 1000 + torch.randint(0, 3, shape,
+                                                                                                     generator=gen)
+        image = torch.rand(batch_size, self.opt.output_nc, size, 2 * size, generator=gen) * 2 - 1
+        return {"label": label.to(self.device), "inst": inst.to(self.device), "image": image.to(self.device),
+                "path": [f"example_{i}.png" for i in range(batch_size)]}
 
     def _load_pretrain(self, run_dir: Path) -> None:
         """Copy weights whose names and shapes match from another run (a global G into a local one)."""
@@ -337,7 +414,7 @@ def encode_features(opt, show_progress: bool = False) -> Path:
 
     from ganvas.checkpoint import atomic_write, load_networks
     from ganvas.data import collate_batch, make_dataset
-    from ganvas.models.base import select_device
+    from ganvas.speed import select_device
 
     if not (opt.run_dir / "opt.yaml").is_file():
         raise OptionsError(f"{opt.run_dir} holds no trained run; check --name and --checkpoints_dir")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,22 @@ from torch import Tensor
 
 from ganvas.checkpoint import network_path
 from ganvas.errors import OptionsError
-from ganvas.models.base import Model
+from ganvas.models.base import Model, register_model
+from ganvas.models.cut import AntialiasOptions
 from ganvas.nets import forward_padded, make_generator
+from ganvas.options import INFER, option
 
 
+@dataclass(frozen=True)
+class TestOptions(AntialiasOptions):
+    """The test model's own options (and CUT's sampling flags, to run CUT's generators)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+    model_suffix: str = option("", "which saved generator to run: '' for G, _A for G_A, _B for G_B",
+                               commands=INFER)
+
+
+@register_model("test", trainable=False)
 class TestModel(Model):
     """Runs `<epoch>_net_G<model_suffix>.pth` one way, e.g. a CycleGAN's G_A alone (--model_suffix _A).
 
@@ -21,7 +34,7 @@ class TestModel(Model):
     """
 
     __test__ = False  # not a pytest test class, despite the name
-    name = "test"
+    options_class = TestOptions
 
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +56,10 @@ class TestModel(Model):
             source = "A" if (saved.get("direction", "AtoB") == "AtoB") != backward else "B"
             out["dataroot"] = str(Path(saved["dataroot"]) / f"{given.get('phase', 'test')}{source}")
         return out
+
+    @classmethod
+    def small_options(cls) -> dict[str, Any]:
+        return {"netG": "resnet_2blocks"}
 
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
@@ -68,6 +85,9 @@ class TestModel(Model):
 
     def generator(self) -> torch.nn.Module:
         return self.nets[self.key]
+
+    def results_suffix(self) -> str:
+        return self.opt.model_suffix or "_G"
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         raise OptionsError("the test model cannot be trained")
