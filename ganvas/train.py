@@ -1,4 +1,9 @@
-"""The one trainer: epochs, learning-rate schedule, checkpoints, logs and resume, for any model."""
+"""The one trainer: epochs, learning-rate schedule, checkpoints, logs and resume, for any model.
+
+Everything that watches a run (progress bar, loss log, training page, periodic checkpoints, and what
+callers add: evaluation, TensorBoard, a web feed) is a `Callback`; the loop in `Trainer._run_epoch`
+only steps, counts and calls them.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,9 @@ class Progress:
     images: int = 0         # images seen in the whole run (the original's total_iters)
     monitor_sum: float = 0.0
     monitor_count: int = 0
+    # Each loss summed over the epoch's steps, saved so that a resumed epoch reports the mean of all its steps.
+    loss_sums: dict[str, float] = field(default_factory=dict)
+    loss_steps: int = 0     # steps in loss_sums (fewer than epoch_iter after resuming a checkpoint without them)
 
 
 @dataclass
@@ -56,6 +65,35 @@ class TrainResult:
     progress: Progress
     interrupted: bool
     losses: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """One finished optimisation step, as callbacks see it (treat `losses` as read-only)."""
+
+    losses: dict[str, float]  # the step's losses in this process (the loss log averages them over processes)
+    epoch: int                # the epoch the step belongs to
+    step: int                 # optimisation steps in the whole run, this one included
+    images: int               # images seen in the whole run, this step's included (all processes, as Progress)
+    batch: int                # images of this step (all processes)
+    compute_s: float          # seconds the step computed
+    data_s: float             # seconds the loop waited for its batch
+
+    def crossed(self, every: int) -> bool:
+        """Whether this step took the run past a multiple of `every` images (never for `every` <= 0)."""
+        return every > 0 and self.images // every > (self.images - self.batch) // every
+
+
+@dataclass(frozen=True)
+class EpochInfo:
+    """One finished epoch, as callbacks see it."""
+
+    epoch: int
+    losses: dict[str, float]  # each loss's mean over the epoch's steps (all processes, across resumes)
+    images: int               # images of the epoch (all processes)
+    steps: int                # optimisation steps of the epoch
+    compute_s: float          # seconds this process computed steps of the epoch (since the resume, if any)
+    data_s: float             # seconds it waited for batches
 
 
 def nonfinite_networks(nets: dict[str, torch.nn.Module]) -> list[str]:
@@ -193,19 +231,182 @@ def clear_run(run_dir: Path, overwrite: bool) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-class Trainer:
-    """Drives any Model through epochs; owns schedules, checkpoints, logs and resume."""
+# --- callbacks ---------------------------------------------------------------------------------
+class Callback:
+    """Hooks into a run; every method does nothing here, so a subclass overrides only what it needs.
 
-    def __init__(self, opt: Options, show_progress: bool = True):
-        self.opt = ensure_seed(opt)
+    The trainer calls its built-in callbacks in every process (some hold collectives) and the callbacks
+    it is given in the first process only, after the built-in ones, in the main thread between steps.
+    A hook may read `trainer.model`, `trainer.progress` and `trainer.opt`; `trainer.request_stop()`
+    ends the run as Ctrl-C does. An exception in a hook propagates out of `Trainer.run` without a save:
+    the last checkpoint (renamed into place whole) stays as it was, and --continue_train resumes it.
+    """
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Before the first step of `Trainer.run` (the first step after a resume)."""
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        """Before the steps of an epoch (`trainer.progress.epoch_iter` of them are already done after a resume)."""
+
+    def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
+        """After each optimisation step."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: EpochInfo) -> None:
+        """After an epoch's last step, before the trainer saves the epoch and sets the next learning rate."""
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        """Once the run has finished, or stopped and saved; not when it raises."""
+
+
+def truncate_loss_log(path: Path, steps: int) -> None:
+    """Drop rows logged after step `steps` (the checkpoint being resumed), so the log matches the weights."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    header, body = rows[0], [r for r in rows[1:] if r and int(r[2]) <= steps]
+    lines = [",".join(header)] + [",".join(r) for r in body]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+class LossLog(Callback):
+    """loss_log.csv: a row every --print_freq images and at each epoch end that did not just get one."""
+
+    def __init__(self) -> None:
+        self.columns: list[str] = []
+        self.last: dict[str, float] = {}  # the last step's losses in this run, for the epoch-end row
+        self.logged_at = -1  # steps of the last row
+        self.started = 0.0
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.started, self.last, self.logged_at, self.columns = time.perf_counter(), {}, -1, []
+        path = trainer.run_dir / LOSS_LOG
+        if trainer.world.is_main and path.is_file():  # a resumed run appends to the columns it has
+            with open(path, newline="") as fh:
+                self.columns = next(csv.reader(fh), [])[5:]
+
+    def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
+        self.last = step.losses
+        if step.crossed(trainer.opt.print_freq):
+            self.write(trainer, step.losses)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: EpochInfo) -> None:
+        if self.last and self.logged_at != trainer.progress.steps:  # small runs get a row per epoch too
+            self.write(trainer, self.last)
+
+    def write(self, trainer: Trainer, losses: dict[str, float]) -> None:
+        """Append a row of `losses` averaged over the processes (every process calls this at the same step)."""
+        p = trainer.progress
+        self.logged_at = p.steps
+        losses = mean_losses(losses, trainer.world, trainer.device)
+        if not trainer.world.is_main:
+            return
+        path = trainer.run_dir / LOSS_LOG
+        if not self.columns:
+            self.columns = list(losses)
+        new = not path.is_file()
+        with open(path, "a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow(["epoch", "images", "steps", "time_s", "lr", *self.columns])
+            writer.writerow([p.epoch, p.images, p.steps, f"{time.perf_counter() - self.started:.3f}",
+                             f"{trainer.current_lr():.3g}",
+                             *(f"{losses.get(k, float('nan')):.5g}" for k in self.columns)])
+
+
+class TrainingPage(Callback):
+    """web/index.html, the latest visuals and the loss plot: every --display_freq images and at each epoch end."""
+
+    def __init__(self) -> None:
+        self.stepped = False  # a step has run in this run
+        self.written_at = -1  # steps of the last page
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.stepped, self.written_at = False, -1
+
+    def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
+        self.stepped = True
+        if step.crossed(trainer.opt.display_freq):
+            self.write(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: EpochInfo) -> None:
+        if self.stepped and self.written_at != trainer.progress.steps:
+            self.write(trainer)
+
+    def write(self, trainer: Trainer) -> None:
+        """Write the page (in the first process; the others only count)."""
+        p = trainer.progress
+        self.written_at = p.steps
+        if trainer.world.is_main:  # after LossLog's row of this step, which the page plots
+            write_training_page(trainer.run_dir / "web", trainer.opt.name, p.epoch, p.images,
+                                trainer.model.current_visuals(), trainer.run_dir / LOSS_LOG)
+
+
+class LatestCheckpoint(Callback):
+    """Saves latest_* every --save_latest_freq images; the trainer itself saves at each epoch end and on a stop."""
+
+    def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
+        if step.crossed(trainer.opt.save_latest_freq):
+            trainer.save()  # in every process: the save checks the weights of all of them
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch showing the last step's losses and the images per second since the epoch began."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+        self.tick, self.tick_images = 0.0, 0
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.close()
+        opt, p = trainer.opt, trainer.progress
+        self.bar = tqdm(total=trainer.epoch_steps(), initial=p.epoch_iter, unit="step", leave=False,
+                        desc=f"epoch {epoch}/{opt.n_epochs + opt.n_epochs_decay}", dynamic_ncols=True)
+        self.tick, self.tick_images = time.perf_counter(), p.images
+
+    def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
+        if self.bar is None:
+            return
+        rate = (step.images - self.tick_images) / max(time.perf_counter() - self.tick, 1e-9)
+        self.bar.update(1)
+        self.bar.set_postfix({**{k: f"{v:.3g}" for k, v in step.losses.items()}, "img/s": f"{rate:.1f}"})
+
+    def on_epoch_end(self, trainer: Trainer, epoch: EpochInfo) -> None:
+        self.close()
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the bar, if one is shown."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# --- the trainer -------------------------------------------------------------------------------
+class Trainer:
+    """Drives any Model through epochs; owns schedules, checkpoints and resume, and calls the callbacks."""
+
+    def __init__(self, opt: Options, show_progress: bool = True, callbacks: Iterable[Callback] = ()) -> None:
+        # Options are frozen: each change is a new object. The data root is resolved so that test and
+        # translate, which read the saved options, work from any folder.
+        opt = ensure_seed(opt)
+        opt = replace(opt, dataroot=str(Path(opt.dataroot).resolve()))
+        self.opt = opt
         self.run_dir = opt.run_dir
         self.show_progress = show_progress
         self.world, self.device = init_world(opt.gpu_ids)
+        builtin: list[Callback] = [LossLog(), TrainingPage(), LatestCheckpoint()]
+        if show_progress:
+            builtin.append(ProgressBar())
+        self.callbacks: list[Callback] = [*builtin, *(callbacks if self.world.is_main else ())]
         torch.manual_seed(opt.seed)
         if not opt.continue_train and opt.epoch_count > opt.n_epochs + opt.n_epochs_decay:
             raise GanvasError(f"--epoch_count {opt.epoch_count} is past the last epoch "
                               f"{opt.n_epochs + opt.n_epochs_decay} (--n_epochs + --n_epochs_decay): nothing to train")
-        self.opt.dataroot = str(Path(opt.dataroot).resolve())  # so test and translate work from any folder
         self.dataset = make_dataset(opt, train=True)
         if len(self.dataset) == 0:
             raise DataError(f"the data set under {opt.dataroot} has no items; add images or check --phase")
@@ -217,10 +418,10 @@ class Trainer:
         self.plateaus = ({k: make_plateau(o) for k, o in self.model.optimizers.items()}
                          if opt.lr_policy == "plateau" else {})
         self.progress = Progress(epoch=opt.epoch_count)
-        self.loss_columns: list[str] = []
         self.sampler, self.loader = EpochSampler(), None
         self.step_time = self.data_time = 0.0  # this epoch's seconds computing and waiting for batches
         self.timed_steps = 0
+        self._stop = StopRequest()
         self._saved_at: int | None = None  # steps of the last checkpoint this run wrote or resumed from
         self._nonfinite = False  # a loss of the last step was NaN or infinite
         if opt.continue_train:
@@ -236,6 +437,12 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_options(opt, self.run_dir / OPT_FILE)
 
+    def request_stop(self) -> None:
+        """Stop after the current step as Ctrl-C does: the run saves its latest state and returns, resumable."""
+        if not self._stop.requested:
+            log.info("stop requested: stopping after this step and saving a checkpoint")
+        self._stop.requested = True
+
     def _apply_schedule(self) -> None:
         """Prepare the model and set every optimiser's learning rate for the epoch about to run."""
         self.model.start_epoch(self.progress.epoch)
@@ -250,7 +457,7 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {
             "version": __version__,
-            "progress": vars(self.progress).copy(),
+            "progress": {**vars(self.progress), "loss_sums": dict(self.progress.loss_sums)},
             "optimizers": {k: o.state_dict() for k, o in self.model.optimizers.items()},
             "plateaus": {k: s.state_dict() for k, s in self.plateaus.items()},
             "rng": rng_state(),
@@ -261,9 +468,13 @@ class Trainer:
     def save(self, tags: tuple[str, ...] = ("latest",)) -> None:
         """Write the networks under each tag and the run state, all renamed into place together (by rank 0).
 
-        Networks with NaN or infinite weights are never written over the last good checkpoint.
+        Every process calls it at the same step. Networks with NaN or infinite weights are never written
+        over the last good checkpoint.
         """
         self._check_finite({})  # in every process: the weights are the same in all of them
+        # Each process holds the loss sums of its own items; their mean is what rank 0 saves and every
+        # process continues from. The epoch's mean over processes stays the same, since it is linear.
+        self.progress.loss_sums = mean_losses(self.progress.loss_sums, self.world, self.device)
         if self.world.is_main:
             writes = [w for tag in tags for w in network_writes(self.model.nets, self.run_dir, tag)]
             state = self._state()
@@ -313,42 +524,10 @@ class Trainer:
         set_rng_state(state["rng"])
         self.model.load_extra_state(state.get("model", {}))
         load_scaler_state(self.model, state.get("scalers", {}))
-        self._truncate_loss_log(self.progress.steps)
+        if self.world.is_main:
+            truncate_loss_log(self.run_dir / LOSS_LOG, self.progress.steps)
         self._saved_at = self.progress.steps
         log.info("resuming %s at epoch %d, step %d", self.run_dir, self.progress.epoch, self.progress.steps)
-
-    # --- logs ----------------------------------------------------------------------------------
-    def _truncate_loss_log(self, steps: int) -> None:
-        """Drop rows logged after the checkpoint being resumed, so the log matches the weights."""
-        path = self.run_dir / LOSS_LOG
-        if not path.is_file():
-            return
-        with open(path, newline="") as fh:
-            rows = list(csv.reader(fh))
-        if not rows:
-            return
-        header, body = rows[0], [r for r in rows[1:] if r and int(r[2]) <= steps]
-        self.loss_columns = header[5:]
-        lines = [",".join(header)] + [",".join(r) for r in body]
-        atomic_write_text(path, "\n".join(lines) + "\n")
-
-    def _log_losses(self, losses: dict[str, float]) -> None:
-        self._logged_at = self.progress.steps
-        losses = mean_losses(losses, self.world, self.device)  # every process calls it at the same step
-        if not self.world.is_main:
-            return
-        elapsed = time.perf_counter() - self._started
-        path = self.run_dir / LOSS_LOG
-        if not self.loss_columns:
-            self.loss_columns = list(losses)
-        new = not path.is_file()
-        with open(path, "a", newline="") as fh:
-            writer = csv.writer(fh)
-            if new:
-                writer.writerow(["epoch", "images", "steps", "time_s", "lr", *self.loss_columns])
-            p = self.progress
-            writer.writerow([p.epoch, p.images, p.steps, f"{elapsed:.3f}", f"{self.current_lr():.3g}",
-                             *(f"{losses.get(k, float('nan')):.5g}" for k in self.loss_columns)])
 
     def current_lr(self) -> float:
         """Learning rate of the first optimiser."""
@@ -365,11 +544,19 @@ class Trainer:
             self.loader = make_loader(self.dataset, self.sampler, opt, pin_memory=self.device.type == "cuda")
         return self.loader
 
-    def _crossed(self, before: int, freq: int) -> bool:
-        return freq > 0 and self.progress.images // freq > before // freq
+    def epoch_steps(self) -> int:
+        """Optimisation steps of the epoch in progress: those done and those left at this run's batch size."""
+        p = self.progress
+        items_left = math.ceil((len(self.dataset) - p.epoch_images) / self.world.size)  # per process (see shard)
+        return p.epoch_iter + math.ceil(items_left / self.opt.batch_size)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        """Call `hook` of every callback, in order."""
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     def run(self) -> TrainResult:
-        """Train until the last epoch, or until Ctrl-C; the latest state is saved either way.
+        """Train until the last epoch, or until Ctrl-C or `request_stop`; the latest state is saved either way.
 
         A data error met mid-run (an image that only fails when decoded) also saves the state of the
         last finished step before it propagates, so the run resumes once the file is fixed.
@@ -380,46 +567,47 @@ class Trainer:
             log.warning("%s already finished epoch %d of %d; raise --n_epochs or --n_epochs_decay to train on",
                         opt.name, p.epoch - 1, last_epoch)
         losses: dict[str, float] = {}
-        self._started, self._logged_at, self._page_at = time.perf_counter(), -1, -1
-        with StopRequest() as stop:
+        interrupted = False
+        with self._stop:
+            self._call("on_train_start")
             while p.epoch <= last_epoch:
                 try:
-                    losses = self._run_epoch(stop, losses)
+                    losses = self._run_epoch(losses)
                 except DataError:
                     if p.steps:
                         self.save()
                     raise
-                if any_process([stop.requested], self.world, self.device)[0]:
+                if any_process([self._stop.requested], self.world, self.device)[0]:
                     self.save()
-                    return TrainResult(self.run_dir, p, True, losses)
-                self._end_epoch(losses)
-        return TrainResult(self.run_dir, p, False, losses)
+                    interrupted = True
+                    break
+                self._end_epoch()
+        result = TrainResult(self.run_dir, p, interrupted, losses)
+        # Outside the Ctrl-C handler: the run is saved, so a Ctrl-C here may simply abort the hooks.
+        self._call("on_train_end", result)
+        return result
 
     def close(self) -> None:
         """Stop the loader's workers and leave the process group (multi-process runs)."""
         self.loader = None
         close_world(self.world)
 
-    def _run_epoch(self, stop: StopRequest, losses: dict[str, float]) -> dict[str, float]:
-        """The remaining steps of the current epoch, or fewer when a stop is requested."""
-        opt, p = self.opt, self.progress
-        batches = math.ceil(math.ceil((len(self.dataset) - p.epoch_images) / self.world.size) / opt.batch_size)
-        bar = tqdm(self._loader(p.epoch, p.epoch_images), total=p.epoch_iter + batches, initial=p.epoch_iter,
-                   disable=not self.show_progress, desc=f"epoch {p.epoch}/{opt.n_epochs + opt.n_epochs_decay}",
-                   unit="step", leave=False, dynamic_ncols=True)
-        tick, tick_images = time.perf_counter(), p.images
+    def _run_epoch(self, losses: dict[str, float]) -> dict[str, float]:
+        """The remaining steps of the current epoch, or fewer when a stop is requested; returns the last losses."""
+        loader = self._loader(self.progress.epoch, self.progress.epoch_images)
+        self._call("on_epoch_start", self.progress.epoch)
+        batches = iter(loader)
         waited = time.perf_counter()
-        batches_left = iter(bar)
         while True:
             failed: DataError | None = None
             try:
-                batch = next(batches_left)
+                batch = next(batches)
             except StopIteration:
                 break  # every process has as many batches (see shard), so all end here together
             except DataError as err:
                 failed = err
-            # One collective per step: a data error or Ctrl-C in any process stops all of them here.
-            elsewhere, stopping, nonfinite = any_process([failed is not None, stop.requested, self._nonfinite],
+            # One collective per step: a data error or a stop request in any process stops all of them here.
+            elsewhere, stopping, nonfinite = any_process([failed is not None, self._stop.requested, self._nonfinite],
                                                          self.world, self.device)
             if nonfinite:
                 self._check_finite(losses)
@@ -427,56 +615,49 @@ class Trainer:
                 raise failed or DataError("another training process stopped on a data error (its message names "
                                           "the file); fix it and resume with --continue_train")
             if stopping:
-                stop.requested = True
+                self._stop.requested = True
                 break
-            started = time.perf_counter()
-            self.data_time += started - waited  # time the step waited for its batch
-            self.model.set_mode(True)
-            with autocast(self.device, amp_dtype(opt.amp)):
-                losses = self.model.train_step(batch)
-            size = len(next(v for v in batch.values() if torch.is_tensor(v))) * self.world.size  # all processes
-            before = p.images
-            p.epoch_iter += 1
-            p.epoch_images += size
-            p.steps += 1
-            p.images += size
-            # A NaN or infinite loss has the weights checked at the next step's collective (in every
-            # process at once) or by the next save, whichever comes first.
-            self._nonfinite = not all(map(math.isfinite, losses.values()))
-            if self.model.monitor in losses:
-                p.monitor_sum += losses[self.model.monitor]
-                p.monitor_count += 1
-            if self._crossed(before, opt.print_freq):
-                self._log_losses(losses)
-            if self._crossed(before, opt.display_freq):
-                self._write_page()
-            if self._crossed(before, opt.save_latest_freq):
-                self.save()
-            if self.show_progress:
-                rate = (p.images - tick_images) / max(time.perf_counter() - tick, 1e-9)
-                bar.set_postfix({**{k: f"{v:.3g}" for k, v in losses.items()}, "img/s": f"{rate:.1f}"})
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)  # so that the step time is the step's
+            step = self._step(batch, waited)
+            losses = step.losses
+            self._call("on_step_end", step)
             waited = time.perf_counter()
-            self.step_time += waited - started
-            self.timed_steps += 1
-        bar.close()
         return losses
 
-    def _write_page(self) -> None:
-        self._page_at = self.progress.steps
-        if not self.world.is_main:
-            return
-        write_training_page(self.run_dir / "web", self.opt.name, self.progress.epoch, self.progress.images,
-                            self.model.current_visuals(), self.run_dir / LOSS_LOG)
+    def _step(self, batch: dict[str, Any], waited: float) -> StepInfo:
+        """One optimisation step on `batch`, counted in the progress; `waited`: when the loop began to wait for it."""
+        p = self.progress
+        started = time.perf_counter()
+        self.model.set_mode(True)
+        with autocast(self.device, amp_dtype(self.opt.amp)):
+            losses = self.model.train_step(batch)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # so that the step time is the step's
+        computed = time.perf_counter()
+        size = len(next(v for v in batch.values() if torch.is_tensor(v))) * self.world.size  # all processes
+        p.epoch_iter += 1
+        p.epoch_images += size
+        p.steps += 1
+        p.images += size
+        # A NaN or infinite loss has the weights checked at the next step's collective (in every
+        # process at once) or by the next save, whichever comes first.
+        self._nonfinite = not all(map(math.isfinite, losses.values()))
+        if self.model.monitor in losses:
+            p.monitor_sum += losses[self.model.monitor]
+            p.monitor_count += 1
+        for name, value in losses.items():
+            p.loss_sums[name] = p.loss_sums.get(name, 0.0) + value
+        p.loss_steps += 1
+        self.step_time += computed - started
+        self.data_time += started - waited
+        self.timed_steps += 1
+        return StepInfo(losses, p.epoch, p.steps, p.images, size, computed - started, started - waited)
 
-    def _end_epoch(self, losses: dict[str, float]) -> None:
+    def _end_epoch(self) -> None:
+        """Hand the finished epoch to the callbacks, step the plateau policy, move to the next epoch and save."""
         p, opt = self.progress, self.opt
-        # Small runs also get a log row and a page: at every epoch end unless one was just written.
-        if losses and self._logged_at != p.steps:
-            self._log_losses(losses)
-        if losses and self._page_at != p.steps:
-            self._write_page()
+        sums = mean_losses(p.loss_sums, self.world, self.device)  # each process summed its own items' losses
+        self._call("on_epoch_end", EpochInfo(p.epoch, {k: v / max(p.loss_steps, 1) for k, v in sums.items()},
+                                             p.epoch_images, p.epoch_iter, self.step_time, self.data_time))
         if self.plateaus:  # every process watches the same figure: the mean over all of them
             totals = mean_losses({"sum": p.monitor_sum, "count": float(p.monitor_count)}, self.world, self.device)
             for scheduler in self.plateaus.values():
@@ -489,14 +670,15 @@ class Trainer:
         self.timed_steps = 0
         finished = p.epoch
         p.epoch, p.epoch_iter, p.epoch_images, p.monitor_sum, p.monitor_count = p.epoch + 1, 0, 0, 0.0, 0
+        p.loss_sums, p.loss_steps = {}, 0
         self._apply_schedule()
         tags = ("latest", str(finished)) if finished % opt.save_epoch_freq == 0 else ("latest",)
         self.save(tags)
 
 
-def train(opt: Options, show_progress: bool = True) -> TrainResult:
-    """Train the run described by `opt` (resuming it with --continue_train)."""
-    trainer = Trainer(opt, show_progress)
+def train(opt: Options, show_progress: bool = True, callbacks: Iterable[Callback] = ()) -> TrainResult:
+    """Train the run described by `opt` (resuming it with --continue_train); `callbacks` run in the first process."""
+    trainer = Trainer(opt, show_progress, callbacks)
     try:
         return trainer.run()
     finally:

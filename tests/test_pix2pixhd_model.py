@@ -15,7 +15,7 @@ from ganvas.infer import load_for_inference, run_test
 from ganvas.models.pix2pixhd import encode_features, kmeans
 from ganvas.nets.vgg import VGG19Features
 from ganvas.options import resolve_options
-from ganvas.train import Trainer, train
+from ganvas.train import Callback, Trainer, train
 
 CAR = STREET_CLASSES.index("car")
 
@@ -94,18 +94,16 @@ def test_local_enhancer_starts_from_a_global_run_and_unfreezes_it_after_niter_fi
     train(tiny(name="global"), show_progress=False)
     flags = {"name": "local", "netG": "local", "ngf": 4, "load_pretrain": str(Path(tiny().checkpoints_dir) / "global"),
              "niter_fix_global": 1, "n_epochs": 2}
-    trainer = Trainer(tiny(**flags), show_progress=False)
+    snapshots = []
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, trainer, epoch):  # G as each epoch left it
+            snapshots.append({k: v.clone() for k, v in trainer.model.nets["G"].state_dict().items()})
+
+    trainer = Trainer(tiny(**flags), show_progress=False, callbacks=[Snapshot()])
     G = trainer.model.nets["G"]
     pretrained = torch.load(Path(tiny().checkpoints_dir) / "global" / "latest_net_G.pth")
     assert torch.equal(G.state_dict()["model.1.weight"], pretrained["model.1.weight"])  # copied into the global part
-    snapshots = []
-    original = trainer._end_epoch
-
-    def snapshot(losses):
-        snapshots.append({k: v.clone() for k, v in G.state_dict().items()})
-        original(losses)
-
-    trainer._end_epoch = snapshot
     optimizer = trainer.model.optimizers["G"]
     initial = {k: v.clone() for k, v in G.state_dict().items()}
     trainer.run()
