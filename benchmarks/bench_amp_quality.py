@@ -27,16 +27,22 @@ def main() -> None:
     parser.add_argument("--gpu_ids", default="-1")
     parser.add_argument("--out", type=Path, help="where to keep the runs (a temporary folder by default)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, gpu_ids {args.gpu_ids}, {2 * args.epochs} epochs")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, gpu_ids {args.gpu_ids}, {2 * args.epochs} epochs"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
-        rows = {amp: run_demo(out / amp, epochs=args.epochs, gpu_ids=args.gpu_ids, show_progress=False, amp=amp)
-                for amp in ("off", args.amp)}
+        rows = {
+            amp: run_demo(out / amp, epochs=args.epochs, gpu_ids=args.gpu_ids, show_progress=False, amp=amp)
+            for amp in ("off", args.amp)
+        }
     print(f"{'training':<10} {'wall s':>8} {'PSNR dB':>8} {'SSIM':>7}")
     for amp, summary in rows.items():
-        print(f"{'fp32' if amp == 'off' else amp:<10} {summary['train_seconds']:>8.1f} {summary['psnr']:>8.2f} "
-              f"{summary['ssim']:>7.3f}")
+        print(
+            f"{'fp32' if amp == 'off' else amp:<10} {summary['train_seconds']:>8.1f} {summary['psnr']:>8.2f} "
+            f"{summary['ssim']:>7.3f}"
+        )
     print(f"PSNR difference ({args.amp} - fp32): {rows[args.amp]['psnr'] - rows['off']['psnr']:+.2f} dB")
 
 

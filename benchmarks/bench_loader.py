@@ -28,9 +28,19 @@ from ganvas.train import EpochSampler, epoch_order, make_loader
 
 def images_per_second(dataroot: Path, size: int, workers: int, batch_size: int) -> tuple[int, float]:
     """(workers the loader used, images/s) for --num_threads `workers`."""
-    opt = resolve_options({"dataroot": str(dataroot), "model": "pix2pix", "load_size": size * 286 // 256,
-                           "crop_size": size, "num_threads": workers, "batch_size": batch_size, "seed": 0,
-                           "gpu_ids": "-1"}, "train")
+    opt = resolve_options(
+        {
+            "dataroot": str(dataroot),
+            "model": "pix2pix",
+            "load_size": size * 286 // 256,
+            "crop_size": size,
+            "num_threads": workers,
+            "batch_size": batch_size,
+            "seed": 0,
+            "gpu_ids": "-1",
+        },
+        "train",
+    )
     dataset = make_dataset(opt, train=True)
     sampler = EpochSampler()
     loader = make_loader(dataset, sampler, opt, pin_memory=False)
@@ -52,12 +62,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument("--batch_size", type=int, default=1)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, crop {args.size} px, "
-          f"batch {args.batch_size}")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, crop {args.size} px, "
+        f"batch {args.batch_size}"
+    )
     print(f"{'--num_threads':>13} {'workers':>8} {'images/s':>9}")
     with tempfile.TemporaryDirectory() as tmp:
-        dataroot = args.dataroot or write_paired_set(Path(tmp) / "data", n_train=64, n_test=1,
-                                                     size=args.size * 286 // 256, seed=0)
+        dataroot = args.dataroot or write_paired_set(
+            Path(tmp) / "data", n_train=64, n_test=1, size=args.size * 286 // 256, seed=0
+        )
         for workers in args.workers:
             used, rate = images_per_second(dataroot, args.size, workers, args.batch_size)
             print(f"{workers:>13} {used:>8} {rate:>9.1f}", flush=True)

@@ -36,8 +36,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, device {device}")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, device {device}"
+    )
     print(f"{'size':>6} {'train s/step':>13} {'infer s/image':>14} {'train img/s':>12}")
     for size in args.sizes:
         step, infer = bench(size, args.steps, device)

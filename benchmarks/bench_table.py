@@ -23,12 +23,23 @@ import torch
 from ganvas.bench import bench_one
 from ganvas.speed import select_device
 
-CONFIGS = {"fp32": {}, "bf16": {"amp": "bf16"}, "fp16": {"amp": "fp16"}, "fp32+compile": {"compile": True},
-           "bf16+compile": {"amp": "bf16", "compile": True},
-           "bf16+channels_last": {"amp": "bf16", "channels_last": True},
-           "bf16+channels_last+compile": {"amp": "bf16", "channels_last": True, "compile": True}}
-MODELS = {"pix2pix": ("pix2pix", {}), "cycle_gan": ("cycle_gan", {}), "CUT": ("cut", {"CUT_mode": "CUT"}),
-          "FastCUT": ("cut", {"CUT_mode": "FastCUT"}), "pix2pixhd": ("pix2pixhd", {}), "gan": ("gan", {})}
+CONFIGS = {
+    "fp32": {},
+    "bf16": {"amp": "bf16"},
+    "fp16": {"amp": "fp16"},
+    "fp32+compile": {"compile": True},
+    "bf16+compile": {"amp": "bf16", "compile": True},
+    "bf16+channels_last": {"amp": "bf16", "channels_last": True},
+    "bf16+channels_last+compile": {"amp": "bf16", "channels_last": True, "compile": True},
+}
+MODELS = {
+    "pix2pix": ("pix2pix", {}),
+    "cycle_gan": ("cycle_gan", {}),
+    "CUT": ("cut", {"CUT_mode": "CUT"}),
+    "FastCUT": ("cut", {"CUT_mode": "FastCUT"}),
+    "pix2pixhd": ("pix2pixhd", {}),
+    "gan": ("gan", {}),
+}
 
 
 def device_name(gpu_ids: str) -> str:
@@ -43,40 +54,82 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["fp32", "bf16", "bf16+compile"])
-    parser.add_argument("--models", nargs="*", choices=list(MODELS),
-                        default=["pix2pix", "cycle_gan", "CUT", "FastCUT", "pix2pixhd"], help="none: --hd_infer only")
-    parser.add_argument("--hd_infer", type=int, nargs="*", default=[],
-                        help="heights at which to time pix2pixHD's local generator (batch 1, every config)")
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        choices=list(MODELS),
+        default=["pix2pix", "cycle_gan", "CUT", "FastCUT", "pix2pixhd"],
+        help="none: --hd_infer only",
+    )
+    parser.add_argument(
+        "--hd_infer",
+        type=int,
+        nargs="*",
+        default=[],
+        help="heights at which to time pix2pixHD's local generator (batch 1, every config)",
+    )
     parser.add_argument("--gpu_ids", default="0")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
     print(f"{device_name(args.gpu_ids)}, torch {torch.__version__}, synthetic data", flush=True)
     for height in args.hd_infer:
-        print(f"\npix2pixHD local generator, inference, {height} x {2 * height}, batch 1\n\n"
-              "| configuration | s/frame | frames/s | peak MB | vs fp32 eager |\n|---|---:|---:|---:|---:|", flush=True)
+        print(
+            f"\npix2pixHD local generator, inference, {height} x {2 * height}, batch 1\n\n"
+            "| configuration | s/frame | frames/s | peak MB | vs fp32 eager |\n|---|---:|---:|---:|---:|",
+            flush=True,
+        )
         baseline = None
         for config in args.configs:
-            result = bench_one("pix2pixhd", height, 1, args.gpu_ids, True, args.steps, args.warmup, config,
-                               netG="local", ngf=32, **CONFIGS[config])  # label2city_1024p
+            result = bench_one(
+                "pix2pixhd",
+                height,
+                1,
+                args.gpu_ids,
+                True,
+                args.steps,
+                args.warmup,
+                config,
+                netG="local",
+                ngf=32,
+                **CONFIGS[config],
+            )  # label2city_1024p
             baseline = result.seconds if config == "fp32" else baseline
             ratio = f"{baseline / result.seconds:.2f}x" if baseline else "-"
-            print(f"| {config} | {result.seconds:.4f} | {result.images_per_second:.1f} | {result.peak_mb:.0f} "
-                  f"| {ratio} |", flush=True)
+            print(
+                f"| {config} | {result.seconds:.4f} | {result.images_per_second:.1f} | {result.peak_mb:.0f} "
+                f"| {ratio} |",
+                flush=True,
+            )
     if args.models:
-        print(f"\ntraining step, {args.size} px\n\n| model | batch | configuration | s/step | images/s | peak MB "
-              "| vs fp32 eager |\n|---|---:|---|---:|---:|---:|---:|", flush=True)
+        print(
+            f"\ntraining step, {args.size} px\n\n| model | batch | configuration | s/step | images/s | peak MB "
+            "| vs fp32 eager |\n|---|---:|---|---:|---:|---:|---:|",
+            flush=True,
+        )
         for name in args.models:
             model, extra = MODELS[name]
             for batch in args.batches:
                 baseline = None
                 for config in args.configs:
-                    result = bench_one(model, args.size, batch, args.gpu_ids, False, args.steps, args.warmup, config,
-                                       **{**extra, **CONFIGS[config]})
+                    result = bench_one(
+                        model,
+                        args.size,
+                        batch,
+                        args.gpu_ids,
+                        False,
+                        args.steps,
+                        args.warmup,
+                        config,
+                        **{**extra, **CONFIGS[config]},
+                    )
                     baseline = result.seconds if config == "fp32" else baseline
                     ratio = f"{baseline / result.seconds:.2f}x" if baseline else "-"
-                    print(f"| {name} | {batch} | {config} | {result.seconds:.4f} | {result.images_per_second:.2f} | "
-                          f"{result.peak_mb:.0f} | {ratio} |", flush=True)
+                    print(
+                        f"| {name} | {batch} | {config} | {result.seconds:.4f} | {result.images_per_second:.2f} | "
+                        f"{result.peak_mb:.0f} | {ratio} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

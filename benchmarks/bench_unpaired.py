@@ -22,8 +22,11 @@ import torch
 
 from ganvas.bench import timed  # one timing rule for every benchmark and `ganvas bench`
 
-MODELS = {"cycle_gan": {"model": "cycle_gan"}, "CUT": {"model": "cut"},
-          "FastCUT": {"model": "cut", "CUT_mode": "FastCUT"}}
+MODELS = {
+    "cycle_gan": {"model": "cycle_gan"},
+    "CUT": {"model": "cut"},
+    "FastCUT": {"model": "cut", "CUT_mode": "FastCUT"},
+}
 
 
 def rss_mb() -> float:
@@ -37,8 +40,7 @@ def one(name: str, size: int, steps: int, device: torch.device) -> dict:
     from ganvas.options import resolve_options
 
     before = rss_mb()
-    opt = resolve_options({**MODELS[name], "seed": 0, "gpu_ids": "-1", "crop_size": size, "load_size": size},
-                          "train")
+    opt = resolve_options({**MODELS[name], "seed": 0, "gpu_ids": "-1", "crop_size": size, "load_size": size}, "train")
     model = create_model(opt, device, train=True)
     batch = {"A": torch.rand(1, 3, size, size) * 2 - 1, "B": torch.rand(1, 3, size, size) * 2 - 1}
     if device.type == "cuda":
@@ -60,17 +62,37 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one[0], int(args.one[1]), args.steps, device)))
         return
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, device {device}")
-    print(f"{'model':>10} {'size':>5} {'s/step':>8} {'img/s':>7} {'peak RSS MB':>12} {'RSS growth MB':>14}"
-          + (f" {'peak GPU MB':>12}" if device.type == "cuda" else ""))
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, device {device}"
+    )
+    print(
+        f"{'model':>10} {'size':>5} {'s/step':>8} {'img/s':>7} {'peak RSS MB':>12} {'RSS growth MB':>14}"
+        + (f" {'peak GPU MB':>12}" if device.type == "cuda" else "")
+    )
     for name in args.models:
         for size in args.sizes:
-            out = subprocess.run([sys.executable, __file__, "--one", name, str(size), "--steps", str(args.steps),
-                                  "--device", args.device], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    name,
+                    str(size),
+                    "--steps",
+                    str(args.steps),
+                    "--device",
+                    args.device,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{name:>10} {size:>5} {r['step']:>8.3f} {1 / r['step']:>7.2f} {r['rss_peak']:>12.0f} "
-                  f"{r['rss_growth']:>14.0f}" + (f" {r['gpu_peak']:>12.0f}" if r["gpu_peak"] is not None else ""))
+            print(
+                f"{name:>10} {size:>5} {r['step']:>8.3f} {1 / r['step']:>7.2f} {r['rss_peak']:>12.0f} "
+                f"{r['rss_growth']:>14.0f}" + (f" {r['gpu_peak']:>12.0f}" if r["gpu_peak"] is not None else "")
+            )
 
 
 if __name__ == "__main__":

@@ -48,19 +48,23 @@ class TemplateModel(Model):
     def check_options(cls, opt: Options, train: bool) -> None:
         # One sentence that says what is wrong and what to pass instead; raised before any work starts.
         if opt.netG == "dcgan":
-            raise OptionsError("template translates images and cannot use --netG dcgan (a generator from noise); "
-                               "use resnet_6blocks or unet_256")
+            raise OptionsError(
+                "template translates images and cannot use --netG dcgan (a generator from noise); "
+                "use resnet_6blocks or unet_256"
+            )
         if train and opt.dataset_mode != "aligned":
             raise OptionsError(f"template trains on pairs and needs --dataset_mode aligned, not {opt.dataset_mode}")
 
     def __init__(self, opt: TemplateOptions, device: torch.device, train: bool):
         super().__init__(opt, device, train)
         # Inference needs G only (inference_nets = ("G",)); D, losses and optimisers exist when training.
-        self.nets["G"] = make_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout,
-                                        opt.init_type, opt.init_gain).to(device)
+        self.nets["G"] = make_generator(
+            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
+        ).to(device)
         if train:
-            self.nets["D"] = make_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm,
-                                                opt.init_type, opt.init_gain).to(device)
+            self.nets["D"] = make_discriminator(
+                opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain
+            ).to(device)
             self.gan_loss = GANLoss(opt.gan_mode).to(device)
             self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}
 
@@ -87,4 +91,5 @@ class TemplateModel(Model):
     def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         images = self.inputs(batch)  # test passes pairs; translate, the Python API and export pass {"A": ...} alone
         return {"real_A": images["real_A"], "fake_B": self.run_generator(images["real_A"])} | (
-            {"real_B": images["real_B"]} if "real_B" in images else {})
+            {"real_B": images["real_B"]} if "real_B" in images else {}
+        )

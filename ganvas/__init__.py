@@ -16,8 +16,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from ganvas.api import Translator, load
-    from ganvas.interop import load_network
+    from ganvas.api import Translator, load  # noqa: F401 (lazy, listed in __all__)
+    from ganvas.interop import load_network  # noqa: F401
 
 __all__ = ["__version__", *_LAZY]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,8 +36,10 @@ Forward = Callable[[dict[str, Any]], Tensor]
 def inference_dtype(dtype: Any, device: torch.device) -> torch.dtype:
     """The torch dtype of dtype= / --precision, refused where it cannot run."""
     if dtype not in DTYPES:
-        raise OptionsError(f"dtype {dtype!r} is not supported; use torch.float32, torch.bfloat16 or torch.float16 "
-                           f"('fp32', 'bf16', 'fp16')")
+        raise OptionsError(
+            f"dtype {dtype!r} is not supported; use torch.float32, torch.bfloat16 or torch.float16 "
+            f"('fp32', 'bf16', 'fp16')"
+        )
     chosen = DTYPES[dtype]
     if chosen == torch.float16 and device.type == "cpu":
         raise OptionsError("fp16 inference runs on GPUs; on the CPU use dtype=torch.bfloat16 or float32")
@@ -67,11 +70,14 @@ def _array_to_unit(array: np.ndarray) -> np.ndarray:
     if array.dtype.kind == "f":
         low, high = float(np.min(array)), float(np.max(array))
         if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 1:
-            raise DataError(f"float image arrays must hold values in [0, 1], this one holds {low} to {high}; divide "
-                            f"by its maximum (255 for 8-bit data), or pass a uint8 or uint16 array")
+            raise DataError(
+                f"float image arrays must hold values in [0, 1], this one holds {low} to {high}; divide "
+                f"by its maximum (255 for 8-bit data), or pass a uint8 or uint16 array"
+            )
         return array.astype(np.float32)
-    raise DataError(f"image arrays must be uint8, uint16 or float, not {array.dtype}; convert it with "
-                    f"array.astype(np.uint8)")
+    raise DataError(
+        f"image arrays must be uint8, uint16 or float, not {array.dtype}; convert it with array.astype(np.uint8)"
+    )
 
 
 def _image_item(x: Any, channels: int) -> _Item:
@@ -86,15 +92,19 @@ def _image_item(x: Any, channels: int) -> _Item:
         elif x.ndim == 3 and x.shape[-1] in (1, 2, 3, 4):
             x3, alpha = x, x.shape[-1] in (2, 4)
         else:
-            raise DataError(f"image arrays must be H x W or H x W x C with 1 to 4 channels, got shape {x.shape}; "
-                            f"for a batch pass a list of arrays")
+            raise DataError(
+                f"image arrays must be H x W or H x W x C with 1 to 4 channels, got shape {x.shape}; "
+                f"for a batch pass a list of arrays"
+            )
         unit = decode_image(_array_to_unit(x3), channels, "the array", has_alpha=alpha)
         return _Item(torch.from_numpy(unit)[None] * 2 - 1, "array", (x.dtype, x.ndim))
     if isinstance(x, Tensor):
         batch = x[None] if x.dim() == 3 else x
         if batch.dim() != 4 or batch.shape[1] != channels or not batch.is_floating_point():
-            raise DataError(f"image tensors must be float N x {channels} x H x W (or {channels} x H x W) in [-1, 1] "
-                            f"for this model, got {x.dtype} of shape {tuple(x.shape)}")
+            raise DataError(
+                f"image tensors must be float N x {channels} x H x W (or {channels} x H x W) in [-1, 1] "
+                f"for this model, got {x.dtype} of shape {tuple(x.shape)}"
+            )
         return _Item(batch.detach().float(), "tensor", (x.dtype, x.device, x.dim()))
     raise DataError(f"cannot translate a {type(x).__name__}; pass a path, a PIL image, a NumPy array or a tensor")
 
@@ -113,11 +123,15 @@ def _label_item(x: Any) -> _Item:
     if isinstance(x, Tensor):
         batch = x.reshape(1, 1, *x.shape) if x.dim() == 2 else x[:, None] if x.dim() == 3 else x
         if batch.dim() != 4 or batch.shape[1] != 1 or batch.is_floating_point():
-            raise DataError(f"label and instance tensors must hold integer ids, N x 1 x H x W or H x W, got "
-                            f"{x.dtype} of shape {tuple(x.shape)}")
+            raise DataError(
+                f"label and instance tensors must hold integer ids, N x 1 x H x W or H x W, got "
+                f"{x.dtype} of shape {tuple(x.shape)}"
+            )
         return _Item(batch.long(), "tensor", (torch.float32, x.device, 4))
-    raise DataError(f"cannot read a label map from a {type(x).__name__}; pass a path, a PIL image, an integer "
-                    f"array or an integer tensor")
+    raise DataError(
+        f"cannot read a label map from a {type(x).__name__}; pass a path, a PIL image, an integer "
+        f"array or an integer tensor"
+    )
 
 
 def _give_back(out: Tensor, item: _Item) -> Any:
@@ -153,10 +167,24 @@ class Translator:
     items batched). Label translators (pix2pixHD) take label maps and optional instance maps.
     """
 
-    def __init__(self, forward: Forward, *, input_nc: int, output_nc: int, device: torch.device, dtype: torch.dtype,
-                 network: nn.Module, export_module: nn.Module | None = None, label_nc: int = 0,
-                 uses_instances: bool = False, style_channels: int = 0, one_at_a_time: bool = False, seed: int = 0,
-                 batch_size: int = 8, description: str = ""):
+    def __init__(
+        self,
+        forward: Forward,
+        *,
+        input_nc: int,
+        output_nc: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        network: nn.Module,
+        export_module: nn.Module | None = None,
+        label_nc: int = 0,
+        uses_instances: bool = False,
+        style_channels: int = 0,
+        one_at_a_time: bool = False,
+        seed: int = 0,
+        batch_size: int = 8,
+        description: str = "",
+    ):
         self._forward = forward
         # The generator itself: it takes the encoded input (pix2pixHD: one-hot labels, then the
         # instance boundary map, then style_channels of style features).
@@ -183,8 +211,7 @@ class Translator:
         """The inputs of export_module, in order: ("image",) or ("label", ["instance"], ["style"])."""
         if not self.takes_labels:
             return ("image",)
-        return ("label",) + (("instance",) if self.uses_instances else ()) + (
-            ("style",) if self.style_channels else ())
+        return ("label",) + (("instance",) if self.uses_instances else ()) + (("style",) if self.style_channels else ())
 
     def __repr__(self) -> str:
         return f"Translator({self.description}, device={self.device}, dtype={self.dtype})"
@@ -219,8 +246,10 @@ class Translator:
         label = _label_item(x)
         inst = _label_item(instance).tensor if instance is not None else None
         if inst is not None and (inst.shape[0], *inst.shape[-2:]) != (label.tensor.shape[0], *label.tensor.shape[-2:]):
-            raise DataError(f"the instance map is {tuple(inst.shape)} and the label map {tuple(label.tensor.shape)} "
-                            f"(N x 1 x H x W); give one instance map of the same size per label map")
+            raise DataError(
+                f"the instance map is {tuple(inst.shape)} and the label map {tuple(label.tensor.shape)} "
+                f"(N x 1 x H x W); give one instance map of the same size per label map"
+            )
         return label, inst
 
     def _run(self, items: list[tuple[_Item, Tensor | None]]) -> list[Any]:
@@ -233,11 +262,15 @@ class Translator:
             with self._context():
                 out = self._forward(batch).float()
             for k, unit in enumerate(group):
-                outputs[unit] = out[k:k + 1]
-        return [_give_back(torch.cat([outputs[(i, n)] for n in range(item.tensor.shape[0])]), item)
-                for i, (item, _) in enumerate(items)]
+                outputs[unit] = out[k : k + 1]
+        return [
+            _give_back(torch.cat([outputs[(i, n)] for n in range(item.tensor.shape[0])]), item)
+            for i, (item, _) in enumerate(items)
+        ]
 
-    def _groups(self, units: list[tuple[int, int]], items: list[tuple[_Item, Tensor | None]]) -> Iterator[list[tuple[int, int]]]:
+    def _groups(
+        self, units: list[tuple[int, int]], items: list[tuple[_Item, Tensor | None]]
+    ) -> Iterator[list[tuple[int, int]]]:
         """Units to run together: same size, at most batch_size, one when layers mix or draw per batch."""
         limit = 1 if self.one_at_a_time else self.batch_size
         by_size: dict[tuple[int, ...], list[tuple[int, int]]] = {}
@@ -245,16 +278,20 @@ class Translator:
             by_size.setdefault(tuple(items[unit[0]][0].tensor.shape[-2:]), []).append(unit)
         for same in by_size.values():
             for start in range(0, len(same), limit):
-                yield same[start:start + limit]
+                yield same[start : start + limit]
 
     def _batch(self, group: list[tuple[int, int]], items: list[tuple[_Item, Tensor | None]]) -> dict[str, Any]:
-        images = torch.cat([items[i][0].tensor[n:n + 1].to(self.device) for i, n in group])
+        images = torch.cat([items[i][0].tensor[n : n + 1].to(self.device) for i, n in group])
         names = [items[i][0].name for i, _ in group]
         if not self.takes_labels:
             return {"A": images, "path": names}
         # Without an instance map the class regions stand for the instances (boundaries between classes).
-        insts = torch.cat([(items[i][1] if items[i][1] is not None else items[i][0].tensor)[n:n + 1].to(self.device)
-                           for i, n in group])
+        insts = torch.cat(
+            [
+                (items[i][1] if items[i][1] is not None else items[i][0].tensor)[n : n + 1].to(self.device)
+                for i, n in group
+            ]
+        )
         return {"label": images, "inst": insts, "path": names}
 
     @contextlib.contextmanager
@@ -289,43 +326,76 @@ def run_translator(opt: Any, seed: int = 0, batch_size: int = 8) -> Translator:
         return model.translate(batch)["fake_B"]
 
     nets = [model.nets[k] for k in model.inference_nets]
-    return Translator(forward, input_nc=spec.input_nc, output_nc=spec.output_nc, device=device, dtype=dtype,
-                      network=model.generator(), export_module=model.export_module(), label_nc=spec.label_nc,
-                      style_channels=spec.style_channels, uses_instances="instance" in spec.inputs,
-                      one_at_a_time=_layers_depend_on_the_batch(nets) or spec.style_channels > 0, seed=seed,
-                      batch_size=batch_size, description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}")
+    return Translator(
+        forward,
+        input_nc=spec.input_nc,
+        output_nc=spec.output_nc,
+        device=device,
+        dtype=dtype,
+        network=model.generator(),
+        export_module=model.export_module(),
+        label_nc=spec.label_nc,
+        style_channels=spec.style_channels,
+        uses_instances="instance" in spec.inputs,
+        one_at_a_time=_layers_depend_on_the_batch(nets) or spec.style_channels > 0,
+        seed=seed,
+        batch_size=batch_size,
+        description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}",
+    )
 
 
-def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: bool, seed: int, batch_size: int,
-               label_nc: int | None, instance: bool | None) -> Translator:
+def _from_file(
+    path: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    eval_mode: bool,
+    seed: int,
+    batch_size: int,
+    label_nc: int | None,
+    instance: bool | None,
+) -> Translator:
     """A translator for a bare generator file: the architecture from its keys, labels for pix2pixHD ones."""
     net = load_network(path, device)
     arch = net.ganvas_arch
     if arch["kind"] != "generator":
-        raise CheckpointError(f"{path} holds a {arch['kind']} ({arch['family']}), not a generator; load the run's "
-                              f"latest_net_G.pth (or G_A / G_B)")
+        raise CheckpointError(
+            f"{path} holds a {arch['kind']} ({arch['family']}), not a generator; load the run's "
+            f"latest_net_G.pth (or G_A / G_B)"
+        )
     if arch["family"] == "dcgan":
         raise OptionsError(f"{path} is a DCGAN generator, which maps noise to images and has no input to translate")
     net.train(not eval_mode)
     input_nc = arch["input_nc"]
     # A global generator with two downsamplings has the layout of CycleGAN's ResNet: both may take labels.
     labels = arch["family"] in ("global", "local", "resnet") and (
-        label_nc is not None or instance is not None or input_nc not in (1, 3, 4))
+        label_nc is not None or instance is not None or input_nc not in (1, 3, 4)
+    )
     if not labels:
+
         def forward(batch: dict[str, Any]) -> Tensor:
             return forward_padded(net, batch["A"])
 
-        return Translator(forward, input_nc=input_nc, output_nc=arch["output_nc"], device=device, dtype=dtype,
-                          network=net, one_at_a_time=_layers_depend_on_the_batch([net]), seed=seed,
-                          batch_size=batch_size,
-                          description=f"{path} ({arch['family']})")
+        return Translator(
+            forward,
+            input_nc=input_nc,
+            output_nc=arch["output_nc"],
+            device=device,
+            dtype=dtype,
+            network=net,
+            one_at_a_time=_layers_depend_on_the_batch([net]),
+            seed=seed,
+            batch_size=batch_size,
+            description=f"{path} ({arch['family']})",
+        )
     # pix2pixHD's inputs: one-hot labels, then (the original's default) the instance boundary map.
     use_inst = instance if instance is not None else (label_nc is None or label_nc < input_nc)
     classes = label_nc if label_nc is not None else input_nc - int(use_inst)
     if classes + int(use_inst) != input_nc:
-        raise OptionsError(f"{path} takes {input_nc} input channels, not {classes} classes "
-                           f"{'+ 1 instance boundary map ' if use_inst else ''}({classes + int(use_inst)}); pass "
-                           f"label_nc={input_nc - int(use_inst)}, or instance={not use_inst}")
+        raise OptionsError(
+            f"{path} takes {input_nc} input channels, not {classes} classes "
+            f"{'+ 1 instance boundary map ' if use_inst else ''}({classes + int(use_inst)}); pass "
+            f"label_nc={input_nc - int(use_inst)}, or instance={not use_inst}"
+        )
 
     def forward_labels(batch: dict[str, Any]) -> Tensor:
         g_input = one_hot_labels(batch["label"], classes)
@@ -333,17 +403,37 @@ def _from_file(path: Path, device: torch.device, dtype: torch.dtype, eval_mode: 
             g_input = torch.cat([g_input, instance_edges(batch["inst"])], 1)
         return forward_padded(net, g_input)
 
-    return Translator(forward_labels, input_nc=input_nc, output_nc=arch["output_nc"], device=device, dtype=dtype,
-                      network=net, export_module=LabelInputs(net, classes, use_inst, 0), label_nc=classes, uses_instances=use_inst, seed=seed, batch_size=batch_size,
-                      one_at_a_time=_layers_depend_on_the_batch([net]),
-                      description=f"{path} ({arch['family']}, {classes} classes"
-                                  f"{' + instance boundaries' if use_inst else ''})")
+    return Translator(
+        forward_labels,
+        input_nc=input_nc,
+        output_nc=arch["output_nc"],
+        device=device,
+        dtype=dtype,
+        network=net,
+        export_module=LabelInputs(net, classes, use_inst, 0),
+        label_nc=classes,
+        uses_instances=use_inst,
+        seed=seed,
+        batch_size=batch_size,
+        one_at_a_time=_layers_depend_on_the_batch([net]),
+        description=f"{path} ({arch['family']}, {classes} classes{' + instance boundaries' if use_inst else ''})",
+    )
 
 
-def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction: str | None = None,
-         device: str | torch.device | None = None, dtype: Any = None, eval: bool = False, seed: int = 0,
-         batch_size: int = 8, label_nc: int | None = None, instance: bool | None = None,
-         **options: Any) -> Translator:
+def load(
+    source: str | PathLike[str],
+    *,
+    epoch: str | int = "latest",
+    direction: str | None = None,
+    device: str | torch.device | None = None,
+    dtype: Any = None,
+    eval: bool = False,
+    seed: int = 0,
+    batch_size: int = 8,
+    label_nc: int | None = None,
+    instance: bool | None = None,
+    **options: Any,
+) -> Translator:
     """A translator for a run folder (checkpoints/<name>, with opt.yaml) or a bare generator file.
 
     - A run folder brings every option: the model's own inference path, `epoch`, `direction`
@@ -367,19 +457,30 @@ def load(source: str | PathLike[str], *, epoch: str | int = "latest", direction:
             raise CheckpointError(f"{path} is a folder without {OPT_FILE}, so it is no ganvas run{hint}")
         if label_nc is not None or instance is not None:
             raise OptionsError("label_nc and instance describe bare pix2pixHD files; a run folder has its own")
-        given = {"name": path.name, "checkpoints_dir": str(path.parent), "epoch": str(epoch), "eval": eval,
-                 "gpu_ids": str(target.index or 0) if target.type == "cuda" else "-1",
-                 "precision": PRECISION_NAMES[chosen], **options}
+        given = {
+            "name": path.name,
+            "checkpoints_dir": str(path.parent),
+            "epoch": str(epoch),
+            "eval": eval,
+            "gpu_ids": str(target.index or 0) if target.type == "cuda" else "-1",
+            "precision": PRECISION_NAMES[chosen],
+            **options,
+        }
         if direction is not None:
             given["direction"] = direction
         return run_translator(resolve_options(given, "translate"), seed, batch_size)
     if options or direction is not None or str(epoch) != "latest":
-        names = [*options, *(["direction"] if direction is not None else []),
-                 *(["epoch"] if str(epoch) != "latest" else [])]
+        names = [
+            *options,
+            *(["direction"] if direction is not None else []),
+            *(["epoch"] if str(epoch) != "latest" else []),
+        ]
         raise OptionsError(f"{', '.join(names)} apply to run folders; {path} is one network file, loaded as it is")
     if not path.exists():
-        raise CheckpointError(f"{path} does not exist; pass a run folder (checkpoints/<name>) or a network file "
-                              f"such as checkpoints/<name>/latest_net_G.pth")
+        raise CheckpointError(
+            f"{path} does not exist; pass a run folder (checkpoints/<name>) or a network file "
+            f"such as checkpoints/<name>/latest_net_G.pth"
+        )
     return _from_file(path, target, chosen, eval, seed, batch_size, label_nc, instance)
 
 

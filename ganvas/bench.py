@@ -11,8 +11,9 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -83,8 +84,14 @@ def _peak_mb(device: torch.device) -> tuple[float, str]:
 
 def bench_options(model: str, size: int, batch_size: int, gpu_ids: str, **speed: Any) -> Any:
     """The model's published settings at `size` px, with what the model adds for bench (pix2pix: unet_<size>)."""
-    given: dict[str, Any] = {"model": model, "seed": 0, "gpu_ids": gpu_ids, "batch_size": batch_size,
-                             "crop_size": size, "load_size": size}
+    given: dict[str, Any] = {
+        "model": model,
+        "seed": 0,
+        "gpu_ids": gpu_ids,
+        "batch_size": batch_size,
+        "crop_size": size,
+        "load_size": size,
+    }
     given.update(MODELS.get(model).bench_options(size))
     given.update(speed)
     return resolve_options(given, "train")
@@ -96,8 +103,17 @@ def _inference(model: Model, batch: dict[str, Any]) -> Callable[[], Tensor]:
     return lambda: model.run_generator(x)
 
 
-def bench_one(model_name: str, size: int, batch_size: int, gpu_ids: str, infer: bool, steps: int, warmup: int,
-              label: str, **speed: Any) -> BenchResult:
+def bench_one(
+    model_name: str,
+    size: int,
+    batch_size: int,
+    gpu_ids: str,
+    infer: bool,
+    steps: int,
+    warmup: int,
+    label: str,
+    **speed: Any,
+) -> BenchResult:
     """Build the model with `speed` options (amp, compile, channels_last) and time it."""
     opt = bench_options(model_name, size, batch_size, gpu_ids, **speed)
     device = select_device(opt.gpu_ids)
@@ -124,24 +140,56 @@ def bench_one(model_name: str, size: int, batch_size: int, gpu_ids: str, infer: 
         def step() -> None:
             with autocast(device, amp_dtype(opt.amp)):
                 model.train_step(batch)
+
     seconds = timed(step, warmup, steps, device)
     peak, kind = _peak_mb(device)
     return BenchResult(label, seconds, batch_size / seconds, peak, kind)
 
 
-def run_bench(model: str, size: int, batch_size: int = 1, *, amp: str = "off", compile: bool = False,
-              channels_last: bool = False, baseline: bool = False, infer: bool = False, steps: int = 10,
-              warmup: int = 3, gpu_ids: str = "0", **options: Any) -> list[BenchResult]:
+def run_bench(
+    model: str,
+    size: int,
+    batch_size: int = 1,
+    *,
+    amp: str = "off",
+    compile: bool = False,
+    channels_last: bool = False,
+    baseline: bool = False,
+    infer: bool = False,
+    steps: int = 10,
+    warmup: int = 3,
+    gpu_ids: str = "0",
+    **options: Any,
+) -> list[BenchResult]:
     """The configuration asked for, after plain fp32 eager in the same process when `baseline`."""
     if model not in bench_models():
         raise OptionsError(MODELS.unknown(model, bench_models()))
     speed = {"amp": amp, "compile": compile, "channels_last": channels_last, **options}
-    label = "+".join([amp if amp != "off" else "fp32", *(["channels_last"] if channels_last else []),
-                      *(["compile"] if compile else [])]) or "fp32"
+    label = (
+        "+".join(
+            [
+                amp if amp != "off" else "fp32",
+                *(["channels_last"] if channels_last else []),
+                *(["compile"] if compile else []),
+            ]
+        )
+        or "fp32"
+    )
     results = []
     if baseline:
-        results.append(bench_one(model, size, batch_size, gpu_ids, infer, steps, warmup, "fp32 eager (baseline)",
-                                 **{**speed, "amp": "off", "compile": False, "channels_last": False}))
+        results.append(
+            bench_one(
+                model,
+                size,
+                batch_size,
+                gpu_ids,
+                infer,
+                steps,
+                warmup,
+                "fp32 eager (baseline)",
+                **{**speed, "amp": "off", "compile": False, "channels_last": False},
+            )
+        )
     results.append(bench_one(model, size, batch_size, gpu_ids, infer, steps, warmup, label, **speed))
     return results
 
@@ -149,7 +197,8 @@ def run_bench(model: str, size: int, batch_size: int = 1, *, amp: str = "off", c
 def format_table(results: list[BenchResult], what: str) -> str:
     """A plain-text table, with each row's speed-up over the first when there is more than one."""
     header = f"{'configuration':<28} {what + ' s':>10} {'images/s':>9} {'peak MB':>9}" + (
-        f" {'speed-up':>9}" if len(results) > 1 else "")
+        f" {'speed-up':>9}" if len(results) > 1 else ""
+    )
     lines = [header]
     for r in results:
         line = f"{r.label:<28} {r.seconds:>10.4f} {r.images_per_second:>9.2f} {r.peak_mb:>9.0f}"

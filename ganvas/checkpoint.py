@@ -6,10 +6,11 @@ import json
 import os
 import random
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,8 +46,10 @@ def atomic_write_many(writes: list[tuple[Path, Callable[[Path], None]]]) -> None
                 with open(temps[-1], "rb+") as fh:
                     os.fsync(fh.fileno())
             except OSError as err:
-                raise CheckpointError(f"could not write {path} ({err.strerror or err}); free some disk space or "
-                                      f"choose another --checkpoints_dir; the previous file there is intact") from err
+                raise CheckpointError(
+                    f"could not write {path} ({err.strerror or err}); free some disk space or "
+                    f"choose another --checkpoints_dir; the previous file there is intact"
+                ) from err
     except BaseException:
         for tmp in temps:
             tmp.unlink(missing_ok=True)
@@ -74,8 +77,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def load_torch(path: Path, what: str = "checkpoint",
-               fix: str = "train the run first, or check --name, --checkpoints_dir and --epoch") -> Any:
+def load_torch(
+    path: Path,
+    what: str = "checkpoint",
+    fix: str = "train the run first, or check --name, --checkpoints_dir and --epoch",
+) -> Any:
     """torch.load without running pickled code; a missing or broken file names itself and the fix."""
     path = Path(path)
     if not path.is_file():
@@ -84,9 +90,11 @@ def load_torch(path: Path, what: str = "checkpoint",
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"cannot read {what} {path} ({reason}); the file is damaged or not a PyTorch "
-                              f"state_dict file (an exported TorchScript or ONNX model is not one): use another file, "
-                              f"another --epoch or retrain") from err
+        raise CheckpointError(
+            f"cannot read {what} {path} ({reason}); the file is damaged or not a PyTorch "
+            f"state_dict file (an exported TorchScript or ONNX model is not one): use another file, "
+            f"another --epoch or retrain"
+        ) from err
 
 
 def network_path(run_dir: Path, tag: str, net_name: str) -> Path:
@@ -105,13 +113,20 @@ def network_spec_text(net: nn.Module) -> str | None:
     if spec is None:
         return None
     name = spec["network"]
-    document = {"format": SPEC_FORMAT, "version": SPEC_VERSION, "network": name,
-                "kind": NETWORKS.entry(name).meta.get("kind"), "kwargs": spec["kwargs"]}
+    document = {
+        "format": SPEC_FORMAT,
+        "version": SPEC_VERSION,
+        "network": name,
+        "kind": NETWORKS.entry(name).meta.get("kind"),
+        "kwargs": spec["kwargs"],
+    }
     try:
         return json.dumps(document, indent=2) + "\n"
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"network {name!r} was built with arguments a .json cannot hold ({err}): "
-                              f"{spec['kwargs']!r}; pass plain ints, floats, bools, strings and lists") from None
+        raise CheckpointError(
+            f"network {name!r} was built with arguments a .json cannot hold ({err}): "
+            f"{spec['kwargs']!r}; pass plain ints, floats, bools, strings and lists"
+        ) from None
 
 
 def network_writes(nets: dict[str, nn.Module], run_dir: Path, tag: str) -> list[tuple[Path, Callable[[Path], None]]]:
@@ -120,6 +135,7 @@ def network_writes(nets: dict[str, nn.Module], run_dir: Path, tag: str) -> list[
     A network built through the registry also gets `<tag>_net_<name>.json` naming its architecture (see
     `network_spec_text`), written in the same batch so that the two files always belong together.
     """
+
     def writer(state: dict[str, torch.Tensor]) -> Callable[[Path], None]:
         return lambda tmp: torch.save(state, tmp)
 
@@ -144,16 +160,17 @@ def read_network_spec(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise CheckpointError(f"cannot read the network description {path} ({err}); {fix}") from None
     if not isinstance(document, dict) or document.get("format") != SPEC_FORMAT:
-        raise CheckpointError(f"{path} is not a ganvas network description (no \"format\": \"{SPEC_FORMAT}\"); "
-                              f"{fix}")
+        raise CheckpointError(f'{path} is not a ganvas network description (no "format": "{SPEC_FORMAT}"); {fix}')
     version = document.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise CheckpointError(f"{path} has no valid \"version\" (got {version!r}); {fix}")
+        raise CheckpointError(f'{path} has no valid "version" (got {version!r}); {fix}')
     if version > SPEC_VERSION:
-        raise CheckpointError(f"{path} is version {version} of the network description, newer than this ganvas reads "
-                              f"({SPEC_VERSION}); upgrade ganvas, or delete it to let ganvas infer the architecture")
+        raise CheckpointError(
+            f"{path} is version {version} of the network description, newer than this ganvas reads "
+            f"({SPEC_VERSION}); upgrade ganvas, or delete it to let ganvas infer the architecture"
+        )
     if not isinstance(document.get("network"), str) or not isinstance(document.get("kwargs"), dict):
-        raise CheckpointError(f"{path} needs a \"network\" name and a \"kwargs\" object; {fix}")
+        raise CheckpointError(f'{path} needs a "network" name and a "kwargs" object; {fix}')
     return document
 
 
@@ -168,8 +185,11 @@ def clean_state_dict(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str
     wanted = net.state_dict().keys()
     # PyTorch < 0.4 saved instance-norm running stats and later ones num_batches_tracked; the
     # original repository patched them away on load, and so do we.
-    stale = [k for k in cleaned if k not in wanted and k.rsplit(".", 1)[-1] in
-             ("running_mean", "running_var", "num_batches_tracked")]
+    stale = [
+        k
+        for k in cleaned
+        if k not in wanted and k.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
+    ]
     for key in stale:
         del cleaned[key]
     return cleaned
@@ -193,6 +213,7 @@ class KeyMismatch:
 
     def describe(self) -> str:
         """E.g. '1 missing from the file (model.1.weight); 2 unexpected (a, b)'."""
+
         def examples(keys: list[str]) -> str:
             more = ", ..." if len(keys) > _EXAMPLES else ""
             return ", ".join(keys[:_EXAMPLES]) + more
@@ -229,8 +250,10 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         from safetensors.torch import load_file
     except ImportError as err:
-        raise CheckpointError(f"reading {path} needs the safetensors package, which is not installed: "
-                              f"pip install safetensors (or save the network with torch.save as .pth)") from err
+        raise CheckpointError(
+            f"reading {path} needs the safetensors package, which is not installed: "
+            f"pip install safetensors (or save the network with torch.save as .pth)"
+        ) from err
     try:
         return load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises its own error type for damaged headers
@@ -246,15 +269,20 @@ def read_state_dict(path: str | PathLike[str], in_run: bool = False) -> dict[str
     fix = "train the run first, or check --name, --checkpoints_dir and --epoch" if in_run else "check the path"
     state = _read_safetensors(path) if path.suffix == ".safetensors" else load_torch(path, "network file", fix)
     if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state_dict; save the network's with "
-                              f"torch.save(net.state_dict(), path)")
+        raise CheckpointError(
+            f"{path} holds a {type(state).__name__}, not a state_dict; save the network's with "
+            f"torch.save(net.state_dict(), path)"
+        )
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            hint = (f"if that entry is the network's state_dict, save it alone: torch.save(checkpoint[{key!r}], "
-                    f"'net.pth')" if isinstance(value, Mapping) else
-                    "save the network's state_dict alone: torch.save(net.state_dict(), 'net.pth')")
-            raise CheckpointError(f"{path} is not a bare state_dict: entry {key!r} holds a {type(value).__name__}, "
-                                  f"not a tensor; {hint}")
+            hint = (
+                f"if that entry is the network's state_dict, save it alone: torch.save(checkpoint[{key!r}], 'net.pth')"
+                if isinstance(value, Mapping)
+                else "save the network's state_dict alone: torch.save(net.state_dict(), 'net.pth')"
+            )
+            raise CheckpointError(
+                f"{path} is not a bare state_dict: entry {key!r} holds a {type(value).__name__}, not a tensor; {hint}"
+            )
     return dict(state)
 
 
@@ -264,9 +292,11 @@ def load_weights(net: nn.Module, path: Path) -> None:
     state = clean_state_dict(read_state_dict(path, in_run=True), target)
     mismatch = compare_keys(tensor_shapes(state), tensor_shapes(target.state_dict()))
     if mismatch:
-        raise CheckpointError(f"{path} does not fit the network built from the options: {mismatch.describe()}; "
-                              f"pass the architecture flags the run was trained with (--netG, --ngf, --norm, "
-                              f"--input_nc, --output_nc), or run the file alone with --checkpoint {path}")
+        raise CheckpointError(
+            f"{path} does not fit the network built from the options: {mismatch.describe()}; "
+            f"pass the architecture flags the run was trained with (--netG, --ngf, --norm, "
+            f"--input_nc, --output_nc), or run the file alone with --checkpoint {path}"
+        )
     target.load_state_dict(state)
 
 
@@ -297,8 +327,12 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "gauss": float(gauss)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -310,8 +344,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what rng_state() captured."""
     torch.set_rng_state(state["torch"])
     np_state = state["numpy"]
-    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                         np_state["has_gauss"], np_state["gauss"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["gauss"],
+        )
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():

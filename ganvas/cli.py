@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ganvas import __version__
 from ganvas.errors import GanvasError
@@ -43,8 +43,10 @@ def _train(argv: Sequence[str]) -> int:
     if not main_process:
         return 130 if result.interrupted else 0
     if result.interrupted:
-        print(f"interrupted in epoch {p.epoch} after {p.steps} steps; saved {result.run_dir}. Resume with the same "
-              f"command plus --continue_train.")
+        print(
+            f"interrupted in epoch {p.epoch} after {p.steps} steps; saved {result.run_dir}. Resume with the same "
+            f"command plus --continue_train."
+        )
         return 130
     print(f"trained {opt.name}: {p.steps} steps, {p.images} images; checkpoints in {result.run_dir}")
     return 0
@@ -69,18 +71,33 @@ def _given(argv: Sequence[str], flag: str) -> bool:
 
 def _checkpoint_flags(parser: ArgumentParser) -> None:
     """--checkpoint and the flags that describe a bare pix2pixHD file (a run folder has its own)."""
-    parser.add_argument("--checkpoint", type=Path, help="a bare generator file (latest_net_G.pth, .safetensors) of "
-                        "ganvas or the original code bases, run without --name or architecture flags")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a bare generator file (latest_net_G.pth, .safetensors) of "
+        "ganvas or the original code bases, run without --name or architecture flags",
+    )
     files = parser.add_argument_group("with --checkpoint: a pix2pixHD generator file")
-    files.add_argument("--label_nc", dest="checkpoint_label_nc", type=int, metavar="N", help="classes of its label maps (default: its input channels less the instance channel)")
-    files.add_argument("--no_instance", dest="checkpoint_no_instance", action="store_true",
-                       help="it takes no instance boundary channel")
+    files.add_argument(
+        "--label_nc",
+        dest="checkpoint_label_nc",
+        type=int,
+        metavar="N",
+        help="classes of its label maps (default: its input channels less the instance channel)",
+    )
+    files.add_argument(
+        "--no_instance",
+        dest="checkpoint_no_instance",
+        action="store_true",
+        help="it takes no instance boundary channel",
+    )
 
 
 def _refuse_file_flags_for_runs(checkpoint: Path | None, extra) -> None:  # type: ignore[no-untyped-def]
     """--label_nc / --no_instance describe a bare file; a run folder's own options say what it takes."""
-    if checkpoint is None and (getattr(extra, "checkpoint_label_nc", None) is not None
-                               or getattr(extra, "checkpoint_no_instance", False)):
+    if checkpoint is None and (
+        getattr(extra, "checkpoint_label_nc", None) is not None or getattr(extra, "checkpoint_no_instance", False)
+    ):
         raise GanvasError("--label_nc and --no_instance describe a --checkpoint file; a run (--name) has its own")
 
 
@@ -90,8 +107,12 @@ def _file_translator(checkpoint: Path, argv: Sequence[str], extra, **kwargs):  #
 
     if _given(argv, "--name"):
         raise GanvasError("pass --name RUN or --checkpoint FILE, not both")
-    return load(checkpoint, label_nc=getattr(extra, "checkpoint_label_nc", None),
-                instance=False if getattr(extra, "checkpoint_no_instance", False) else None, **kwargs)
+    return load(
+        checkpoint,
+        label_nc=getattr(extra, "checkpoint_label_nc", None),
+        instance=False if getattr(extra, "checkpoint_no_instance", False) else None,
+        **kwargs,
+    )
 
 
 def _translate(argv: Sequence[str]) -> int:
@@ -99,12 +120,17 @@ def _translate(argv: Sequence[str]) -> int:
     from ganvas.speed import select_device
 
     def own(parser: ArgumentParser) -> None:
-        parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images (pix2pixHD: "
-                            "label maps)")
+        parser.add_argument(
+            "inputs", nargs="*", type=Path, help="image files or folders of images (pix2pixHD: label maps)"
+        )
         parser.add_argument("--out", type=Path, help="folder for the translated images (default: translated/)")
         _checkpoint_flags(parser)
-        parser.add_argument("--instance_dir", type=Path, help="pix2pixHD: folder of instance maps, matched to the "
-                            "label maps by file name (default: class boundaries stand for instance boundaries)")
+        parser.add_argument(
+            "--instance_dir",
+            type=Path,
+            help="pix2pixHD: folder of instance maps, matched to the "
+            "label maps by file name (default: class boundaries stand for instance boundaries)",
+        )
 
     opt, extra = parse_options(argv, "translate", add_own=own)
     out = getattr(extra, "out", None) or Path("translated")
@@ -112,10 +138,18 @@ def _translate(argv: Sequence[str]) -> int:
     translator = None
     _refuse_file_flags_for_runs(checkpoint, extra)
     if checkpoint is not None:
-        translator = _file_translator(checkpoint, argv, extra, device=select_device(opt.gpu_ids),
-                                      dtype=opt.precision, eval=opt.eval, seed=opt.seed or 0)
-    written = translate_files(opt, list(getattr(extra, "inputs", [])), out, translator,
-                              getattr(extra, "instance_dir", None))
+        translator = _file_translator(
+            checkpoint,
+            argv,
+            extra,
+            device=select_device(opt.gpu_ids),
+            dtype=opt.precision,
+            eval=opt.eval,
+            seed=opt.seed or 0,
+        )
+    written = translate_files(
+        opt, list(getattr(extra, "inputs", [])), out, translator, getattr(extra, "instance_dir", None)
+    )
     print(f"translated {len(written)} images into {out}")
     return 0
 
@@ -131,8 +165,9 @@ def _export(argv: Sequence[str]) -> int:
         parser.add_argument("--out", type=Path, help="file to write (default: <run or file name>.onnx / .pt)")
         parser.add_argument("--fp16", action="store_true", help="export in half precision")
         parser.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
-        parser.add_argument("--no_check", action="store_true", help="skip running the exported file against the "
-                            "network")
+        parser.add_argument(
+            "--no_check", action="store_true", help="skip running the exported file against the network"
+        )
 
     opt, extra = parse_options(argv, "export", add_own=own)
     fmt = getattr(extra, "format", "onnx")
@@ -143,19 +178,32 @@ def _export(argv: Sequence[str]) -> int:
         default = checkpoint.with_name(f"{checkpoint.stem}_{fmt}{FORMATS[fmt]}")
     else:
         if not (opt.run_dir / OPT_FILE).is_file():
-            raise GanvasError(f"{opt.run_dir} is no trained run (it has no opt.yaml); check --name and "
-                              f"--checkpoints_dir, or pass --checkpoint FILE")
+            raise GanvasError(
+                f"{opt.run_dir} is no trained run (it has no opt.yaml); check --name and "
+                f"--checkpoints_dir, or pass --checkpoint FILE"
+            )
         translator = run_translator(replace(opt, gpu_ids="-1", eval=True))
         default = opt.run_dir / f"{opt.name}_{opt.epoch}_{opt.direction}{FORMATS[fmt]}"
     out = getattr(extra, "out", None) or default
     if checkpoint is not None and Path(out).resolve() == checkpoint.resolve():
         raise GanvasError(f"--out {out} is the checkpoint being exported; name another file")
-    result = export(translator, out, fmt, fp16=getattr(extra, "fp16", False), opset=getattr(extra, "opset", None),
-                    check=not getattr(extra, "no_check", False))
-    checked = ("not checked" if result.max_abs_difference is None else
-               f"checked against the network: max difference {result.max_abs_difference:.2g}")
-    print(f"wrote {result.path} ({fmt}; inputs {', '.join(result.input_names)}: any batch, height and width "
-          f"multiples of {result.size_multiple}; {checked})")
+    result = export(
+        translator,
+        out,
+        fmt,
+        fp16=getattr(extra, "fp16", False),
+        opset=getattr(extra, "opset", None),
+        check=not getattr(extra, "no_check", False),
+    )
+    checked = (
+        "not checked"
+        if result.max_abs_difference is None
+        else f"checked against the network: max difference {result.max_abs_difference:.2g}"
+    )
+    print(
+        f"wrote {result.path} ({fmt}; inputs {', '.join(result.input_names)}: any batch, height and width "
+        f"multiples of {result.size_multiple}; {checked})"
+    )
     return 0
 
 
@@ -163,9 +211,13 @@ def _bench(argv: Sequence[str]) -> int:
     from ganvas.bench import bench_models, format_table, run_bench
     from ganvas.options import Options, build_parser, option_fields
 
-    parser = ArgumentParser(prog="ganvas bench", description="time training steps (or inference) on synthetic "
-                            "tensors: median seconds, images/second, peak memory; flags of the model's own (say "
-                            "--CUT_mode FastCUT) pass through", allow_abbrev=False)
+    parser = ArgumentParser(
+        prog="ganvas bench",
+        description="time training steps (or inference) on synthetic "
+        "tensors: median seconds, images/second, peak memory; flags of the model's own (say "
+        "--CUT_mode FastCUT) pass through",
+        allow_abbrev=False,
+    )
     parser.add_argument("--model", choices=bench_models(), default="pix2pix")
     parser.add_argument("--size", type=int, default=256, help="image side in px (pix2pixhd: height; width twice)")
     parser.add_argument("--batch_size", type=int, default=1)
@@ -176,7 +228,9 @@ def _bench(argv: Sequence[str]) -> int:
     parser.add_argument("--infer", action="store_true", help="time the generator's inference instead of training")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (the median is printed)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
-    parser.add_argument("--gpu_ids", default="0", help="0 for the first GPU (the CPU when there is none), -1 for the CPU")
+    parser.add_argument(
+        "--gpu_ids", default="0", help="0 for the first GPU (the CPU when there is none), -1 for the CPU"
+    )
     args, rest = parser.parse_known_args(argv)
     if args.size < 32 or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
         # Below 32 px the published discriminators shrink their maps to single pixels.
@@ -185,15 +239,28 @@ def _bench(argv: Sequence[str]) -> int:
     model_flags = build_parser("ganvas bench", "train", args.model)
     own, unknown = model_flags.parse_known_args(rest)
     if unknown:
-        raise GanvasError(f"unknown flag {unknown[0]} for ganvas bench --model {args.model}; see ganvas bench --help "
-                          f"and ganvas train --model {args.model} --help")
+        raise GanvasError(
+            f"unknown flag {unknown[0]} for ganvas bench --model {args.model}; see ganvas bench --help "
+            f"and ganvas train --model {args.model} --help"
+        )
     shared = sorted(set(vars(own)) & set(option_fields(Options)))
     if shared:
         raise GanvasError(f"ganvas bench sets --{shared[0]} itself; drop it (see ganvas bench --help)")
     extra = vars(own)
-    results = run_bench(args.model, args.size, args.batch_size, amp=args.amp, compile=args.compile,
-                        channels_last=args.channels_last, baseline=args.baseline, infer=args.infer, steps=args.steps,
-                        warmup=args.warmup, gpu_ids=args.gpu_ids, **extra)
+    results = run_bench(
+        args.model,
+        args.size,
+        args.batch_size,
+        amp=args.amp,
+        compile=args.compile,
+        channels_last=args.channels_last,
+        baseline=args.baseline,
+        infer=args.infer,
+        steps=args.steps,
+        warmup=args.warmup,
+        gpu_ids=args.gpu_ids,
+        **extra,
+    )
     import torch
 
     from ganvas.speed import select_device
@@ -201,8 +268,10 @@ def _bench(argv: Sequence[str]) -> int:
     device = select_device(args.gpu_ids)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     name = args.model + "".join(f" ({k} {v})" for k, v in extra.items())
-    print(f"{name}, {'inference' if args.infer else 'training'}, {args.size} px, batch {args.batch_size}, {where}, "
-          f"torch {torch.__version__}")
+    print(
+        f"{name}, {'inference' if args.infer else 'training'}, {args.size} px, batch {args.batch_size}, {where}, "
+        f"torch {torch.__version__}"
+    )
     print(format_table(results, "infer" if args.infer else "step"))
     return 0
 
@@ -221,55 +290,79 @@ def _encode_features(argv: Sequence[str]) -> int:
 def _demo(argv: Sequence[str]) -> int:
     from ganvas.demo import run_demo
 
-    parser = ArgumentParser(prog="ganvas demo", description="train pix2pix on the built-in data set and "
-                                     "write a results page")
+    parser = ArgumentParser(
+        prog="ganvas demo", description="train pix2pix on the built-in data set and write a results page"
+    )
     parser.add_argument("--out", type=Path, default=Path("ganvas_demo"), help="working folder (default: ganvas_demo)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs at full learning rate (as many again decay)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gpu_ids", default="-1", help="-1 for the CPU (default), 0 for the first GPU")
     args = parser.parse_args(argv)
-    summary = run_demo(args.out, epochs=args.epochs, seed=args.seed, gpu_ids=args.gpu_ids,
-                       show_progress=sys.stderr.isatty())
-    print(f"test PSNR {summary['psnr']:.2f} dB vs {summary['baseline_psnr']:.2f} dB for the mean training image "
-          f"(+{summary['psnr'] - summary['baseline_psnr']:.2f} dB); SSIM {summary['ssim']:.3f} vs "
-          f"{summary['baseline_ssim']:.3f}")
+    summary = run_demo(
+        args.out, epochs=args.epochs, seed=args.seed, gpu_ids=args.gpu_ids, show_progress=sys.stderr.isatty()
+    )
+    print(
+        f"test PSNR {summary['psnr']:.2f} dB vs {summary['baseline_psnr']:.2f} dB for the mean training image "
+        f"(+{summary['psnr'] - summary['baseline_psnr']:.2f} dB); SSIM {summary['ssim']:.3f} vs "
+        f"{summary['baseline_ssim']:.3f}"
+    )
     print(f"results page: {summary['page']}")
     return 0
 
 
 def _data(argv: Sequence[str]) -> int:
-    from ganvas.data.synthetic import (STREET_CLASSES, write_image_folder, write_paired_set, write_street_set,
-                                       write_unpaired_set)
+    from ganvas.data.synthetic import (
+        STREET_CLASSES,
+        write_image_folder,
+        write_paired_set,
+        write_street_set,
+        write_unpaired_set,
+    )
 
     parser = ArgumentParser(prog="ganvas data", description="data set tools")
     sub = parser.add_subparsers(dest="tool", required=True)
     synth = sub.add_parser("synth", help="write the built-in procedural data set (deterministic by seed)")
     synth.add_argument("--out", type=Path, default=None, help="folder (default: datasets/synth_<kind>)")
-    synth.add_argument("--kind", choices=("paired", "unpaired", "street", "images"), default="paired",
-                       help="paired: A|B label/photo pairs in train/ and test/; unpaired: day (A) and night (B) "
-                            "facades of different scenes in trainA/, trainB/, testA/, testB/, with the true other "
-                            "rendering of each under truth/ (for --model cycle_gan or cut); street: label maps, "
-                            "16-bit instance maps and photos of street scenes in train_label/, train_inst/, "
-                            "train_img/ ... (for --model pix2pixhd); images: photos only (for --model gan)")
+    synth.add_argument(
+        "--kind",
+        choices=("paired", "unpaired", "street", "images"),
+        default="paired",
+        help="paired: A|B label/photo pairs in train/ and test/; unpaired: day (A) and night (B) "
+        "facades of different scenes in trainA/, trainB/, testA/, testB/, with the true other "
+        "rendering of each under truth/ (for --model cycle_gan or cut); street: label maps, "
+        "16-bit instance maps and photos of street scenes in train_label/, train_inst/, "
+        "train_img/ ... (for --model pix2pixhd); images: photos only (for --model gan)",
+    )
     synth.add_argument("--n_train", type=int, default=400)
     synth.add_argument("--n_test", type=int, default=40)
     synth.add_argument("--size", type=int, default=64, help="image side (street: height; the width is twice it)")
     synth.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    out = args.out or Path({"paired": "datasets/synth_facades", "unpaired": "datasets/synth_day2night",
-                            "street": "datasets/synth_streets", "images": "datasets/synth_photos"}[args.kind])
+    out = args.out or Path(
+        {
+            "paired": "datasets/synth_facades",
+            "unpaired": "datasets/synth_day2night",
+            "street": "datasets/synth_streets",
+            "images": "datasets/synth_photos",
+        }[args.kind]
+    )
     if args.kind == "paired":
         root = write_paired_set(out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} training and {args.n_test} test pairs (A: labels, B: photo) under {root}")
     elif args.kind == "unpaired":
         root = write_unpaired_set(out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
-        print(f"wrote {args.n_train} day (A) and {args.n_train} night (B) training images of different scenes, "
-              f"{args.n_test} of each for testing, and the true counterparts under {root / 'truth'}")
+        print(
+            f"wrote {args.n_train} day (A) and {args.n_train} night (B) training images of different scenes, "
+            f"{args.n_test} of each for testing, and the true counterparts under {root / 'truth'}"
+        )
     elif args.kind == "street":
-        root = write_street_set(out, n_train=args.n_train, n_test=args.n_test, size=(args.size, 2 * args.size),
-                                seed=args.seed)
-        print(f"wrote {args.n_train} training and {args.n_test} test street scenes under {root}; train with "
-              f"--model pix2pixhd --label_nc {len(STREET_CLASSES)}")
+        root = write_street_set(
+            out, n_train=args.n_train, n_test=args.n_test, size=(args.size, 2 * args.size), seed=args.seed
+        )
+        print(
+            f"wrote {args.n_train} training and {args.n_test} test street scenes under {root}; train with "
+            f"--model pix2pixhd --label_nc {len(STREET_CLASSES)}"
+        )
     else:
         root = write_image_folder(out, n=args.n_train, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} images under {root}")
@@ -286,8 +379,13 @@ def one_sentence(err: GanvasError) -> str:
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "train": _train, "test": _test, "translate": _translate, "export": _export, "bench": _bench,
-    "encode-features": _encode_features, "demo": _demo,
+    "train": _train,
+    "test": _test,
+    "translate": _translate,
+    "export": _export,
+    "bench": _bench,
+    "encode-features": _encode_features,
+    "demo": _demo,
     "data": _data,
 }
 

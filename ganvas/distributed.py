@@ -61,11 +61,15 @@ def init_world(gpu_ids: str) -> tuple[World, torch.device]:
         elif ids == [0]:  # the default: GPU i for local process i
             index = local_rank
         else:
-            raise OptionsError(f"--gpu_ids {gpu_ids} lists {len(ids)} GPUs for more processes per node; list one "
-                               f"GPU per process, or leave --gpu_ids out to use GPUs 0, 1, ... in order")
+            raise OptionsError(
+                f"--gpu_ids {gpu_ids} lists {len(ids)} GPUs for more processes per node; list one "
+                f"GPU per process, or leave --gpu_ids out to use GPUs 0, 1, ... in order"
+            )
         if index >= torch.cuda.device_count():
-            raise OptionsError(f"process {local_rank} on this node has no GPU (only {torch.cuda.device_count()}); "
-                               f"start at most as many processes per node as GPUs")
+            raise OptionsError(
+                f"process {local_rank} on this node has no GPU (only {torch.cuda.device_count()}); "
+                f"start at most as many processes per node as GPUs"
+            )
         device = torch.device("cuda", index)
         torch.cuda.set_device(device)
     else:
@@ -84,7 +88,7 @@ def shard(order: list[int], world: World) -> list[int]:
         return order
     total = math.ceil(len(order) / world.size) * world.size
     padded = (order * math.ceil(total / len(order)))[:total]
-    return padded[world.rank::world.size]
+    return padded[world.rank :: world.size]
 
 
 class FrozenAwareDDP(DistributedDataParallel):
@@ -112,8 +116,10 @@ def wrap_networks(model: Model, world: World, device: torch.device, sync_batch_n
     if not world.active:
         return
     if sync_batch_norm and device.type != "cuda":
-        raise OptionsError("--norm syncbatch synchronises batch statistics between GPU processes and PyTorch has it on "
-                           "GPUs only; on CPUs use --norm batch (statistics per process) or --norm instance")
+        raise OptionsError(
+            "--norm syncbatch synchronises batch statistics between GPU processes and PyTorch has it on "
+            "GPUs only; on CPUs use --norm batch (statistics per process) or --norm instance"
+        )
     for name, net in model.nets.items():
         if not any(p.requires_grad for p in net.parameters()):
             continue
@@ -122,8 +128,11 @@ def wrap_networks(model: Model, world: World, device: torch.device, sync_batch_n
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         # A partly frozen network leaves some parameters without gradients in some epochs: DDP then has
         # to look for them after each backward instead of waiting for them.
-        model.nets[name] = FrozenAwareDDP(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                          find_unused_parameters=name in model.partly_frozen)
+        model.nets[name] = FrozenAwareDDP(
+            net,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=name in model.partly_frozen,
+        )
 
 
 def mean_losses(losses: dict[str, float], world: World, device: torch.device) -> dict[str, float]:

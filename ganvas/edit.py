@@ -12,8 +12,8 @@ from ganvas.errors import OptionsError
 
 @dataclass
 class _State:
-    label: Tensor                      # H x W class ids
-    inst: Tensor                       # H x W instance ids (class * 1000 + k for objects, the class for stuff)
+    label: Tensor  # H x W class ids
+    inst: Tensor  # H x W instance ids (class * 1000 + k for objects, the class for stuff)
     styles: dict[int, int] = field(default_factory=dict)  # instance id -> chosen style cluster
 
 
@@ -28,8 +28,10 @@ class SceneEditor:
 
     def __init__(self, model, label: Tensor, inst: Tensor | None = None, seed: int = 0):
         if model.opt.label_nc == 0:
-            raise OptionsError(f"the run {model.opt.name} translates images (--label_nc 0); the editor needs a model "
-                               f"trained on label maps")
+            raise OptionsError(
+                f"the run {model.opt.name} translates images (--label_nc 0); the editor needs a model "
+                f"trained on label maps"
+            )
         if label.dim() != 2:
             raise ValueError(f"label must be an H x W map of class ids, got shape {tuple(label.shape)}")
         self.model = model
@@ -116,8 +118,11 @@ class SceneEditor:
         cls = instance if instance < 1000 else instance // 1000
         centres = self.model.load_clusters().get(cls, []) if self.model.style else []
         if not 0 <= cluster < len(centres):
-            raise ValueError(f"class {cls} has {len(centres)} style clusters; choose 0 to {len(centres) - 1}"
-                             if len(centres) else f"class {cls} has no style clusters in this model")
+            raise ValueError(
+                f"class {cls} has {len(centres)} style clusters; choose 0 to {len(centres) - 1}"
+                if len(centres)
+                else f"class {cls} has no style clusters in this model"
+            )
         self._push().styles[cls if self.model.style == "label" else instance] = int(cluster)
 
     def undo(self) -> bool:
@@ -132,7 +137,10 @@ class SceneEditor:
     def render(self) -> Tensor:
         """The generator's image of the current scene, 3 x H x W in [-1, 1]."""
         device = self.model.device
-        batch = {"label": self.state.label[None, None].to(device), "inst": self.state.inst[None, None].to(device),
-                 "path": ["<scene>"]}
+        batch = {
+            "label": self.state.label[None, None].to(device),
+            "inst": self.state.inst[None, None].to(device),
+            "path": ["<scene>"],
+        }
         g_input, _, regions = self.model.encode_input(batch)
         return self.model.generate(g_input, regions, None, seed=self.seed, chosen=self.state.styles)[0]

@@ -51,8 +51,9 @@ def _size_multiple(translator: Translator) -> int:
     return net_size(translator.network)
 
 
-def example_inputs(translator: Translator, batch: int, height: int, width: int, fp16: bool,
-                   seed: int = 0) -> tuple[Tensor, ...]:
+def example_inputs(
+    translator: Translator, batch: int, height: int, width: int, fp16: bool, seed: int = 0
+) -> tuple[Tensor, ...]:
     """Random inputs of the exported module's kinds: images in [-1, 1], label and instance ids, style maps."""
     gen = torch.Generator().manual_seed(seed)
     dtype = torch.float16 if fp16 else torch.float32
@@ -77,13 +78,17 @@ def _dynamic_shapes(names: list[str], multiple: int) -> tuple[dict[int, object],
     batch = dim("batch", min=1, max=4096)
     top = max(2, MAX_SIDE // multiple)
     height, width = dim("height_steps", min=2, max=top), dim("width_steps", min=2, max=top)
-    shape = {0: batch, 2: multiple * height, 3: multiple * width} if multiple > 1 else {
-        0: batch, 2: dim("height", min=2, max=MAX_SIDE), 3: dim("width", min=2, max=MAX_SIDE)}
+    shape = (
+        {0: batch, 2: multiple * height, 3: multiple * width}
+        if multiple > 1
+        else {0: batch, 2: dim("height", min=2, max=MAX_SIDE), 3: dim("width", min=2, max=MAX_SIDE)}
+    )
     return tuple(dict(shape) for _ in names)
 
 
-def _export_onnx(net: nn.Module, names: list[str], example: tuple[Tensor, ...], multiple: int, tmp: Path,
-                 opset: int | None) -> None:
+def _export_onnx(
+    net: nn.Module, names: list[str], example: tuple[Tensor, ...], multiple: int, tmp: Path, opset: int | None
+) -> None:
     import importlib.util
 
     if importlib.util.find_spec("onnxscript") is None or importlib.util.find_spec("onnx") is None:
@@ -96,9 +101,16 @@ def _export_onnx(net: nn.Module, names: list[str], example: tuple[Tensor, ...], 
             logger.setLevel(logging.ERROR)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(net, example, dynamo=True, dynamic_shapes=_dynamic_shapes(names, multiple),
-                                        input_names=names, output_names=["output"], opset_version=opset,
-                                        verbose=False)
+            program = torch.onnx.export(
+                net,
+                example,
+                dynamo=True,
+                dynamic_shapes=_dynamic_shapes(names, multiple),
+                input_names=names,
+                output_names=["output"],
+                opset_version=opset,
+                verbose=False,
+            )
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
@@ -125,16 +137,18 @@ def _run_exported(path: Path, fmt: str, names: list[str], inputs: tuple[Tensor, 
     try:
         import onnxruntime
     except ImportError:
-        log.warning("onnxruntime is not installed, so the exported model was not checked "
-                    "(pip install 'ganvas[export]')")
+        log.warning(
+            "onnxruntime is not installed, so the exported model was not checked (pip install 'ganvas[export]')"
+        )
         return None
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {name: t.numpy() for name, t in zip(names, inputs)}
     return torch.from_numpy(np.asarray(session.run(None, feed)[0]))
 
 
-def check_export(path: Path, fmt: str, net: nn.Module, names: list[str], translator: Translator,
-                 fp16: bool) -> float | None:
+def check_export(
+    path: Path, fmt: str, net: nn.Module, names: list[str], translator: Translator, fp16: bool
+) -> float | None:
     """Largest absolute difference between the file and the eager net, on inputs of two sizes and batches."""
     multiple = _size_multiple(translator)
     worst: float | None = None
@@ -146,15 +160,24 @@ def check_export(path: Path, fmt: str, net: nn.Module, names: list[str], transla
         with torch.no_grad():
             expected = net(*inputs)
         if exported.shape != expected.shape:
-            raise ExportError(f"the exported {fmt} model gives shape {tuple(exported.shape)} for inputs of "
-                               f"{tuple(inputs[0].shape)}, the network {tuple(expected.shape)}")
+            raise ExportError(
+                f"the exported {fmt} model gives shape {tuple(exported.shape)} for inputs of "
+                f"{tuple(inputs[0].shape)}, the network {tuple(expected.shape)}"
+            )
         diff = float((exported.float() - expected.float()).abs().max())
         worst = diff if worst is None else max(worst, diff)
     return worst
 
 
-def export(translator: Translator, path: str | Path, fmt: str = "onnx", *, fp16: bool = False,
-           opset: int | None = None, check: bool = True) -> ExportResult:
+def export(
+    translator: Translator,
+    path: str | Path,
+    fmt: str = "onnx",
+    *,
+    fp16: bool = False,
+    opset: int | None = None,
+    check: bool = True,
+) -> ExportResult:
     """Write the translator's generator as ONNX or TorchScript (eval mode), with dynamic batch and sizes.
 
     Height and width may be any multiple of the network's stride (`size_multiple`, at least two
@@ -178,18 +201,22 @@ def export(translator: Translator, path: str | Path, fmt: str = "onnx", *, fp16:
             raise
         except Exception as err:  # the exporters raise many types; name the first line of theirs
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(f"{fmt} export of {translator.description} failed ({first}); try the other "
-                              f"--format, or report it with the network's architecture") from err
+            raise ExportError(
+                f"{fmt} export of {translator.description} failed ({first}); try the other "
+                f"--format, or report it with the network's architecture"
+            ) from err
 
     atomic_write(path, write)
     tolerance = 0.05 if fp16 else 1e-3
     try:
         difference = check_export(path, fmt, net, names, translator, fp16) if check else None
         if difference is not None and not difference <= tolerance:  # also NaN
-            raise ExportError(f"the exported {fmt} model differs from the network by up to {difference} (more "
-                               f"than {tolerance})")
+            raise ExportError(
+                f"the exported {fmt} model differs from the network by up to {difference} (more than {tolerance})"
+            )
     except Exception as err:  # onnxruntime's errors are not RuntimeErrors; an unchecked file must not stay
         path.unlink(missing_ok=True)
-        raise ExportError(f"{err}; {path} was removed; try the other --format, or report it with the network's "
-                          f"architecture") from err
+        raise ExportError(
+            f"{err}; {path} was removed; try the other --format, or report it with the network's architecture"
+        ) from err
     return ExportResult(path, names, multiple, difference)

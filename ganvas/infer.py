@@ -103,18 +103,30 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
             name = name if name not in per_image.get(output, {}) else f"{name}_{i}"
             targets[output] = target
             per_image.setdefault(output, {})[name] = image_metrics(visuals[output][0], visuals[target][0])
-    scores = {output: {k: float(np.mean([m[k] for m in images.values()])) for k in ("psnr", "ssim", "l1")}
-              for output, images in per_image.items()}
+    scores = {
+        output: {k: float(np.mean([m[k] for m in images.values()])) for k in ("psnr", "ssim", "l1")}
+        for output, images in per_image.items()
+    }
     main = next(iter(scores), None)
     mean = scores[main] if main else {}
-    summary = {"name": opt.name, "epoch": opt.epoch, "phase": opt.phase, "count": count, "eval_mode": opt.eval,
-               "mean": mean, "per_image": per_image.get(main, {}),
-               "by_output": {o: {"target": targets[o], "mean": scores[o], "per_image": per_image[o]} for o in scores}}
+    summary = {
+        "name": opt.name,
+        "epoch": opt.epoch,
+        "phase": opt.phase,
+        "count": count,
+        "eval_mode": opt.eval,
+        "mean": mean,
+        "per_image": per_image.get(main, {}),
+        "by_output": {o: {"target": targets[o], "mean": scores[o], "per_image": per_image[o]} for o in scores},
+    }
     atomic_write_text(out / "metrics.json", json.dumps(_json_safe(summary), indent=2, allow_nan=False))
-    tables = "".join(f"<h3>{html.escape(o)} against {html.escape(targets[o])}</h3>" + metrics_table(m)
-                     for o, m in scores.items())
-    body = (f"<p>{count} images of {html.escape(opt.dataroot)} ({opt.phase}), epoch {opt.epoch}, "
-            f"{'eval' if opt.eval else 'train'}-mode layers.</p>" + tables + image_table(rows))
+    tables = "".join(
+        f"<h3>{html.escape(o)} against {html.escape(targets[o])}</h3>" + metrics_table(m) for o, m in scores.items()
+    )
+    body = (
+        f"<p>{count} images of {html.escape(opt.dataroot)} ({opt.phase}), epoch {opt.epoch}, "
+        f"{'eval' if opt.eval else 'train'}-mode layers.</p>" + tables + image_table(rows)
+    )
     index = out / "index.html"
     atomic_write_text(index, page(f"{opt.name}: {opt.model} test results", body))
     return TestResult(index, mean, count, scores)
@@ -163,14 +175,21 @@ def _instance_maps(files: list[tuple[Path, Path]], instance_dir: Path | None) ->
     for path, name in files:
         key = stem_key(path, path.parents[len(name.parts) - 1])  # relative to the folder named, as name is
         if key not in by_stem:
-            raise DataError(f"{instance_dir} has no instance map for {path} (looked for the stem {key!r}); add it, "
-                            f"or drop --instance_dir to use the class boundaries")
+            raise DataError(
+                f"{instance_dir} has no instance map for {path} (looked for the stem {key!r}); add it, "
+                f"or drop --instance_dir to use the class boundaries"
+            )
         found.append(by_stem[key])
     return found
 
 
-def translate_files(opt: Options, inputs: list[Path], out_dir: Path, translator: Translator | None = None,
-                    instance_dir: Path | None = None) -> list[Path]:
+def translate_files(
+    opt: Options,
+    inputs: list[Path],
+    out_dir: Path,
+    translator: Translator | None = None,
+    instance_dir: Path | None = None,
+) -> list[Path]:
     """Translate each image (or label map) into `out_dir` as PNG, at the input's size unless --preprocess resizes.
 
     Label translators (pix2pixHD) read label maps and take each one's instance map from
@@ -188,8 +207,9 @@ def translate_files(opt: Options, inputs: list[Path], out_dir: Path, translator:
             image = torch.from_numpy(read_label_map(path))[None].float()
         else:
             image = read_image(path, translator.input_nc)
-        params = make_params(tuple(image.shape[-2:]), opt.preprocess, opt.load_size, opt.crop_size,
-                             True, False, np.random.default_rng(0))
+        params = make_params(
+            tuple(image.shape[-2:]), opt.preprocess, opt.load_size, opt.crop_size, True, False, np.random.default_rng(0)
+        )
         method = "nearest" if labels else "bicubic"
         image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size, method)
         if labels:

@@ -26,16 +26,25 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ganvas.checkpoint import (Layout, Shape, clean_state_dict, compare_keys, network_spec_path, read_network_spec,
-                               read_state_dict, tensor_shapes)
+from ganvas.checkpoint import (
+    Layout,
+    Shape,
+    clean_state_dict,
+    compare_keys,
+    network_spec_path,
+    read_network_spec,
+    read_state_dict,
+    tensor_shapes,
+)
 from ganvas.errors import CheckpointError
 from ganvas.registry import LAYOUT_DETECTORS, NETWORKS, build_network
 from ganvas.speed import pick_device
@@ -43,8 +52,10 @@ from ganvas.speed import pick_device
 # Tried in this order; where two leave the same keys the first wins. Instance first: it is the default
 # of CycleGAN, CUT and pix2pixHD, and the one 'none' cannot be told from where every conv has a bias.
 NORMS = ("instance", "batch", "none")
-_BUILD_IT_YOURSELF = ("pass the architecture flags it was trained with (--netG, --ngf, --norm, ...) instead, or in "
-                      "Python build the network and load it with ganvas.checkpoint.load_weights(net, path)")
+_BUILD_IT_YOURSELF = (
+    "pass the architecture flags it was trained with (--netG, --ngf, --norm, ...) instead, or in "
+    "Python build the network and load it with ganvas.checkpoint.load_weights(net, path)"
+)
 
 
 def network_arch(network: str, kwargs: Mapping[str, Any], net: nn.Module) -> dict[str, Any]:
@@ -63,8 +74,14 @@ def network_arch(network: str, kwargs: Mapping[str, Any], net: nn.Module) -> dic
     input_nc, output_nc = channels("input_nc"), channels("output_nc")
     hyper.pop("input_nc", None)
     hyper.pop("output_nc", None)
-    return _arch(meta.get("family", network), meta["kind"], getattr(net, "size_multiple", 1), input_nc=input_nc,
-                 output_nc=output_nc, **hyper)
+    return _arch(
+        meta.get("family", network),
+        meta["kind"],
+        getattr(net, "size_multiple", 1),
+        input_nc=input_nc,
+        output_nc=output_nc,
+        **hyper,
+    )
 
 
 @dataclass(frozen=True)
@@ -108,8 +125,14 @@ def _guess(network: str, **kwargs: Any) -> Guess:
 
 def _arch(family: str, kind: str, size_multiple: int, **hyper: Any) -> dict[str, Any]:
     """The ganvas_arch dict: family, kind, input_nc, output_nc, size_multiple, then the family's own."""
-    return {"family": family, "kind": kind, "input_nc": hyper.pop("input_nc"),
-            "output_nc": hyper.pop("output_nc"), "size_multiple": size_multiple, **hyper}
+    return {
+        "family": family,
+        "kind": kind,
+        "input_nc": hyper.pop("input_nc"),
+        "output_nc": hyper.pop("output_nc"),
+        "size_multiple": size_multiple,
+        **hyper,
+    }
 
 
 def parameter_layout(state: Mapping[str, Tensor]) -> Layout:
@@ -132,8 +155,9 @@ def _numbers(layout: Layout, pattern: str) -> list[int]:
 def _convs(layout: Layout, prefix: str) -> list[Shape]:
     """Shapes of the 4-D weights directly in the Sequential at prefix (`<prefix><i>.weight`), by index."""
     regex = re.compile(re.escape(prefix) + r"(\d+)\.weight$")
-    found = sorted((int(m.group(1)), shape) for key, shape in layout.items()
-                   if (m := regex.match(key)) and len(shape) == 4)
+    found = sorted(
+        (int(m.group(1)), shape) for key, shape in layout.items() if (m := regex.match(key)) and len(shape) == 4
+    )
     return [shape for _, shape in found]
 
 
@@ -159,9 +183,18 @@ def _unet(layout: Layout) -> list[Guess]:
     ngf, input_nc, output_nc = first[0], first[1], last[1]
     # Dropout leaves no key: assume pix2pix's default (on) with batch norm, CycleGAN's (off) otherwise.
     # It only acts in train mode, as the original test scripts ran pix2pix.
-    return [_guess("unet", input_nc=input_nc, output_nc=output_nc, num_downs=num_downs, ngf=ngf, norm=norm,
-                   use_dropout=norm == "batch")
-            for norm in NORMS]
+    return [
+        _guess(
+            "unet",
+            input_nc=input_nc,
+            output_nc=output_nc,
+            num_downs=num_downs,
+            ngf=ngf,
+            norm=norm,
+            use_dropout=norm == "batch",
+        )
+        for norm in NORMS
+    ]
 
 
 def _residual_trunk(layout: Layout) -> tuple[list[Shape], list[int]] | None:
@@ -185,9 +218,21 @@ def _resnet(layout: Layout) -> list[Guess]:
     antialias_up = any(i > blocks[-1] for i in filters)
     ngf, input_nc, output_nc, n_blocks = convs[0][0], convs[0][1], convs[-1][0], len(blocks)
     # Dropout shifts the second conv of each block by one index; 'zero' padding drops the pad layers.
-    return [_guess("resnet", input_nc=input_nc, output_nc=output_nc, ngf=ngf, n_blocks=n_blocks, norm=norm,
-                   use_dropout=dropout, padding_type=padding, antialias=antialias, antialias_up=antialias_up)
-            for norm, dropout, padding in itertools.product(NORMS, (False, True), ("reflect", "zero"))]
+    return [
+        _guess(
+            "resnet",
+            input_nc=input_nc,
+            output_nc=output_nc,
+            ngf=ngf,
+            n_blocks=n_blocks,
+            norm=norm,
+            use_dropout=dropout,
+            padding_type=padding,
+            antialias=antialias,
+            antialias_up=antialias_up,
+        )
+        for norm, dropout, padding in itertools.product(NORMS, (False, True), ("reflect", "zero"))
+    ]
 
 
 @LAYOUT_DETECTORS.register("global")
@@ -199,9 +244,18 @@ def _global(layout: Layout) -> list[Guess]:
     convs, blocks = trunk
     n_down = (len(convs) - 2) // 2
     ngf, input_nc, output_nc = convs[0][0], convs[0][1], convs[-1][0]
-    return [_guess("global", input_nc=input_nc, output_nc=output_nc, ngf=ngf, n_downsampling=n_down,
-                   n_blocks=len(blocks), norm=norm)
-            for norm in NORMS]
+    return [
+        _guess(
+            "global",
+            input_nc=input_nc,
+            output_nc=output_nc,
+            ngf=ngf,
+            n_downsampling=n_down,
+            n_blocks=len(blocks),
+            norm=norm,
+        )
+        for norm in NORMS
+    ]
 
 
 @LAYOUT_DETECTORS.register("local")
@@ -215,22 +269,40 @@ def _local(layout: Layout) -> list[Guess]:
     n_down = (len(trunk) - 1) // 2  # stem, downsamplings, upsamplings: the global head is dropped
     n_blocks = len(_numbers(layout, r"model\.(\d+)\.conv_block\."))
     n_blocks_local = len(_numbers(layout, r"model1_2\.(\d+)\.conv_block\."))
-    return [_guess("local", input_nc=input_nc, output_nc=output_nc, ngf=ngf, n_downsample_global=n_down,
-                   n_blocks_global=n_blocks, n_local_enhancers=enhancers, n_blocks_local=n_blocks_local, norm=norm)
-            for norm in NORMS]
+    return [
+        _guess(
+            "local",
+            input_nc=input_nc,
+            output_nc=output_nc,
+            ngf=ngf,
+            n_downsample_global=n_down,
+            n_blocks_global=n_blocks,
+            n_local_enhancers=enhancers,
+            n_blocks_local=n_blocks_local,
+            norm=norm,
+        )
+        for norm in NORMS
+    ]
 
 
 @LAYOUT_DETECTORS.register("encoder")
 def _encoder(layout: Layout) -> list[Guess]:
     """pix2pixHD's feature encoder: 7x7 stem, downsamplings, upsamplings, 7x7 head; no residual blocks."""
     convs = _convs(layout, "model.")
-    if (len(convs) < 2 or len(convs) % 2 or convs[0][2:] != (7, 7) or convs[-1][2:] != (7, 7)
-            or _has(layout, r"model\.(\d+)\.conv_block\.|model\.model\.|model\d+_1\.")):
+    if (
+        len(convs) < 2
+        or len(convs) % 2
+        or convs[0][2:] != (7, 7)
+        or convs[-1][2:] != (7, 7)
+        or _has(layout, r"model\.(\d+)\.conv_block\.|model\.model\.|model\d+_1\.")
+    ):
         return []
     n_down = (len(convs) - 2) // 2
     ngf, input_nc, output_nc = convs[0][0], convs[0][1], convs[-1][0]
-    return [_guess("encoder", input_nc=input_nc, output_nc=output_nc, ngf=ngf, n_downsampling=n_down, norm=norm)
-            for norm in NORMS]
+    return [
+        _guess("encoder", input_nc=input_nc, output_nc=output_nc, ngf=ngf, n_downsampling=n_down, norm=norm)
+        for norm in NORMS
+    ]
 
 
 def _patch_convs(layout: Layout, prefix: str) -> list[Shape] | None:
@@ -249,8 +321,10 @@ def _patchgan(layout: Layout) -> list[Guess]:
         return []
     ndf, input_nc, n_layers = convs[0][0], convs[0][1], len(convs) - 2
     antialias = _has(layout, r"model\.\d+\.filt$")
-    return [_guess("patchgan", input_nc=input_nc, ndf=ndf, n_layers=n_layers, norm=norm, antialias=antialias)
-            for norm in NORMS]
+    return [
+        _guess("patchgan", input_nc=input_nc, ndf=ndf, n_layers=n_layers, norm=norm, antialias=antialias)
+        for norm in NORMS
+    ]
 
 
 # Before pix2pixHD's PatchGAN: a 32 / 64 px DCGAN discriminator file is the likelier of the two.
@@ -261,8 +335,9 @@ def _dcgan_discriminator(layout: Layout) -> list[Guess]:
     if convs is None:
         return []
     ndf, input_nc, image_size = convs[0][0], convs[0][1], 2 ** (len(convs) + 1)
-    return [_guess("dcgan_discriminator", input_nc=input_nc, ndf=ndf, image_size=image_size, norm=norm)
-            for norm in NORMS]
+    return [
+        _guess("dcgan_discriminator", input_nc=input_nc, ndf=ndf, image_size=image_size, norm=norm) for norm in NORMS
+    ]
 
 
 @LAYOUT_DETECTORS.register("patchgan_hd")
@@ -281,8 +356,10 @@ def _patchgan_hd(layout: Layout) -> list[Guess]:
             return []
         first, n_layers = convs[0], len(convs) - 2
     ndf, input_nc = first[0], first[1]
-    return [_guess("patchgan_hd", input_nc=input_nc, ndf=ndf, n_layers=n_layers, norm=norm, get_interm_feat=interm)
-            for norm in NORMS]
+    return [
+        _guess("patchgan_hd", input_nc=input_nc, ndf=ndf, n_layers=n_layers, norm=norm, get_interm_feat=interm)
+        for norm in NORMS
+    ]
 
 
 @LAYOUT_DETECTORS.register("multiscale")
@@ -298,9 +375,18 @@ def _multiscale(layout: Layout) -> list[Guess]:
     if not num_d or first is None or n_layers < 1:
         return []
     ndf, input_nc = first[0], first[1]
-    return [_guess("multiscale", input_nc=input_nc, ndf=ndf, n_layers=n_layers, num_D=num_d,
-                   get_interm_feat=bool(interm), norm=norm)
-            for norm in NORMS]
+    return [
+        _guess(
+            "multiscale",
+            input_nc=input_nc,
+            ndf=ndf,
+            n_layers=n_layers,
+            num_D=num_d,
+            get_interm_feat=bool(interm),
+            norm=norm,
+        )
+        for norm in NORMS
+    ]
 
 
 @LAYOUT_DETECTORS.register("pixel")
@@ -321,8 +407,10 @@ def _dcgan_generator(layout: Layout) -> list[Guess]:
         return []
     nz, ngf, output_nc = convs[0][0], convs[-1][0], convs[-1][1]
     image_size = 2 ** (len(convs) + 1)
-    return [_guess("dcgan_generator", nz=nz, output_nc=output_nc, ngf=ngf, image_size=image_size, norm=norm)
-            for norm in NORMS]
+    return [
+        _guess("dcgan_generator", nz=nz, output_nc=output_nc, ngf=ngf, image_size=image_size, norm=norm)
+        for norm in NORMS
+    ]
 
 
 @LAYOUT_DETECTORS.register("patch_sample")
@@ -378,8 +466,10 @@ def _load_into(net: nn.Module, raw: dict[str, Tensor], misfit: Callable[[str], s
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, assign=True)
     left = [name for name, t in itertools.chain(net.named_parameters(), net.named_buffers()) if t.is_meta]
     if left:
-        raise RuntimeError(f"{type(net).__name__} holds tensors no state_dict fills ({', '.join(left)}); "
-                           f"load_network cannot build it on the meta device")
+        raise RuntimeError(
+            f"{type(net).__name__} holds tensors no state_dict fills ({', '.join(left)}); "
+            f"load_network cannot build it on the meta device"
+        )
 
 
 def _described_network(spec_path: Path, weights: Path) -> nn.Module:
@@ -389,8 +479,10 @@ def _described_network(spec_path: Path, weights: Path) -> nn.Module:
     fix = f"correct it, or delete {spec_path} to let ganvas infer the architecture from {weights.name}"
     # Only registered builders are looked up by name: nothing the file says is imported or run.
     if name not in NETWORKS:
-        raise CheckpointError(f"{spec_path} names network {name!r}, which ganvas does not have (it has "
-                              f"{', '.join(NETWORKS.names())}); {fix}")
+        raise CheckpointError(
+            f"{spec_path} names network {name!r}, which ganvas does not have (it has "
+            f"{', '.join(NETWORKS.names())}); {fix}"
+        )
     kind = NETWORKS.entry(name).meta["kind"]
     if document.get("kind", kind) != kind:
         raise CheckpointError(f"{spec_path} calls network {name!r} a {document['kind']}, but it is a {kind}; {fix}")
@@ -398,8 +490,9 @@ def _described_network(spec_path: Path, weights: Path) -> nn.Module:
         with torch.device("meta"):
             return build_network(name, **kwargs)
     except Exception as err:  # the arguments come from a file: whatever a builder rejects, the file is wrong
-        raise CheckpointError(f"{spec_path} does not describe a network ganvas can build: {name} with {kwargs} fails "
-                              f"({err}); {fix}") from None
+        raise CheckpointError(
+            f"{spec_path} does not describe a network ganvas can build: {name} with {kwargs} fails ({err}); {fix}"
+        ) from None
 
 
 def load_network(path: str | PathLike[str], device: str | torch.device | None = None) -> nn.Module:
@@ -417,19 +510,30 @@ def load_network(path: str | PathLike[str], device: str | torch.device | None = 
         net = _described_network(spec_path, path)
         raw = read_state_dict(path)
         spec = net.ganvas_spec
-        _load_into(net, raw, lambda keys: (
-            f"{path} does not fit the network {spec_path} describes ({type(net).__name__} {spec['kwargs']}): {keys}; "
-            f"the two files do not belong together: restore the right .json, or delete it to let ganvas infer the "
-            f"architecture from the weights"))
+        _load_into(
+            net,
+            raw,
+            lambda keys: (
+                f"{path} does not fit the network {spec_path} describes ({type(net).__name__} {spec['kwargs']}): "
+                f"{keys}; "
+                f"the two files do not belong together: restore the right .json, or delete it to let ganvas infer the "
+                f"architecture from the weights"
+            ),
+        )
         arch = network_arch(spec["network"], spec["kwargs"], net)
     else:
         raw = read_state_dict(path)
         guess = guess_architecture(raw, source=str(path))
         with torch.device("meta"):
             net = guess.build()
-        _load_into(net, raw, lambda keys: (
-            f"{path} looks like {guess.description} but its keys do not all fit: {keys}; the file is damaged or "
-            f"holds a variant ganvas cannot infer: {_BUILD_IT_YOURSELF}"))
+        _load_into(
+            net,
+            raw,
+            lambda keys: (
+                f"{path} looks like {guess.description} but its keys do not all fit: {keys}; the file is damaged or "
+                f"holds a variant ganvas cannot infer: {_BUILD_IT_YOURSELF}"
+            ),
+        )
         arch = guess.arch
     net.ganvas_arch = dict(arch)
     if getattr(net, "size_multiple", None) is None:

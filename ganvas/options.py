@@ -14,9 +14,10 @@ import difflib
 import logging
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import yaml
 
@@ -59,18 +60,34 @@ def str2bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def option(default: Any, help: str, *, choices: Sequence[Any] | None = None, minimum: float | None = None,
-           positive: bool = False, parse: Callable[[str], Any] | None = None, optional_value: bool = False,
-           commands: Sequence[str] = ALL, registry: str = "") -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: Sequence[Any] | None = None,
+    minimum: float | None = None,
+    positive: bool = False,
+    parse: Callable[[str], Any] | None = None,
+    optional_value: bool = False,
+    commands: Sequence[str] = ALL,
+    registry: str = "",
+) -> Any:
     """A field of an options dataclass: its default, help, allowed values and the commands that take it.
 
     `minimum` / `positive` are checked for every run; `registry` names the registry whose entries are
     the choices (read when the parser is built, so models registered later are listed too);
     `optional_value` gives CUT's style of booleans (`--nce_idt`, `--nce_idt False`).
     """
-    meta = {"help": help, "commands": tuple(commands), "minimum": minimum, "positive": positive,
-            "choices": tuple(choices) if choices is not None else None, "parse": parse,
-            "optional_value": optional_value, "registry": registry}
+    meta = {
+        "help": help,
+        "commands": tuple(commands),
+        "minimum": minimum,
+        "positive": positive,
+        "choices": tuple(choices) if choices is not None else None,
+        "parse": parse,
+        "optional_value": optional_value,
+        "registry": registry,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -95,8 +112,7 @@ class Options:
     ngf: int = option(64, "generator filters in the last conv layer", minimum=1, commands=RUN)
     ndf: int = option(64, "discriminator filters in the first conv layer", minimum=1, commands=TRAIN)
     netG: str = option("resnet_9blocks", "generator", registry="generators", commands=RUN)
-    netD: str = option("basic", "discriminator (basic: the 70x70 PatchGAN)", registry="discriminators",
-                       commands=TRAIN)
+    netD: str = option("basic", "discriminator (basic: the 70x70 PatchGAN)", registry="discriminators", commands=TRAIN)
     n_layers_D: int = option(3, "conv layers of the n_layers discriminator", minimum=1, commands=TRAIN)
     norm: str = option("instance", "normalisation layer", choices=tuple(NORM_TYPES), commands=RUN)
     init_type: str = option("normal", "weight initialisation", choices=tuple(INIT_TYPES), commands=TRAIN)
@@ -106,49 +122,71 @@ class Options:
     dataset_mode: str = option("aligned", "data layout", registry="datasets", commands=RUN)
     direction: str = option("AtoB", "translate A to B or B to A", choices=("AtoB", "BtoA"))
     serial_batches: bool = option(False, "take images in order instead of shuffling", commands=TRAIN)
-    num_threads: int = option(4, "data loading worker processes (0 loads in the main process)", minimum=0,
-                              commands=RUN)
+    num_threads: int = option(4, "data loading worker processes (0 loads in the main process)", minimum=0, commands=RUN)
     batch_size: int = option(1, "images per step", minimum=1, commands=TRAIN)
     load_size: int = option(286, "scale images to this size", minimum=1, commands=LOAD)
     crop_size: int = option(256, "then crop to this size", minimum=1, commands=LOAD)
-    max_dataset_size: float = option(math.inf, "use at most this many images", minimum=1, parse=_int_or_inf,
-                                     commands=TRAIN)
-    preprocess: str = option("resize_and_crop", "resizing and cropping at load time", choices=tuple(PREPROCESS_MODES),
-                             commands=LOAD)
+    max_dataset_size: float = option(
+        math.inf, "use at most this many images", minimum=1, parse=_int_or_inf, commands=TRAIN
+    )
+    preprocess: str = option(
+        "resize_and_crop", "resizing and cropping at load time", choices=tuple(PREPROCESS_MODES), commands=LOAD
+    )
     no_flip: bool = option(False, "no random horizontal flips", commands=TRAIN)
     phase: str = option("train", "data split: train, val, test ...", commands=TEST)
     epoch: str = option("latest", "which checkpoint to load: latest or an epoch number")
     # --- training -----------------------------------------------------------------------------
     n_epochs: int = option(100, "epochs at the starting learning rate", minimum=0, commands=TRAIN)
-    n_epochs_decay: int = option(100, "epochs of linear decay towards zero (the last one runs at lr/(n+1), as in "
-                                      "the original)", minimum=0, commands=TRAIN)
-    epoch_count: int = option(1, "number of the first epoch (for runs continued from foreign checkpoints)",
-                              minimum=1, commands=TRAIN)
+    n_epochs_decay: int = option(
+        100,
+        "epochs of linear decay towards zero (the last one runs at lr/(n+1), as in the original)",
+        minimum=0,
+        commands=TRAIN,
+    )
+    epoch_count: int = option(
+        1, "number of the first epoch (for runs continued from foreign checkpoints)", minimum=1, commands=TRAIN
+    )
     continue_train: bool = option(False, "resume the run <name> where it stopped", commands=TRAIN)
     overwrite: bool = option(False, "delete an earlier run of the same --name and start afresh", commands=TRAIN)
     lr: float = option(0.0002, "initial Adam learning rate", positive=True, commands=TRAIN)
     beta1: float = option(0.5, "Adam beta1", commands=TRAIN)
-    lr_policy: str = option("linear", "learning-rate schedule", choices=("linear", "step", "plateau", "cosine"),
-                            commands=TRAIN)
+    lr_policy: str = option(
+        "linear", "learning-rate schedule", choices=("linear", "step", "plateau", "cosine"), commands=TRAIN
+    )
     lr_decay_iters: int = option(50, "epochs between x0.1 steps (step policy)", minimum=1, commands=TRAIN)
     gan_mode: str = option("lsgan", "GAN objective", choices=tuple(GAN_MODES), commands=TRAIN)
     lambda_gp: float = option(10.0, "weight of the gradient penalty (wgangp)", commands=TRAIN)
-    precision: str = option("fp32", "number format of test and translate: fp32, bf16 or fp16 (fp16 on GPUs)",
-                            choices=tuple(PRECISIONS), commands=("test", "translate"))
+    precision: str = option(
+        "fp32",
+        "number format of test and translate: fp32, bf16 or fp16 (fp16 on GPUs)",
+        choices=tuple(PRECISIONS),
+        commands=("test", "translate"),
+    )
     print_freq: int = option(100, "log losses every this many images", commands=TRAIN)
     display_freq: int = option(400, "write training visuals every this many images", commands=TRAIN)
     save_latest_freq: int = option(5000, "save the latest checkpoint every this many images", commands=TRAIN)
     save_epoch_freq: int = option(5, "keep a checkpoint every this many epochs", minimum=1, commands=TRAIN)
     # --- speed --------------------------------------------------------------------------------
-    amp: str = option("off", "mixed-precision training: off (fp32), bf16 (GPUs and CPUs) or fp16 (GPUs; one "
-                             "gradient scaler per G and D step)", choices=("off", "bf16", "fp16"), commands=TRAIN)
-    channels_last: bool = option(False, "channels-last memory layout for the networks (helps batch-norm and "
-                                        "no-norm networks on GPUs; measure with ganvas bench)", commands=TRAIN)
-    compile: bool = option(False, "torch.compile G and D separately (the first steps are slow while they compile)",
-                           commands=TRAIN)
+    amp: str = option(
+        "off",
+        "mixed-precision training: off (fp32), bf16 (GPUs and CPUs) or fp16 (GPUs; one "
+        "gradient scaler per G and D step)",
+        choices=("off", "bf16", "fp16"),
+        commands=TRAIN,
+    )
+    channels_last: bool = option(
+        False,
+        "channels-last memory layout for the networks (helps batch-norm and "
+        "no-norm networks on GPUs; measure with ganvas bench)",
+        commands=TRAIN,
+    )
+    compile: bool = option(
+        False, "torch.compile G and D separately (the first steps are slow while they compile)", commands=TRAIN
+    )
     # --- test ---------------------------------------------------------------------------------
-    num_test: float = option(math.inf, "test at most this many images (default: all)", minimum=1, parse=_int_or_inf,
-                             commands=TEST)
+    num_test: float = option(
+        math.inf, "test at most this many images (default: all)", minimum=1, parse=_int_or_inf, commands=TEST
+    )
     eval: bool = option(False, "eval mode at test time (running batch-norm statistics, no dropout)", commands=INFER)
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,20 +235,59 @@ LEGACY_FLAGS = {
 LEGACY_SWITCHES = {"--no_lsgan": ["--gan_mode", "vanilla"]}
 # Flags of the original code bases that steer what ganvas does differently (visdom, wandb, its
 # HTML writer) or that pix2pix never used; accepted with a warning so old scripts keep running.
-IGNORED_FLAGS = {"--display_id": 1, "--display_server": 1, "--display_port": 1, "--display_env": 1,
-                 "--display_ncols": 1, "--display_winsize": 1, "--update_html_freq": 1, "--aspect_ratio": 1,
-                 "--wandb_project_name": 1, "--suffix": 1, "--no_html": 0, "--use_wandb": 0, "--verbose": 0,
-                 "--tf_log": 0, "--debug": 0}
+IGNORED_FLAGS = {
+    "--display_id": 1,
+    "--display_server": 1,
+    "--display_port": 1,
+    "--display_env": 1,
+    "--display_ncols": 1,
+    "--display_winsize": 1,
+    "--update_html_freq": 1,
+    "--aspect_ratio": 1,
+    "--wandb_project_name": 1,
+    "--suffix": 1,
+    "--no_html": 0,
+    "--use_wandb": 0,
+    "--verbose": 0,
+    "--tf_log": 0,
+    "--debug": 0,
+}
 # Flags of one model that old scripts of another pass with a different meaning.
-MODEL_FLAG_HINTS = {"pix2pix": {"lambda_A": "pix2pix's L1 weight is --lambda_L1 (the old pix2pix README's --lambda_A; "
-                                            "--lambda_A is CycleGAN's cycle weight)"}}
+MODEL_FLAG_HINTS = {
+    "pix2pix": {
+        "lambda_A": "pix2pix's L1 weight is --lambda_L1 (the old pix2pix README's --lambda_A; "
+        "--lambda_A is CycleGAN's cycle weight)"
+    }
+}
 
 # Options a command decides for itself rather than inheriting from the saved run.
-INVOCATION_OPTIONS = ("phase", "continue_train", "overwrite", "epoch", "num_test", "eval", "gpu_ids", "num_threads",
-                      "results_dir", "load_pretrain", "cluster_seed", "use_encoded_image", "precision", "amp",
-                      "channels_last", "compile")
-TEST_OVERRIDES = {"phase": "test", "batch_size": 1, "serial_batches": True, "no_flip": True, "preprocess": "none",
-                  "max_dataset_size": math.inf, "num_threads": 0}
+INVOCATION_OPTIONS = (
+    "phase",
+    "continue_train",
+    "overwrite",
+    "epoch",
+    "num_test",
+    "eval",
+    "gpu_ids",
+    "num_threads",
+    "results_dir",
+    "load_pretrain",
+    "cluster_seed",
+    "use_encoded_image",
+    "precision",
+    "amp",
+    "channels_last",
+    "compile",
+)
+TEST_OVERRIDES = {
+    "phase": "test",
+    "batch_size": 1,
+    "serial_batches": True,
+    "no_flip": True,
+    "preprocess": "none",
+    "max_dataset_size": math.inf,
+    "num_threads": 0,
+}
 INHERITING = ("test", "translate", "export")
 
 
@@ -250,18 +327,22 @@ def _add_field(group: Any, f: dataclasses.Field, default: Any) -> None:
     kind = meta.get("parse") or {"int": int, "float": float, "str": str, "int | None": int}.get(str(f.type), str)
     # Numbers with a fixed set (--input_nc) are checked by check_options, whose message says what each means.
     choices = _choices(meta) if kind is str else None
-    group.add_argument(flag, type=kind, choices=choices, help=_help(meta) + shown,
-                       metavar=f.name.upper() if choices is None else None)
+    group.add_argument(
+        flag, type=kind, choices=choices, help=_help(meta) + shown, metavar=f.name.upper() if choices is None else None
+    )
 
 
-def build_parser(prog: str = "ganvas", command: str = "train", model: str = Options.model,
-                 add_own: Callable[[argparse.ArgumentParser], None] | None = None) -> ArgumentParser:
+def build_parser(
+    prog: str = "ganvas",
+    command: str = "train",
+    model: str = Options.model,
+    add_own: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> ArgumentParser:
     """The flags `command` takes for `model`: the command's own first, then the common ones, then the model's.
 
     Defaults are suppressed so that only given flags appear; help texts show the model's defaults.
     """
-    parser = ArgumentParser(prog=prog, usage="%(prog)s [flags]", allow_abbrev=False,
-                            argument_default=argparse.SUPPRESS)
+    parser = ArgumentParser(prog=prog, usage="%(prog)s [flags]", allow_abbrev=False, argument_default=argparse.SUPPRESS)
     if add_own is not None:
         add_own(parser)
     model_class = MODELS.get(model)
@@ -284,8 +365,7 @@ def translate_legacy(argv: Sequence[str]) -> list[str]:
         if flag in IGNORED_FLAGS:
             if IGNORED_FLAGS[flag] and not eq:
                 next(tokens, None)
-            log.warning("%s has no effect in ganvas (logs and pages are written to the run folder); ignoring it",
-                        flag)
+            log.warning("%s has no effect in ganvas (logs and pages are written to the run folder); ignoring it", flag)
         elif flag in LEGACY_FLAGS:
             log.warning("%s is deprecated; use %s", flag, LEGACY_FLAGS[flag])
             out.append(LEGACY_FLAGS[flag] + eq + value)
@@ -303,8 +383,10 @@ def foreign_option(name: str, model: str, command: str) -> str:
         return f"--{name} is not an option of --model {model}; {MODEL_FLAG_HINTS[model][name]}"
     models = owners(name)
     if models:
-        return (f"--{name} is an option of --model {' and '.join(models)}, not of {model}; pass --model "
-                f"{models[0]} or drop --{name}")
+        return (
+            f"--{name} is an option of --model {' and '.join(models)}, not of {model}; pass --model "
+            f"{models[0]} or drop --{name}"
+        )
     return f"--{name} is not an option of `ganvas {command}`; see `ganvas {command} --help`"
 
 
@@ -343,9 +425,12 @@ def _chosen_model(argv: Sequence[str], command: str) -> str:
     return Options.model
 
 
-def parse_options(argv: Sequence[str], command: str = "train", prog: str = "",
-                  add_own: Callable[[argparse.ArgumentParser], None] | None = None
-                  ) -> tuple[Options, argparse.Namespace]:
+def parse_options(
+    argv: Sequence[str],
+    command: str = "train",
+    prog: str = "",
+    add_own: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> tuple[Options, argparse.Namespace]:
     """Options for `command` from the command line, the saved run (test, translate, resume) and defaults.
 
     `add_own` adds the command's own arguments (inputs, --out ...); they come back in the namespace.
@@ -381,10 +466,16 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
     for name in given:
         if name not in own:
             raise OptionsError(foreign_option(name, model, command))
-    if saved and command in INHERITING and given.get("direction", saved.get("direction")) != saved.get(
-            "direction") and not model_class.reversible:
-        raise OptionsError(f"the {saved.get('model')} run {given.get('name')} translates {saved.get('direction')} only; "
-                           f"drop --direction {given['direction']}, or train a run in that direction")
+    if (
+        saved
+        and command in INHERITING
+        and given.get("direction", saved.get("direction")) != saved.get("direction")
+        and not model_class.reversible
+    ):
+        raise OptionsError(
+            f"the {saved.get('model')} run {given.get('name')} translates {saved.get('direction')} only; "
+            f"drop --direction {given['direction']}, or train a run in that direction"
+        )
     values: dict[str, Any] = dict(model_class.option_defaults({**saved, **given}))
     values.update(model_class.inherit(saved, given) if saved else {})
     if command in INHERITING:
@@ -402,8 +493,10 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
 def check_options(opt: Options) -> None:
     """Reject values and combinations no run can use, before any work starts (limits come from the fields)."""
     if opt.crop_size > opt.load_size and opt.preprocess in ("resize_and_crop", "scale_width_and_crop"):
-        raise OptionsError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
-                           f"pass --load_size {opt.crop_size} or more, or a smaller --crop_size")
+        raise OptionsError(
+            f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
+            f"pass --load_size {opt.crop_size} or more, or a smaller --crop_size"
+        )
     for f in fields(opt):
         value, meta = getattr(opt, f.name), f.metadata
         if value is None:
@@ -434,8 +527,9 @@ def load_saved_options(path: Path) -> dict[str, Any]:
     except (OSError, yaml.YAMLError) as err:
         raise OptionsError(f"cannot read the saved options {path} ({err}); delete the file or fix it by hand") from err
     if not isinstance(data, dict):
-        raise OptionsError(f"the saved options {path} are not a mapping of option names to values; delete the file "
-                           f"or fix it by hand")
+        raise OptionsError(
+            f"the saved options {path} are not a mapping of option names to values; delete the file or fix it by hand"
+        )
     known = known_option_names()
     unknown = sorted(set(data) - known)
     if unknown:

@@ -20,8 +20,9 @@ import difflib
 import importlib
 import inspect
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ganvas.errors import OptionsError
 

@@ -29,14 +29,16 @@ def make_grid(images: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
     grid = torch.ones(c, rows * (h + pad) + pad, ncol * (w + pad) + pad, dtype=images.dtype)
     for i, img in enumerate(images.detach().cpu()):
         r, k = divmod(i, ncol)
-        grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = img
+        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = img
     return grid
 
 
 def page(title: str, body: str, image_width: int = 256) -> str:
     """A complete HTML document."""
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"{PAGE_STYLE % image_width}</head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"{PAGE_STYLE % image_width}</head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
 
 
 def image_table(rows: list[tuple[str, dict[str, str]]], columns: list[str] | None = None) -> str:
@@ -46,8 +48,12 @@ def image_table(rows: list[tuple[str, dict[str, str]]], columns: list[str] | Non
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
     body = []
     for label, cells in rows:
-        tds = "".join(f"<td><a href='{html.escape(cells[c])}'><img src='{html.escape(cells[c])}'></a></td>"
-                      if c in cells else "<td></td>" for c in columns)
+        tds = "".join(
+            f"<td><a href='{html.escape(cells[c])}'><img src='{html.escape(cells[c])}'></a></td>"
+            if c in cells
+            else "<td></td>"
+            for c in columns
+        )
         body.append(f"<tr><td>{html.escape(label)}</td>{tds}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -73,33 +79,43 @@ def loss_plot_svg(csv_path: Path, width: int = 720, height: int = 260) -> str:
     # Losses of very different scales (L1 x 100 next to D losses) share the plot on a log axis.
     log_scale = bool(finite) and min(finite) > 0
     scale = (lambda v: math.log10(v)) if log_scale else (lambda v: v)
-    series = {k: [scale(v) if math.isfinite(v) and (v > 0 or not log_scale) else math.nan for v in vs]
-              for k, vs in series.items()}
+    series = {
+        k: [scale(v) if math.isfinite(v) and (v > 0 or not log_scale) else math.nan for v in vs]
+        for k, vs in series.items()
+    }
     lo, hi = (min(scale(v) for v in finite), max(scale(v) for v in finite)) if finite else (0.0, 1.0)
     hi = hi if hi > lo else lo + 1
-    label = (lambda v: f"{10 ** v:.3g}") if log_scale else (lambda v: f"{v:.3g}")
+    label = (lambda v: f"{10**v:.3g}") if log_scale else (lambda v: f"{v:.3g}")
     x0, x1 = xs[0], xs[-1] if xs[-1] > xs[0] else xs[0] + 1
     colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
     lines, legend = [], []
     for i, (k, vs) in enumerate(series.items()):
-        pts = " ".join(f"{40 + (x - x0) / (x1 - x0) * (width - 50):.1f},{height - 20 - (v - lo) / (hi - lo) * (height - 30):.1f}"
-                       for x, v in zip(xs, vs) if math.isfinite(v))
+        pts = " ".join(
+            f"{40 + (x - x0) / (x1 - x0) * (width - 50):.1f},{height - 20 - (v - lo) / (hi - lo) * (height - 30):.1f}"
+            for x, v in zip(xs, vs)
+            if math.isfinite(v)
+        )
         colour = colours[i % len(colours)]
         lines.append(f"<polyline fill='none' stroke='{colour}' stroke-width='1.5' points='{pts}'/>")
         legend.append(f"<text x='{45 + 110 * i}' y='12' fill='{colour}' font-size='12'>{html.escape(k)}</text>")
-    axes = (f"<text x='2' y='{height - 20}' font-size='11'>{label(lo)}</text>"
-            f"<text x='2' y='24' font-size='11'>{label(hi)}</text>"
-            f"<text x='{width - 220}' y='{height - 4}' font-size='11'>images seen: {int(x1)}"
-            f"{' (log scale)' if log_scale else ''}</text>")
-    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-            f"style='border:1px solid #ddd'>{''.join(legend)}{axes}{''.join(lines)}</svg>")
+    axes = (
+        f"<text x='2' y='{height - 20}' font-size='11'>{label(lo)}</text>"
+        f"<text x='2' y='24' font-size='11'>{label(hi)}</text>"
+        f"<text x='{width - 220}' y='{height - 4}' font-size='11'>images seen: {int(x1)}"
+        f"{' (log scale)' if log_scale else ''}</text>"
+    )
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"style='border:1px solid #ddd'>{''.join(legend)}{axes}{''.join(lines)}</svg>"
+    )
 
 
 _VISUAL_FILE = re.compile(r"epoch(\d+)_images(\d+)_(.+)\.png$")
 
 
-def write_training_page(web_dir: Path, name: str, epoch: int, images_seen: int, visuals: dict[str, Tensor],
-                        loss_csv: Path) -> Path:
+def write_training_page(
+    web_dir: Path, name: str, epoch: int, images_seen: int, visuals: dict[str, Tensor], loss_csv: Path
+) -> Path:
     """Save this step's visuals and rebuild web/index.html (newest first, with the loss plot)."""
     image_dir = web_dir / "images"
     for key, batch in visuals.items():

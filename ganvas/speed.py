@@ -34,17 +34,25 @@ def cpu_lacks_native(dtype: torch.dtype, device: torch.device) -> bool:
     """
     if device.type != "cpu" or dtype not in (torch.bfloat16, torch.float16):
         return False
-    check = (torch.ops.mkldnn._is_mkldnn_bf16_supported if dtype == torch.bfloat16
-             else torch.ops.mkldnn._is_mkldnn_fp16_supported)
+    check = (
+        torch.ops.mkldnn._is_mkldnn_bf16_supported
+        if dtype == torch.bfloat16
+        else torch.ops.mkldnn._is_mkldnn_fp16_supported
+    )
     return not check()
 
 
 def warn_if_slow(dtype: torch.dtype, device: torch.device, flag: str) -> None:
     """Log once why a half-precision flag will be slow on this CPU."""
     if cpu_lacks_native(dtype, device):
-        log.warning("%s: this CPU (%s) has no native %s arithmetic, so PyTorch runs half-precision convolutions in "
-                    "a slow fallback, usually far slower than fp32; use fp32 here, or a GPU or a CPU with "
-                    "AVX512-BF16/AMX", flag, torch.backends.cpu.get_cpu_capability(), str(dtype).split(".")[-1])
+        log.warning(
+            "%s: this CPU (%s) has no native %s arithmetic, so PyTorch runs half-precision convolutions in "
+            "a slow fallback, usually far slower than fp32; use fp32 here, or a GPU or a CPU with "
+            "AVX512-BF16/AMX",
+            flag,
+            torch.backends.cpu.get_cpu_capability(),
+            str(dtype).split(".")[-1],
+        )
 
 
 def accelerate(model: Any, opt: Any) -> None:
@@ -81,8 +89,9 @@ def parse_gpu_ids(gpu_ids: str) -> list[int]:
     try:
         return [int(i) for i in str(gpu_ids).split(",") if i.strip()]
     except ValueError:
-        raise OptionsError(f"--gpu_ids {gpu_ids} is not a list of GPU numbers; pass e.g. 0 or 0,1, "
-                           f"or -1 for the CPU") from None
+        raise OptionsError(
+            f"--gpu_ids {gpu_ids} is not a list of GPU numbers; pass e.g. 0 or 0,1, or -1 for the CPU"
+        ) from None
 
 
 def select_device(gpu_ids: str) -> torch.device:
@@ -100,8 +109,9 @@ def pick_device(device: str | torch.device | None, default: str = "cpu") -> torc
     """The device asked for (default when None); OptionsError for a GPU on a machine without one."""
     device = torch.device(default if device is None else device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise OptionsError(f"device {str(device)!r} is not available (torch.cuda.is_available() is False); "
-                           f"pass device='cpu' or None")
+        raise OptionsError(
+            f"device {str(device)!r} is not available (torch.cuda.is_available() is False); pass device='cpu' or None"
+        )
     return device
 
 

@@ -26,11 +26,19 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ganvas import __version__
-from ganvas.checkpoint import (STATE_FILE, atomic_write_many, atomic_write_text, load_networks, load_torch,
-                               network_writes, rng_state, set_rng_state)
+from ganvas.checkpoint import (
+    STATE_FILE,
+    atomic_write_many,
+    atomic_write_text,
+    load_networks,
+    load_torch,
+    network_writes,
+    rng_state,
+    set_rng_state,
+)
 from ganvas.data import collate_batch, make_dataset
-from ganvas.errors import CheckpointError, DataError, DivergedError, GanvasError
 from ganvas.distributed import any_process, barrier, close_world, init_world, mean_losses, shard, wrap_networks
+from ganvas.errors import CheckpointError, DataError, DivergedError, GanvasError
 from ganvas.models import Model, create_model
 from ganvas.options import OPT_FILE, Options, ensure_seed, save_options
 from ganvas.report import write_training_page
@@ -45,16 +53,16 @@ LOSS_LOG = "loss_log.csv"
 class Progress:
     """Where a run stands; saved with every checkpoint so that a resume continues exactly."""
 
-    epoch: int = 1          # the epoch in progress (numbered from --epoch_count)
-    epoch_iter: int = 0     # batches of that epoch already done
-    epoch_images: int = 0   # items of that epoch already done (what a resume skips, whatever its batch size)
-    steps: int = 0          # optimisation steps in the whole run
-    images: int = 0         # images seen in the whole run (the original's total_iters)
+    epoch: int = 1  # the epoch in progress (numbered from --epoch_count)
+    epoch_iter: int = 0  # batches of that epoch already done
+    epoch_images: int = 0  # items of that epoch already done (what a resume skips, whatever its batch size)
+    steps: int = 0  # optimisation steps in the whole run
+    images: int = 0  # images seen in the whole run (the original's total_iters)
     monitor_sum: float = 0.0
     monitor_count: int = 0
     # Each loss summed over the epoch's steps, saved so that a resumed epoch reports the mean of all its steps.
     loss_sums: dict[str, float] = field(default_factory=dict)
-    loss_steps: int = 0     # steps in loss_sums (fewer than epoch_iter after resuming a checkpoint without them)
+    loss_steps: int = 0  # steps in loss_sums (fewer than epoch_iter after resuming a checkpoint without them)
 
 
 @dataclass
@@ -72,12 +80,12 @@ class StepInfo:
     """One finished optimisation step, as callbacks see it (treat `losses` as read-only)."""
 
     losses: dict[str, float]  # the step's losses in this process (the loss log averages them over processes)
-    epoch: int                # the epoch the step belongs to
-    step: int                 # optimisation steps in the whole run, this one included
-    images: int               # images seen in the whole run, this step's included (all processes, as Progress)
-    batch: int                # images of this step (all processes)
-    compute_s: float          # seconds the step computed
-    data_s: float             # seconds the loop waited for its batch
+    epoch: int  # the epoch the step belongs to
+    step: int  # optimisation steps in the whole run, this one included
+    images: int  # images seen in the whole run, this step's included (all processes, as Progress)
+    batch: int  # images of this step (all processes)
+    compute_s: float  # seconds the step computed
+    data_s: float  # seconds the loop waited for its batch
 
     def crossed(self, every: int) -> bool:
         """Whether this step took the run past a multiple of `every` images (never for `every` <= 0)."""
@@ -90,10 +98,10 @@ class EpochInfo:
 
     epoch: int
     losses: dict[str, float]  # each loss's mean over the epoch's steps (all processes, across resumes)
-    images: int               # images of the epoch (all processes)
-    steps: int                # optimisation steps of the epoch
-    compute_s: float          # seconds this process computed steps of the epoch (since the resume, if any)
-    data_s: float             # seconds it waited for batches
+    images: int  # images of the epoch (all processes)
+    steps: int  # optimisation steps of the epoch
+    compute_s: float  # seconds this process computed steps of the epoch (since the resume, if any)
+    data_s: float  # seconds it waited for batches
 
 
 def nonfinite_networks(nets: dict[str, torch.nn.Module]) -> list[str]:
@@ -178,12 +186,21 @@ def make_loader(dataset: Any, sampler: EpochSampler, opt: Options, pin_memory: b
     cpus = max(1, cpus // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun's processes on this machine
     workers = min(opt.num_threads, cpus)  # more workers than cores only compete with the step for them
     if workers < opt.num_threads:
-        log.info("--num_threads %d: %d CPUs for this process, so the loader uses %d workers", opt.num_threads, cpus,
-                 workers)
-    return DataLoader(EpochItems(dataset), batch_size=opt.batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=collate_batch, pin_memory=pin_memory, generator=torch.Generator().manual_seed(opt.seed),
-                      worker_init_fn=_ignore_sigint if workers > 0 else None, persistent_workers=workers > 0,
-                      prefetch_factor=4 if workers > 0 else None)
+        log.info(
+            "--num_threads %d: %d CPUs for this process, so the loader uses %d workers", opt.num_threads, cpus, workers
+        )
+    return DataLoader(
+        EpochItems(dataset),
+        batch_size=opt.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_batch,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(opt.seed),
+        worker_init_fn=_ignore_sigint if workers > 0 else None,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
 
 
 def _ignore_sigint(_worker_id: int) -> None:
@@ -205,7 +222,7 @@ class StopRequest:
         self.requested = True
         log.warning("stopping after this step and saving a checkpoint; press Ctrl-C again to abort without saving")
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -224,8 +241,10 @@ def clear_run(run_dir: Path, overwrite: bool) -> None:
     if not found:
         return
     if not overwrite:
-        raise GanvasError(f"{run_dir} already holds a run ({found[0].name} ...); pass --continue_train to resume "
-                          f"it, --overwrite to delete it and start afresh, or choose another --name")
+        raise GanvasError(
+            f"{run_dir} already holds a run ({found[0].name} ...); pass --continue_train to resume "
+            f"it, --overwrite to delete it and start afresh, or choose another --name"
+        )
     log.warning("deleting the earlier run in %s (--overwrite)", run_dir)
     for path in found:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -311,9 +330,16 @@ class LossLog(Callback):
             writer = csv.writer(fh)
             if new:
                 writer.writerow(["epoch", "images", "steps", "time_s", "lr", *self.columns])
-            writer.writerow([p.epoch, p.images, p.steps, f"{time.perf_counter() - self.started:.3f}",
-                             f"{trainer.current_lr():.3g}",
-                             *(f"{losses.get(k, float('nan')):.5g}" for k in self.columns)])
+            writer.writerow(
+                [
+                    p.epoch,
+                    p.images,
+                    p.steps,
+                    f"{time.perf_counter() - self.started:.3f}",
+                    f"{trainer.current_lr():.3g}",
+                    *(f"{losses.get(k, float('nan')):.5g}" for k in self.columns),
+                ]
+            )
 
 
 class TrainingPage(Callback):
@@ -340,8 +366,14 @@ class TrainingPage(Callback):
         p = trainer.progress
         self.written_at = p.steps
         if trainer.world.is_main:  # after LossLog's row of this step, which the page plots
-            write_training_page(trainer.run_dir / "web", trainer.opt.name, p.epoch, p.images,
-                                trainer.model.current_visuals(), trainer.run_dir / LOSS_LOG)
+            write_training_page(
+                trainer.run_dir / "web",
+                trainer.opt.name,
+                p.epoch,
+                p.images,
+                trainer.model.current_visuals(),
+                trainer.run_dir / LOSS_LOG,
+            )
 
 
 class LatestCheckpoint(Callback):
@@ -362,8 +394,14 @@ class ProgressBar(Callback):
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         self.close()
         opt, p = trainer.opt, trainer.progress
-        self.bar = tqdm(total=trainer.epoch_steps(), initial=p.epoch_iter, unit="step", leave=False,
-                        desc=f"epoch {epoch}/{opt.n_epochs + opt.n_epochs_decay}", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=trainer.epoch_steps(),
+            initial=p.epoch_iter,
+            unit="step",
+            leave=False,
+            desc=f"epoch {epoch}/{opt.n_epochs + opt.n_epochs_decay}",
+            dynamic_ncols=True,
+        )
         self.tick, self.tick_images = time.perf_counter(), p.images
 
     def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
@@ -405,8 +443,10 @@ class Trainer:
         self.callbacks: list[Callback] = [*builtin, *(callbacks if self.world.is_main else ())]
         torch.manual_seed(opt.seed)
         if not opt.continue_train and opt.epoch_count > opt.n_epochs + opt.n_epochs_decay:
-            raise GanvasError(f"--epoch_count {opt.epoch_count} is past the last epoch "
-                              f"{opt.n_epochs + opt.n_epochs_decay} (--n_epochs + --n_epochs_decay): nothing to train")
+            raise GanvasError(
+                f"--epoch_count {opt.epoch_count} is past the last epoch "
+                f"{opt.n_epochs + opt.n_epochs_decay} (--n_epochs + --n_epochs_decay): nothing to train"
+            )
         self.dataset = make_dataset(opt, train=True)
         if len(self.dataset) == 0:
             raise DataError(f"the data set under {opt.dataroot} has no items; add images or check --phase")
@@ -415,8 +455,9 @@ class Trainer:
         self.model: Model = create_model(opt, self.device, train=True)
         accelerate(self.model, opt)
         wrap_networks(self.model, self.world, self.device, opt.norm == "syncbatch")
-        self.plateaus = ({k: make_plateau(o) for k, o in self.model.optimizers.items()}
-                         if opt.lr_policy == "plateau" else {})
+        self.plateaus = (
+            {k: make_plateau(o) for k, o in self.model.optimizers.items()} if opt.lr_policy == "plateau" else {}
+        )
         self.progress = Progress(epoch=opt.epoch_count)
         self.sampler, self.loader = EpochSampler(), None
         self.step_time = self.data_time = 0.0  # this epoch's seconds computing and waiting for batches
@@ -493,12 +534,18 @@ class Trainer:
             return
         p = self.progress
         cause = ", ".join(f"{k} = {v}" for k, v in losses.items() if not math.isfinite(v))
-        kept = (f"the checkpoint of step {self._saved_at} in {self.run_dir} is kept as it was; resume it with "
-                "--continue_train" if self._saved_at is not None else "no checkpoint was written; start again")
-        raise DivergedError(f"training diverged by step {p.steps}: {', '.join(bad) or 'a network of another process'} "
-                            f"now {'has' if len(bad) <= 1 else 'have'} NaN or infinite weights"
-                            f"{f' after {cause}' if cause else ''}; {kept}, with a lower --lr (or --amp bf16 "
-                            "instead of fp16, or --amp off)")
+        kept = (
+            f"the checkpoint of step {self._saved_at} in {self.run_dir} is kept as it was; resume it with "
+            "--continue_train"
+            if self._saved_at is not None
+            else "no checkpoint was written; start again"
+        )
+        raise DivergedError(
+            f"training diverged by step {p.steps}: {', '.join(bad) or 'a network of another process'} "
+            f"now {'has' if len(bad) <= 1 else 'have'} NaN or infinite weights"
+            f"{f' after {cause}' if cause else ''}; {kept}, with a lower --lr (or --amp bf16 "
+            "instead of fp16, or --amp off)"
+        )
 
     def _resume(self) -> None:
         opt = self.opt
@@ -506,8 +553,12 @@ class Trainer:
         if opt.epoch != "latest" or not state_path.is_file():
             # Networks only, e.g. files from the original code bases: optimisers start afresh at --epoch_count.
             load_networks(self.model.nets, self.run_dir, opt.epoch)
-            log.warning("no run state in %s; continuing from %s networks with fresh optimisers at epoch %d",
-                        self.run_dir, opt.epoch, opt.epoch_count)
+            log.warning(
+                "no run state in %s; continuing from %s networks with fresh optimisers at epoch %d",
+                self.run_dir,
+                opt.epoch,
+                opt.epoch_count,
+            )
             return
         state = load_torch(state_path, "run state")
         load_networks(self.model.nets, self.run_dir, "latest")
@@ -518,8 +569,10 @@ class Trainer:
                 if k in state.get("plateaus", {}):
                     s.load_state_dict(state["plateaus"][k])
         except (KeyError, ValueError) as err:
-            raise CheckpointError(f"{state_path} does not match this model's optimisers ({err}); resume with the "
-                                  f"options the run was started with, or delete the file to restart them") from err
+            raise CheckpointError(
+                f"{state_path} does not match this model's optimisers ({err}); resume with the "
+                f"options the run was started with, or delete the file to restart them"
+            ) from err
         self.progress = Progress(**state["progress"])
         set_rng_state(state["rng"])
         self.model.load_extra_state(state.get("model", {}))
@@ -564,8 +617,12 @@ class Trainer:
         opt, p = self.opt, self.progress
         last_epoch = opt.n_epochs + opt.n_epochs_decay
         if p.epoch > last_epoch:
-            log.warning("%s already finished epoch %d of %d; raise --n_epochs or --n_epochs_decay to train on",
-                        opt.name, p.epoch - 1, last_epoch)
+            log.warning(
+                "%s already finished epoch %d of %d; raise --n_epochs or --n_epochs_decay to train on",
+                opt.name,
+                p.epoch - 1,
+                last_epoch,
+            )
         losses: dict[str, float] = {}
         interrupted = False
         with self._stop:
@@ -607,13 +664,16 @@ class Trainer:
             except DataError as err:
                 failed = err
             # One collective per step: a data error or a stop request in any process stops all of them here.
-            elsewhere, stopping, nonfinite = any_process([failed is not None, self._stop.requested, self._nonfinite],
-                                                         self.world, self.device)
+            elsewhere, stopping, nonfinite = any_process(
+                [failed is not None, self._stop.requested, self._nonfinite], self.world, self.device
+            )
             if nonfinite:
                 self._check_finite(losses)
             if elsewhere:
-                raise failed or DataError("another training process stopped on a data error (its message names "
-                                          "the file); fix it and resume with --continue_train")
+                raise failed or DataError(
+                    "another training process stopped on a data error (its message names "
+                    "the file); fix it and resume with --continue_train"
+                )
             if stopping:
                 self._stop.requested = True
                 break
@@ -656,16 +716,31 @@ class Trainer:
         """Hand the finished epoch to the callbacks, step the plateau policy, move to the next epoch and save."""
         p, opt = self.progress, self.opt
         sums = mean_losses(p.loss_sums, self.world, self.device)  # each process summed its own items' losses
-        self._call("on_epoch_end", EpochInfo(p.epoch, {k: v / max(p.loss_steps, 1) for k, v in sums.items()},
-                                             p.epoch_images, p.epoch_iter, self.step_time, self.data_time))
+        self._call(
+            "on_epoch_end",
+            EpochInfo(
+                p.epoch,
+                {k: v / max(p.loss_steps, 1) for k, v in sums.items()},
+                p.epoch_images,
+                p.epoch_iter,
+                self.step_time,
+                self.data_time,
+            ),
+        )
         if self.plateaus:  # every process watches the same figure: the mean over all of them
             totals = mean_losses({"sum": p.monitor_sum, "count": float(p.monitor_count)}, self.world, self.device)
             for scheduler in self.plateaus.values():
                 scheduler.step(totals["sum"] / max(totals["count"], 1.0))
         steps = max(self.timed_steps, 1)
-        log.info("end of epoch %d: %d images, lr %.3g; per step %.3f s computing, %.3f s waiting for data%s", p.epoch,
-                 p.images, self.current_lr(), self.step_time / steps, self.data_time / steps,
-                 " (raise --num_threads)" if self.data_time > 0.2 * self.step_time else "")
+        log.info(
+            "end of epoch %d: %d images, lr %.3g; per step %.3f s computing, %.3f s waiting for data%s",
+            p.epoch,
+            p.images,
+            self.current_lr(),
+            self.step_time / steps,
+            self.data_time / steps,
+            " (raise --num_threads)" if self.data_time > 0.2 * self.step_time else "",
+        )
         self.step_time = self.data_time = 0.0
         self.timed_steps = 0
         finished = p.epoch

@@ -17,14 +17,36 @@ def paired_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_pix2pix(tmp_path, paired_root):
     """Options factory for a tiny, fast pix2pix run on the small paired set."""
+
     def make(command: str = "train", **overrides):
-        given = {"dataroot": str(paired_root), "name": "tiny", "model": "pix2pix", "checkpoints_dir": str(tmp_path / "ck"),
-                 "results_dir": str(tmp_path / "res"), "netG": "unet_32", "ngf": 8, "ndf": 8, "batch_size": 2,
-                 "load_size": 36, "crop_size": 32, "n_epochs": 1, "n_epochs_decay": 1, "num_threads": 0,
-                 "gpu_ids": "-1", "seed": 3, "print_freq": 2, "display_freq": 8, "save_latest_freq": 10**9}
+        given = {
+            "dataroot": str(paired_root),
+            "name": "tiny",
+            "model": "pix2pix",
+            "checkpoints_dir": str(tmp_path / "ck"),
+            "results_dir": str(tmp_path / "res"),
+            "netG": "unet_32",
+            "ngf": 8,
+            "ndf": 8,
+            "batch_size": 2,
+            "load_size": 36,
+            "crop_size": 32,
+            "n_epochs": 1,
+            "n_epochs_decay": 1,
+            "num_threads": 0,
+            "gpu_ids": "-1",
+            "seed": 3,
+            "print_freq": 2,
+            "display_freq": 8,
+            "save_latest_freq": 10**9,
+        }
         given.update(overrides)
         if command != "train":
-            given = {k: v for k, v in overrides.items()} | {"name": "tiny", "checkpoints_dir": str(tmp_path / "ck"),
-                                                             "results_dir": str(tmp_path / "res")}
+            given = {k: v for k, v in overrides.items()} | {
+                "name": "tiny",
+                "checkpoints_dir": str(tmp_path / "ck"),
+                "results_dir": str(tmp_path / "res"),
+            }
         return resolve_options(given, command)
+
     return make

@@ -115,13 +115,16 @@ def test_gray_and_rgba_inputs_are_converted_to_the_network_channels(tmp_path) ->
     assert np.asarray(t.translate(rgba)).shape == (20, 28, 3)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((4, 8, 8, 3), np.uint8), "H x W x C"),
-    (np.zeros((8, 8, 3), np.int32), "uint8, uint16 or float"),
-    (np.full((8, 8, 3), 2.0), r"\[0, 1\]"),
-    (torch.zeros(1, 4, 8, 8), "N x 3 x H x W"),
-    ({"image": 1}, "cannot translate a dict"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((4, 8, 8, 3), np.uint8), "H x W x C"),
+        (np.zeros((8, 8, 3), np.int32), "uint8, uint16 or float"),
+        (np.full((8, 8, 3), 2.0), r"\[0, 1\]"),
+        (torch.zeros(1, 4, 8, 8), "N x 3 x H x W"),
+        ({"image": 1}, "cannot translate a dict"),
+    ],
+)
 def test_bad_inputs_are_refused_with_what_is_expected(resnet_file, bad, message) -> None:
     with pytest.raises(DataError, match=message):
         load(resnet_file, device="cpu").translate(bad)
@@ -145,7 +148,7 @@ def test_train_mode_batch_norm_translates_each_image_on_its_own_and_reproducibly
     batch = torch.stack([torch.from_numpy(x).permute(2, 0, 1).float() / 127.5 - 1 for x in inputs])
     as_batch = load(path, device="cpu", batch_size=2).translate(batch)
     for k in range(3):
-        torch.testing.assert_close(as_batch[k:k + 1], t.translate(batch[k:k + 1]))
+        torch.testing.assert_close(as_batch[k : k + 1], t.translate(batch[k : k + 1]))
     evaluated = load(path, device="cpu", eval=True).translate(inputs[0])
     expected = eager(path, torch.from_numpy(inputs[0]).permute(2, 0, 1)[None].float() / 127.5 - 1)
     np.testing.assert_allclose(evaluated / 255, (expected[0].numpy().transpose(1, 2, 0) + 1) / 2, atol=1 / 255)
@@ -215,8 +218,9 @@ def test_label_maps_from_files_and_a_label_out_of_range(global_file, tmp_path) -
     label, inst = label_maps()
     Image.fromarray(label).save(tmp_path / "l.png")
     Image.fromarray(inst.astype(np.uint16)).save(tmp_path / "i.png")
-    np.testing.assert_array_equal(np.asarray(t.translate(tmp_path / "l.png", tmp_path / "i.png")),
-                                  t.translate(label, inst))
+    np.testing.assert_array_equal(
+        np.asarray(t.translate(tmp_path / "l.png", tmp_path / "i.png")), t.translate(label, inst)
+    )
     label[0, 0] = 7
     with pytest.raises(DataError, match="label 7 is >= label_nc=5"):
         t.translate(label)
@@ -289,9 +293,24 @@ def test_a_cycle_gan_run_translates_back_with_g_b(tmp_path) -> None:
     from ganvas.data.synthetic import write_unpaired_set
 
     root = write_unpaired_set(tmp_path / "u", n_train=4, n_test=1, size=32, seed=0)
-    opt = resolve_options({"dataroot": str(root), "name": "cg", "model": "cycle_gan", "checkpoints_dir": str(tmp_path),
-                           "netG": "resnet_6blocks", "ngf": 4, "ndf": 4, "n_epochs": 1, "n_epochs_decay": 0,
-                           "num_threads": 0, "gpu_ids": "-1", "seed": 0, "preprocess": "none", "pool_size": 2})
+    opt = resolve_options(
+        {
+            "dataroot": str(root),
+            "name": "cg",
+            "model": "cycle_gan",
+            "checkpoints_dir": str(tmp_path),
+            "netG": "resnet_6blocks",
+            "ngf": 4,
+            "ndf": 4,
+            "n_epochs": 1,
+            "n_epochs_decay": 0,
+            "num_threads": 0,
+            "gpu_ids": "-1",
+            "seed": 0,
+            "preprocess": "none",
+            "pool_size": 2,
+        }
+    )
     train(opt, show_progress=False)
     x = torch.rand(1, 3, 16, 16) * 2 - 1
     back = load(tmp_path / "cg", device="cpu", direction="BtoA").translate(x)
@@ -302,10 +321,26 @@ def test_a_cycle_gan_run_translates_back_with_g_b(tmp_path) -> None:
 
 def test_a_pix2pixhd_run_and_its_bare_file_translate_label_maps_alike(tmp_path) -> None:
     street = write_street_set(tmp_path / "s", n_train=2, n_test=1, size=(32, 64), seed=2)
-    opt = resolve_options({"dataroot": str(street), "name": "hd", "checkpoints_dir": str(tmp_path / "ck"),
-                           "model": "pix2pixhd", "label_nc": len(STREET_CLASSES), "ngf": 4, "ndf": 4,
-                           "n_downsample_global": 2, "n_blocks_global": 1, "preprocess": "none", "n_epochs": 1,
-                           "n_epochs_decay": 0, "num_threads": 0, "gpu_ids": "-1", "seed": 0, "no_vgg_loss": True})
+    opt = resolve_options(
+        {
+            "dataroot": str(street),
+            "name": "hd",
+            "checkpoints_dir": str(tmp_path / "ck"),
+            "model": "pix2pixhd",
+            "label_nc": len(STREET_CLASSES),
+            "ngf": 4,
+            "ndf": 4,
+            "n_downsample_global": 2,
+            "n_blocks_global": 1,
+            "preprocess": "none",
+            "n_epochs": 1,
+            "n_epochs_decay": 0,
+            "num_threads": 0,
+            "gpu_ids": "-1",
+            "seed": 0,
+            "no_vgg_loss": True,
+        }
+    )
     train(opt, show_progress=False)
     label = next((street / "test_label").iterdir())
     inst = next((street / "test_inst").iterdir())
@@ -315,17 +350,43 @@ def test_a_pix2pixhd_run_and_its_bare_file_translate_label_maps_alike(tmp_path) 
     np.testing.assert_array_equal(np.asarray(run.translate(label, inst)), np.asarray(bare.translate(label, inst)))
 
     out = tmp_path / "out"
-    assert main(["translate", "--checkpoint", str(tmp_path / "ck" / "hd" / "latest_net_G.pth"), "--label_nc",
-                 str(len(STREET_CLASSES)), str(street / "test_label"), "--instance_dir", str(street / "test_inst"),
-                 "--out", str(out), "--gpu_ids", "-1"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tmp_path / "ck" / "hd" / "latest_net_G.pth"),
+                "--label_nc",
+                str(len(STREET_CLASSES)),
+                str(street / "test_label"),
+                "--instance_dir",
+                str(street / "test_inst"),
+                "--out",
+                str(out),
+                "--gpu_ids",
+                "-1",
+            ]
+        )
+        == 0
+    )
     [written] = list(out.iterdir())
     np.testing.assert_array_equal(np.asarray(Image.open(written)), np.asarray(bare.translate(label, inst)))
 
 
 def test_translate_checkpoint_runs_a_bare_file_with_no_architecture_flags(resnet_file, tmp_path, capsys) -> None:
     Image.fromarray(photo(19, 23)).save(tmp_path / "a.png")
-    code = main(["translate", "--checkpoint", str(resnet_file), str(tmp_path / "a.png"), "--out", str(tmp_path / "o"),
-                 "--gpu_ids", "-1"])
+    code = main(
+        [
+            "translate",
+            "--checkpoint",
+            str(resnet_file),
+            str(tmp_path / "a.png"),
+            "--out",
+            str(tmp_path / "o"),
+            "--gpu_ids",
+            "-1",
+        ]
+    )
     assert code == 0 and "translated 1 images" in capsys.readouterr().out
     written = np.asarray(Image.open(tmp_path / "o" / "a.png"))
     np.testing.assert_array_equal(written, np.asarray(load(resnet_file, device="cpu").translate(tmp_path / "a.png")))

@@ -10,7 +10,7 @@ import torch
 
 from ganvas.checkpoint import STATE_FILE, load_torch
 from ganvas.distributed import World
-from ganvas.train import Callback, EpochInfo, StepInfo, TrainResult, Trainer, train
+from ganvas.train import Callback, EpochInfo, StepInfo, Trainer, TrainResult, train
 
 
 def read_log(run_dir: Path) -> list[list[str]]:
@@ -90,8 +90,16 @@ def test_callbacks_are_told_every_step_and_epoch_after_the_built_in_ones(tiny_pi
     result = train(tiny_pix2pix(print_freq=5), show_progress=False, callbacks=[first, second])
 
     hooks = [hook for name, hook, _ in calls if name == "a"]
-    assert hooks == ["train_start", "epoch_start", *["step"] * 6, "epoch_end", "epoch_start", *["step"] * 6,
-                     "epoch_end", "train_end"]
+    assert hooks == [
+        "train_start",
+        "epoch_start",
+        *["step"] * 6,
+        "epoch_end",
+        "epoch_start",
+        *["step"] * 6,
+        "epoch_end",
+        "train_end",
+    ]
     assert [(name, hook) for name, hook, _ in calls] == [(n, h) for h in hooks for n in ("a", "b")]  # in order
     assert first.of("train_end") == [result] and first.of("epoch_start") == [1, 2]
 
@@ -136,8 +144,9 @@ def test_a_stop_requested_by_a_callback_resumes_to_the_uninterrupted_run(tiny_pi
     assert stopper.of("epoch_end") == [] and stopper.of("train_end") == [first]
 
     resumed = Recorder()
-    second = train(tiny_pix2pix(name="stopped", netG="unet_64", continue_train=True), show_progress=False,
-                   callbacks=[resumed])
+    second = train(
+        tiny_pix2pix(name="stopped", netG="unet_64", continue_train=True), show_progress=False, callbacks=[resumed]
+    )
     assert not second.interrupted and second.progress.steps == reference.progress.steps == 12
     assert [s.step for s in resumed.of("step")] == list(range(stop_at + 1, 13))
     assert_same_weights(reference.run_dir, second.run_dir)
@@ -145,8 +154,9 @@ def test_a_stop_requested_by_a_callback_resumes_to_the_uninterrupted_run(tiny_pi
     assert strip(read_log(second.run_dir)) == strip(read_log(reference.run_dir))
     # The epoch cut by the stop reports the mean of all its steps, the ones before the stop included.
     want, got = straight.of("epoch_end"), resumed.of("epoch_end")
-    assert [(e.epoch, e.images, e.steps, e.losses) for e in got] == [(e.epoch, e.images, e.steps, e.losses)
-                                                                       for e in want]
+    assert [(e.epoch, e.images, e.steps, e.losses) for e in got] == [
+        (e.epoch, e.images, e.steps, e.losses) for e in want
+    ]
 
 
 def test_an_epoch_resumed_from_a_checkpoint_without_loss_sums_reports_the_mean_of_its_later_steps(tiny_pix2pix):
@@ -159,8 +169,11 @@ def test_an_epoch_resumed_from_a_checkpoint_without_loss_sums_reports_the_mean_o
     torch.save(state, opt.run_dir / STATE_FILE)
 
     resumed = Recorder()
-    train(tiny_pix2pix(name="legacy", n_epochs=1, n_epochs_decay=0, continue_train=True), show_progress=False,
-          callbacks=[resumed])
+    train(
+        tiny_pix2pix(name="legacy", n_epochs=1, n_epochs_decay=0, continue_train=True),
+        show_progress=False,
+        callbacks=[resumed],
+    )
     (epoch,), steps = resumed.of("epoch_end"), resumed.of("step")
     assert epoch.steps == 6 and [s.step for s in steps] == [5, 6]
     assert epoch.losses == {k: (steps[0].losses[k] + steps[1].losses[k]) / 2 for k in epoch.losses}
@@ -211,8 +224,7 @@ def test_callbacks_run_in_the_first_process_only(tiny_pix2pix, monkeypatch):
     # A stand-in for process 1 of a torchrun launch, without a process group: it trains, writes nothing.
     monkeypatch.setattr("ganvas.train.init_world", lambda gpu_ids: (World(rank=1), torch.device("cpu")))
     recorder = Recorder()
-    result = train(tiny_pix2pix(name="rank1", n_epochs=1, n_epochs_decay=0), show_progress=False,
-                   callbacks=[recorder])
+    result = train(tiny_pix2pix(name="rank1", n_epochs=1, n_epochs_decay=0), show_progress=False, callbacks=[recorder])
     assert result.progress.steps == 6 and recorder.calls == []
     assert not (result.run_dir / "loss_log.csv").exists()
 

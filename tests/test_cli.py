@@ -14,8 +14,22 @@ from PIL import Image
 from ganvas.checkpoint import load_torch
 from ganvas.cli import main
 
-NETS = ["--netG", "unet_32", "--ngf", "8", "--ndf", "8", "--load_size", "32", "--crop_size", "32", "--gpu_ids", "-1",
-        "--seed", "1"]
+NETS = [
+    "--netG",
+    "unet_32",
+    "--ngf",
+    "8",
+    "--ndf",
+    "8",
+    "--load_size",
+    "32",
+    "--crop_size",
+    "32",
+    "--gpu_ids",
+    "-1",
+    "--seed",
+    "1",
+]
 TINY = [*NETS, "--n_epochs", "1", "--n_epochs_decay", "0", "--num_threads", "0"]
 
 
@@ -27,11 +41,36 @@ def run(argv, capsys):
 
 def test_original_repository_commands_train_test_and_translate(paired_root, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, _ = run(["train", "--dataroot", str(paired_root), "--name", "facades_pix2pix", "--model", "pix2pix",
-                        "--direction", "BtoA", *TINY], capsys)
+    code, out, _ = run(
+        [
+            "train",
+            "--dataroot",
+            str(paired_root),
+            "--name",
+            "facades_pix2pix",
+            "--model",
+            "pix2pix",
+            "--direction",
+            "BtoA",
+            *TINY,
+        ],
+        capsys,
+    )
     assert code == 0 and (tmp_path / "checkpoints/facades_pix2pix/latest_net_G.pth").is_file()
-    code, out, _ = run(["test", "--dataroot", str(paired_root), "--name", "facades_pix2pix", "--model", "pix2pix",
-                        "--direction", "BtoA"], capsys)
+    code, out, _ = run(
+        [
+            "test",
+            "--dataroot",
+            str(paired_root),
+            "--name",
+            "facades_pix2pix",
+            "--model",
+            "pix2pix",
+            "--direction",
+            "BtoA",
+        ],
+        capsys,
+    )
     page = tmp_path / "results/facades_pix2pix/test_latest/index.html"
     assert code == 0 and "results/facades_pix2pix/test_latest/index.html" in out
     metrics = json.loads((page.parent / "metrics.json").read_text())
@@ -53,19 +92,43 @@ def test_original_repository_commands_train_test_and_translate(paired_root, tmp_
 
 def test_data_synth_is_deterministic_by_seed(tmp_path, capsys):
     for name, seed in (("a", 4), ("b", 4), ("c", 5)):
-        assert run(["data", "synth", "--out", str(tmp_path / name), "--n_train", "3", "--n_test", "1",
-                    "--size", "32", "--seed", str(seed)], capsys)[0] == 0
+        assert (
+            run(
+                [
+                    "data",
+                    "synth",
+                    "--out",
+                    str(tmp_path / name),
+                    "--n_train",
+                    "3",
+                    "--n_test",
+                    "1",
+                    "--size",
+                    "32",
+                    "--seed",
+                    str(seed),
+                ],
+                capsys,
+            )[0]
+            == 0
+        )
     files = lambda d: [p.read_bytes() for p in sorted((tmp_path / d).rglob("*.png"))]
     assert len(files("a")) == 4 and files("a") == files("b") and files("a") != files("c")
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["train", "--dataroot", "{tmp}/nowhere", "--name", "x"], "nowhere"),
-    (["train", "--dataroot", "{tmp}/empty", "--name", "x", "--dataset_mode", "single"], "empty"),
-    (["test", "--name", "never_trained", "--checkpoints_dir", "{tmp}/ck", "--dataroot", "{tmp}"], "latest_net_G.pth"),
-    (["train", "--dataroot", "{tmp}", "--lamda_L1", "3"], "did you mean --lambda_L1"),
-    (["translate", "--name", "x", "--checkpoints_dir", "{tmp}/ck", "{tmp}/missing.png"], "missing.png"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--dataroot", "{tmp}/nowhere", "--name", "x"], "nowhere"),
+        (["train", "--dataroot", "{tmp}/empty", "--name", "x", "--dataset_mode", "single"], "empty"),
+        (
+            ["test", "--name", "never_trained", "--checkpoints_dir", "{tmp}/ck", "--dataroot", "{tmp}"],
+            "latest_net_G.pth",
+        ),
+        (["train", "--dataroot", "{tmp}", "--lamda_L1", "3"], "did you mean --lambda_L1"),
+        (["translate", "--name", "x", "--checkpoints_dir", "{tmp}/ck", "{tmp}/missing.png"], "missing.png"),
+    ],
+)
 def test_bad_input_gives_one_sentence_naming_the_problem(tmp_path, capsys, argv, fragment):
     (tmp_path / "empty").mkdir()
     code, out, err = run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
@@ -84,9 +147,33 @@ def test_image_that_fails_mid_run_is_named_and_the_run_is_saved(tmp_path, capsys
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / "z.png")
     data = (folder / "z.png").read_bytes()
     (folder / "z.png").write_bytes(data[: len(data) // 2])  # a valid header, truncated pixels
-    code, _, err = run(["train", "--dataroot", str(folder), "--name", "g", "--model", "gan", "--checkpoints_dir",
-                        str(tmp_path / "ck"), "--crop_size", "16", "--load_size", "16", "--num_threads", workers,
-                        "--serial_batches", "--n_epochs", "1", "--n_epochs_decay", "0", "--gpu_ids", "-1"], capsys)
+    code, _, err = run(
+        [
+            "train",
+            "--dataroot",
+            str(folder),
+            "--name",
+            "g",
+            "--model",
+            "gan",
+            "--checkpoints_dir",
+            str(tmp_path / "ck"),
+            "--crop_size",
+            "16",
+            "--load_size",
+            "16",
+            "--num_threads",
+            workers,
+            "--serial_batches",
+            "--n_epochs",
+            "1",
+            "--n_epochs_decay",
+            "0",
+            "--gpu_ids",
+            "-1",
+        ],
+        capsys,
+    )
     lines = err.strip().splitlines()
     assert code == 2 and lines[-1].startswith("ganvas: error: cannot read image") and "z.png" in lines[-1]
     assert "Traceback" not in err
@@ -96,10 +183,39 @@ def test_image_that_fails_mid_run_is_named_and_the_run_is_saved(tmp_path, capsys
 
 def test_unconditional_gan_trains_and_samples(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert run(["data", "synth", "--kind", "images", "--out", "faces", "--n_train", "8", "--size", "16"], capsys)[0] == 0
-    code, _, _ = run(["train", "--dataroot", "./faces", "--name", "faces_gan", "--model", "gan", "--crop_size", "16",
-                      "--load_size", "16", "--ngf", "8", "--ndf", "8", "--batch_size", "4", "--n_epochs", "1",
-                      "--n_epochs_decay", "0", "--num_threads", "0", "--gpu_ids", "-1"], capsys)
+    assert (
+        run(["data", "synth", "--kind", "images", "--out", "faces", "--n_train", "8", "--size", "16"], capsys)[0] == 0
+    )
+    code, _, _ = run(
+        [
+            "train",
+            "--dataroot",
+            "./faces",
+            "--name",
+            "faces_gan",
+            "--model",
+            "gan",
+            "--crop_size",
+            "16",
+            "--load_size",
+            "16",
+            "--ngf",
+            "8",
+            "--ndf",
+            "8",
+            "--batch_size",
+            "4",
+            "--n_epochs",
+            "1",
+            "--n_epochs_decay",
+            "0",
+            "--num_threads",
+            "0",
+            "--gpu_ids",
+            "-1",
+        ],
+        capsys,
+    )
     assert code == 0
     code, out, _ = run(["test", "--name", "faces_gan", "--num_test", "9"], capsys)
     grid = tmp_path / "results/faces_gan/test_latest/samples_grid.png"
@@ -114,9 +230,27 @@ def test_python_dash_m_ganvas_runs():
 
 def test_ctrl_c_saves_a_checkpoint_that_continue_train_resumes(paired_root, tmp_path):
     """A real SIGINT to `ganvas train` (with loader workers): exit 130, resumable state, then resume."""
-    argv = [sys.executable, "-m", "ganvas", "train", "--dataroot", str(paired_root), "--name", "long",
-            "--checkpoints_dir", str(tmp_path / "ck"), *NETS, "--n_epochs", "1000", "--n_epochs_decay", "0",
-            "--num_threads", "2", "--print_freq", "1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "ganvas",
+        "train",
+        "--dataroot",
+        str(paired_root),
+        "--name",
+        "long",
+        "--checkpoints_dir",
+        str(tmp_path / "ck"),
+        *NETS,
+        "--n_epochs",
+        "1000",
+        "--n_epochs_decay",
+        "0",
+        "--num_threads",
+        "2",
+        "--print_freq",
+        "1",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "ck/long/loss_log.csv"
     deadline = time.monotonic() + 60
@@ -130,10 +264,28 @@ def test_ctrl_c_saves_a_checkpoint_that_continue_train_resumes(paired_root, tmp_
     steps = state["progress"]["steps"]
     assert steps >= 3
     # Resume from the saved options alone and finish the first epoch's remainder plus one more epoch.
-    done = subprocess.run([sys.executable, "-m", "ganvas", "train", "--dataroot", str(paired_root), "--name", "long",
-                           "--checkpoints_dir", str(tmp_path / "ck"), "--continue_train", "--n_epochs",
-                           str(state["progress"]["epoch"] + 1), "--num_threads", "0"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ganvas",
+            "train",
+            "--dataroot",
+            str(paired_root),
+            "--name",
+            "long",
+            "--checkpoints_dir",
+            str(tmp_path / "ck"),
+            "--continue_train",
+            "--n_epochs",
+            str(state["progress"]["epoch"] + 1),
+            "--num_threads",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     after = load_torch(tmp_path / "ck/long/latest_state.pt")
     per_epoch = 12  # 12 images, batch 1

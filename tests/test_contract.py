@@ -113,9 +113,21 @@ def contract_run(name: str, root: Path) -> ContractRun:
     """The contract run of model `name`, trained once per session (the run-only test reuses the others' runs)."""
     if name not in _RUNS:
         model_class = MODELS.get(name)
-        given = {"model": name, "gpu_ids": "-1", "seed": 0, "ngf": 4, "ndf": 4, "batch_size": BATCH,
-                 "crop_size": SIZE, "load_size": SIZE, "num_threads": 0, "checkpoints_dir": str(root / name),
-                 "name": "c", "dataroot": "unused", **model_class.small_options()}
+        given = {
+            "model": name,
+            "gpu_ids": "-1",
+            "seed": 0,
+            "ngf": 4,
+            "ndf": 4,
+            "batch_size": BATCH,
+            "crop_size": SIZE,
+            "load_size": SIZE,
+            "num_threads": 0,
+            "checkpoints_dir": str(root / name),
+            "name": "c",
+            "dataroot": "unused",
+            **model_class.small_options(),
+        }
         opt = resolve_options(given, "train")
         torch.manual_seed(0)
         model = create_model(opt, CPU, train=True)
@@ -138,8 +150,9 @@ def inputs_for(spec: InferenceSpec, batch: dict[str, Any]) -> tuple[tuple[Tensor
         return (batch["label"],), {"label": batch["label"], "path": names}
     if spec.inputs == ("label", "instance"):
         return (batch["label"], batch["inst"]), {"label": batch["label"], "inst": batch["inst"], "path": names}
-    pytest.fail(f"the contract test feeds image, label and label+instance inputs, not {spec.inputs}; "
-                f"add the kind to inputs_for")
+    pytest.fail(
+        f"the contract test feeds image, label and label+instance inputs, not {spec.inputs}; add the kind to inputs_for"
+    )
 
 
 def odd_sized(spec: InferenceSpec, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -147,7 +160,7 @@ def odd_sized(spec: InferenceSpec, args: tuple[Tensor, ...]) -> tuple[Tensor, ..
     gen = torch.Generator().manual_seed(1)
     if spec.inputs == ("image",):
         return ((torch.rand(1, spec.input_nc, *ODD, generator=gen) * 2 - 1),)
-    return tuple(a[:1].repeat(1, 1, 2, 2)[..., :ODD[0], :ODD[1]] for a in args)  # ids of the model's own range
+    return tuple(a[:1].repeat(1, 1, 2, 2)[..., : ODD[0], : ODD[1]] for a in args)  # ids of the model's own range
 
 
 def run_torchscript(path: Path, args: tuple[Tensor, ...]) -> Tensor:
@@ -164,22 +177,26 @@ def test_model_contract(name: str, runs_root: Path, tmp_path: Path) -> None:
     """Options, training, the run folder, loading back, odd sizes and export of one trainable model."""
     model_class = MODELS.get(name)
     options_class = model_class.options_class
-    assert is_dataclass(options_class) and issubclass(options_class, Options), \
+    assert is_dataclass(options_class) and issubclass(options_class, Options), (
         f"{name}.options_class must be a dataclass extending ganvas.options.Options"
+    )
     assert options_class.__dataclass_params__.frozen, f"{name}'s options must be frozen (change them with replace)"
     own = {f.name: f for f in fields(options_class)}
     undeclared = [n for n, f in own.items() if not f.metadata.get("help")]
     assert not undeclared, f"{name}: declare {undeclared} with ganvas.options.option(default, help, ...)"
-    for what, chosen in (("option_defaults", model_class.option_defaults({})),
-                         ("bench_options(256)", model_class.bench_options(256)),
-                         ("small_options", model_class.small_options())):
+    for what, chosen in (
+        ("option_defaults", model_class.option_defaults({})),
+        ("bench_options(256)", model_class.bench_options(256)),
+        ("small_options", model_class.small_options()),
+    ):
         assert set(chosen) <= set(own), f"{name}.{what} sets options it does not have: {set(chosen) - set(own)}"
 
     run = contract_run(name, runs_root)
     model = run.model
     for step in run.losses:
-        assert step and all(isinstance(v, float) and math.isfinite(v) for v in step.values()), \
+        assert step and all(isinstance(v, float) and math.isfinite(v) for v in step.values()), (
             f"{name}.train_step must return finite float losses, gave {step}"
+        )
     after = list(model.generator().parameters())
     assert any(not torch.equal(a, b.detach()) for a, b in zip(run.g_before, after)), f"{name}'s G did not change"
 
@@ -195,8 +212,9 @@ def test_model_contract(name: str, runs_root: Path, tmp_path: Path) -> None:
         with pytest.raises(OptionsError) as refused:
             ganvas.load(run.run_dir, device="cpu", eval=True)
         assert str(refused.value) == spec.refusal
-        saved = resolve_options({"name": run.opt.name, "checkpoints_dir": run.opt.checkpoints_dir, "gpu_ids": "-1",
-                                 "eval": True}, "test")
+        saved = resolve_options(
+            {"name": run.opt.name, "checkpoints_dir": run.opt.checkpoints_dir, "gpu_ids": "-1", "eval": True}, "test"
+        )
         loaded = load_for_inference(saved)
         x = model.generator_input(run.batch)  # the same z for both
         with torch.no_grad():
@@ -237,8 +255,14 @@ def test_checkpoints_have_descriptions(name: str, runs_root: Path) -> None:
 @pytest.mark.parametrize("name", RUN_ONLY)
 def test_run_only_model(name: str, runs_root: Path) -> None:
     """A run-only model refuses training, and runs each saved generator of a contract run as that run ran it."""
-    given = {"model": name, "gpu_ids": "-1", "checkpoints_dir": str(runs_root / "none"), "name": "c",
-             "dataroot": "unused", "num_threads": 0}
+    given = {
+        "model": name,
+        "gpu_ids": "-1",
+        "checkpoints_dir": str(runs_root / "none"),
+        "name": "c",
+        "dataroot": "unused",
+        "num_threads": 0,
+    }
     with pytest.raises(OptionsError):
         create_model(resolve_options(given, "train"), CPU, train=True)
 

@@ -21,18 +21,27 @@ from ganvas.data import (
     make_params,
     read_image,
     save_image,
+    synthetic,
     tensor_to_uint8,
 )
-from ganvas.data import synthetic
 from ganvas.errors import DataError, OptionsError
 
 
 def make_opt(dataroot: Path, **overrides) -> SimpleNamespace:
     """Options as the CLI would give them, small sizes."""
     values = dict(
-        dataroot=str(dataroot), phase="train", direction="AtoB", input_nc=3, output_nc=3,
-        preprocess="resize_and_crop", load_size=40, crop_size=32, no_flip=False,
-        max_dataset_size=float("inf"), seed=0, dataset_mode="aligned",
+        dataroot=str(dataroot),
+        phase="train",
+        direction="AtoB",
+        input_nc=3,
+        output_nc=3,
+        preprocess="resize_and_crop",
+        load_size=40,
+        crop_size=32,
+        no_flip=False,
+        max_dataset_size=float("inf"),
+        seed=0,
+        dataset_mode="aligned",
     )
     values.update(overrides)
     return SimpleNamespace(**values)
@@ -52,6 +61,7 @@ def write_png(array: np.ndarray, path: Path) -> Path:
 
 # ---------------------------------------------------------------- transforms
 
+
 def test_identical_halves_get_the_same_crop_and_flip(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     half = random_rgb(rng, 48, 48)
@@ -64,8 +74,7 @@ def test_identical_halves_get_the_same_crop_and_flip(tmp_path: Path) -> None:
         assert item["A"].shape == (3, 32, 32)
         # Recover which crop/flip happened by comparing with the unflipped transform of the half.
         image = read_image(tmp_path / "train" / "0.png", 3)[..., :48]
-        params = make_params((48, 48), "resize_and_crop", 40, 32, False, True,
-                             np.random.default_rng([seed, 0, 0]))
+        params = make_params((48, 48), "resize_and_crop", 40, 32, False, True, np.random.default_rng([seed, 0, 0]))
         flips.add(params["flip"])
         crops.add(params["crop_pos"])
         expected = apply_transform(image, params, "resize_and_crop", 40, 32) * 2 - 1
@@ -89,22 +98,25 @@ def test_eval_params_are_centred_and_unflipped() -> None:
 
 
 def test_no_flip_never_flips() -> None:
-    flips = {make_params((40, 40), "crop", 0, 32, True, True, np.random.default_rng(s))["flip"]
-             for s in range(30)}
+    flips = {make_params((40, 40), "crop", 0, 32, True, True, np.random.default_rng(s))["flip"] for s in range(30)}
     assert flips == {False}
 
 
-@pytest.mark.parametrize("preprocess, size, load_size, expected", [
-    ("resize_and_crop", (45, 61), 40, (32, 32)),
-    ("crop", (45, 61), 40, (32, 32)),
-    ("scale_width", (90, 60), 30, (45, 30)),  # width -> load_size, height keeps the aspect
-    ("scale_width", (45, 60), 30, (32, 30)),  # 22 rows would be < crop_size, so raised to 32
-    ("scale_width_and_crop", (90, 60), 40, (32, 32)),
-    ("resize", (45, 61), 40, (40, 40)),
-    ("none", (37, 53), 40, (37, 53)),
-])
-def test_preprocess_output_size(preprocess: str, size: tuple[int, int], load_size: int,
-                                expected: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    "preprocess, size, load_size, expected",
+    [
+        ("resize_and_crop", (45, 61), 40, (32, 32)),
+        ("crop", (45, 61), 40, (32, 32)),
+        ("scale_width", (90, 60), 30, (45, 30)),  # width -> load_size, height keeps the aspect
+        ("scale_width", (45, 60), 30, (32, 30)),  # 22 rows would be < crop_size, so raised to 32
+        ("scale_width_and_crop", (90, 60), 40, (32, 32)),
+        ("resize", (45, 61), 40, (40, 40)),
+        ("none", (37, 53), 40, (37, 53)),
+    ],
+)
+def test_preprocess_output_size(
+    preprocess: str, size: tuple[int, int], load_size: int, expected: tuple[int, int]
+) -> None:
     image = torch.rand(3, *size)
     params = make_params(size, preprocess, load_size, 32, False, True, np.random.default_rng(0))
     out = apply_transform(image, params, preprocess, load_size, 32)
@@ -131,6 +143,7 @@ def test_unknown_preprocess_is_an_options_error() -> None:
 
 
 # ---------------------------------------------------------------- reading and writing
+
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
 def test_16bit_gray_is_scaled_by_65535(tmp_path: Path, suffix: str) -> None:
@@ -193,6 +206,7 @@ def test_save_image_round_trip(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- errors that name the file
+
 
 def test_corrupt_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "noise.png"
@@ -276,6 +290,7 @@ def test_unknown_dataset_mode_lists_the_modes(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- layouts
 
+
 def test_two_folder_layout_gives_the_same_pairs_as_side_by_side(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     for name in ("0001", "0002", "0003"):
@@ -337,19 +352,31 @@ def test_max_dataset_size_limits_the_pairs(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- synthetic facades
 
+
 def digest(folder: Path) -> dict[str, str]:
     """File name -> sha256 of every file under folder."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_synthetic_set_is_byte_identical_for_a_seed(tmp_path: Path) -> None:
     first = digest(synthetic.write_paired_set(tmp_path / "one", n_train=6, n_test=2, n_val=1, size=32, seed=4))
     second = digest(synthetic.write_paired_set(tmp_path / "two", n_train=6, n_test=2, n_val=1, size=32, seed=4))
     other = digest(synthetic.write_paired_set(tmp_path / "three", n_train=6, n_test=2, n_val=1, size=32, seed=5))
-    assert sorted(first) == ["test/0000.png", "test/0001.png", "train/0000.png", "train/0001.png",
-                             "train/0002.png", "train/0003.png", "train/0004.png", "train/0005.png",
-                             "val/0000.png"]
+    assert sorted(first) == [
+        "test/0000.png",
+        "test/0001.png",
+        "train/0000.png",
+        "train/0001.png",
+        "train/0002.png",
+        "train/0003.png",
+        "train/0004.png",
+        "train/0005.png",
+        "val/0000.png",
+    ]
     assert first == second
     assert first.keys() == other.keys()
     assert all(first[name] != other[name] for name in first)
@@ -381,8 +408,9 @@ def test_photo_is_mostly_a_function_of_the_labels() -> None:
     labels = synthetic.facade_labels(np.random.default_rng(0), 64)
     one = synthetic.render_facade(labels, np.random.default_rng(1)).astype(float)
     two = synthetic.render_facade(labels, np.random.default_rng(2)).astype(float)
-    other_scene = synthetic.render_facade(synthetic.facade_labels(np.random.default_rng(9), 64),
-                                          np.random.default_rng(1)).astype(float)
+    other_scene = synthetic.render_facade(
+        synthetic.facade_labels(np.random.default_rng(9), 64), np.random.default_rng(1)
+    ).astype(float)
     assert np.abs(one - two).mean() < np.abs(one - other_scene).mean() / 2
 
 

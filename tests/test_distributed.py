@@ -28,20 +28,53 @@ def test_each_process_takes_every_nth_item_padded_to_equal_counts() -> None:
 
 
 def ganvas_train(*args: str, processes: int = 1) -> None:
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
-                if processes > 1 else [sys.executable])
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+        if processes > 1
+        else [sys.executable]
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*launcher, "-m", "ganvas", "train", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run(
+        [*launcher, "-m", "ganvas", "train", *args], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
 
 def pix2pix_flags(root: Path, epochs: int) -> list[str]:
     """The runs' options: a small instance-norm pix2pix on the paired set under root/data."""
-    return ["--dataroot", str(root / "data"), "--model", "pix2pix", "--netG", "unet_32", "--ngf", "8", "--ndf", "8",
-            "--norm", "instance", "--no_dropout", "--preprocess", "none", "--n_epochs", str(epochs),
-            "--n_epochs_decay", "0", "--num_threads", "0", "--gpu_ids", "-1", "--seed", "5", "--checkpoints_dir",
-            str(root / "ck"), "--save_epoch_freq", "1", "--print_freq", "2"]
+    return [
+        "--dataroot",
+        str(root / "data"),
+        "--model",
+        "pix2pix",
+        "--netG",
+        "unet_32",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "--norm",
+        "instance",
+        "--no_dropout",
+        "--preprocess",
+        "none",
+        "--n_epochs",
+        str(epochs),
+        "--n_epochs_decay",
+        "0",
+        "--num_threads",
+        "0",
+        "--gpu_ids",
+        "-1",
+        "--seed",
+        "5",
+        "--checkpoints_dir",
+        str(root / "ck"),
+        "--save_epoch_freq",
+        "1",
+        "--print_freq",
+        "2",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +87,9 @@ def runs(tmp_path_factory) -> Path:
     ganvas_train(*common, "--name", "one", "--batch_size", "2")
     ganvas_train(*pix2pix_flags(root, 1), "--name", "two", "--batch_size", "1", processes=2)
     for net in ("G", "D"):  # the two-process epoch, kept before the resume overwrites latest_*
-        (root / "ck" / "two" / f"ddp_net_{net}.pth").write_bytes((root / "ck" / "two" / f"latest_net_{net}.pth")
-                                                                  .read_bytes())
+        (root / "ck" / "two" / f"ddp_net_{net}.pth").write_bytes(
+            (root / "ck" / "two" / f"latest_net_{net}.pth").read_bytes()
+        )
     ganvas_train(*common, "--name", "two", "--batch_size", "2", "--continue_train")
     return root / "ck"
 
@@ -73,8 +107,9 @@ def assert_same_network(path_a: Path, path_b: Path, example: torch.Tensor) -> No
     modules = dict(net.named_modules())
     names = list(modules)
     for i, name in enumerate(names[:-1]):
-        if isinstance(modules[name], torch.nn.modules.conv._ConvNd) and isinstance(modules[names[i + 1]],
-                                                                                 torch.nn.InstanceNorm2d):
+        if isinstance(modules[name], torch.nn.modules.conv._ConvNd) and isinstance(
+            modules[names[i + 1]], torch.nn.InstanceNorm2d
+        ):
             cancelled.add(f"{name}.bias")
     compared = [k for k in a if k not in cancelled]
     assert len(compared) > len(a) / 2
@@ -96,11 +131,38 @@ def test_two_nodes_through_c10d_rendezvous_train_as_two_local_processes(runs) ->
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         endpoint = f"127.0.0.1:{free.getsockname()[1]}"
-    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
-                               "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", "ganvas-test",
-                               "-m", "ganvas", "train", *pix2pix_flags(runs.parent, 1), "--name", "nodes",
-                               "--batch_size", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=env) for _ in range(2)]
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc_per_node",
+                "1",
+                "--rdzv_backend",
+                "c10d",
+                "--rdzv_endpoint",
+                endpoint,
+                "--rdzv_id",
+                "ganvas-test",
+                "-m",
+                "ganvas",
+                "train",
+                *pix2pix_flags(runs.parent, 1),
+                "--name",
+                "nodes",
+                "--batch_size",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
     try:
         outputs = [node.communicate(timeout=300)[0] for node in nodes]
     finally:
@@ -123,8 +185,14 @@ def test_a_run_of_two_processes_resumes_in_one(runs) -> None:
     # resumed networks agree to about lr, not to float precision; the losses above agree exactly.
     example = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():
-        difference = (load_network(runs / "one" / "latest_net_G.pth")(example) -
-                      load_network(runs / "two" / "latest_net_G.pth")(example)).abs().max()
+        difference = (
+            (
+                load_network(runs / "one" / "latest_net_G.pth")(example)
+                - load_network(runs / "two" / "latest_net_G.pth")(example)
+            )
+            .abs()
+            .max()
+        )
     assert difference < 5e-3
 
 
@@ -133,10 +201,36 @@ def test_sync_batch_norm_on_cpu_processes_is_refused_with_the_alternatives(tmp_p
     # so it meets the same refusal (and costs the suite one process, not two).
     data = write_paired_set(tmp_path / "data", n_train=2, n_test=1, size=32, seed=1)
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]
-    done = subprocess.run([*launcher, "-m", "ganvas", "train", "--dataroot", str(data), "--name", "s", "--netG",
-                           "unet_32", "--ngf", "4", "--ndf", "4", "--norm", "syncbatch", "--gpu_ids", "-1",
-                           "--checkpoints_dir", str(tmp_path / "ck"), "--num_threads", "0"],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [
+            *launcher,
+            "-m",
+            "ganvas",
+            "train",
+            "--dataroot",
+            str(data),
+            "--name",
+            "s",
+            "--netG",
+            "unet_32",
+            "--ngf",
+            "4",
+            "--ndf",
+            "4",
+            "--norm",
+            "syncbatch",
+            "--gpu_ids",
+            "-1",
+            "--checkpoints_dir",
+            str(tmp_path / "ck"),
+            "--num_threads",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode != 0
     assert "--norm syncbatch" in done.stderr and "--norm batch" in done.stderr
 
@@ -147,11 +241,46 @@ def test_a_partly_frozen_pix2pixhd_generator_trains_alike_in_two_processes(tmp_p
     from ganvas.data.synthetic import write_street_set
 
     data = write_street_set(tmp_path / "s", n_train=4, n_test=1, size=(32, 64), seed=0)
-    common = ["--dataroot", str(data), "--model", "pix2pixhd", "--label_nc", "8", "--netG", "local", "--ngf", "4",
-              "--ndf", "4", "--n_downsample_global", "2", "--n_blocks_global", "1", "--n_blocks_local", "1",
-              "--niter_fix_global", "1", "--n_epochs", "2", "--n_epochs_decay", "0", "--no_vgg_loss",
-              "--preprocess", "none", "--no_flip", "--num_threads", "0", "--gpu_ids", "-1", "--seed", "3",
-              "--checkpoints_dir", str(tmp_path / "ck"), "--print_freq", "1"]
+    common = [
+        "--dataroot",
+        str(data),
+        "--model",
+        "pix2pixhd",
+        "--label_nc",
+        "8",
+        "--netG",
+        "local",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--n_downsample_global",
+        "2",
+        "--n_blocks_global",
+        "1",
+        "--n_blocks_local",
+        "1",
+        "--niter_fix_global",
+        "1",
+        "--n_epochs",
+        "2",
+        "--n_epochs_decay",
+        "0",
+        "--no_vgg_loss",
+        "--preprocess",
+        "none",
+        "--no_flip",
+        "--num_threads",
+        "0",
+        "--gpu_ids",
+        "-1",
+        "--seed",
+        "3",
+        "--checkpoints_dir",
+        str(tmp_path / "ck"),
+        "--print_freq",
+        "1",
+    ]
     ganvas_train(*common, "--name", "one", "--batch_size", "2")
     ganvas_train(*common, "--name", "two", "--batch_size", "1", processes=2)
     one, two = (loss_rows(tmp_path / "ck" / name / "loss_log.csv") for name in ("one", "two"))

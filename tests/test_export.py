@@ -57,8 +57,9 @@ def test_onnx_pix2pixhd_generator_takes_the_integer_label_and_instance_maps(tmp_
     label = torch.randint(0, 5, (2, 1, 16, 24))
     inst = label * 1000 + torch.randint(0, 2, label.shape)
     expected = eager(g, torch.cat([one_hot_labels(label, 5), instance_edges(inst)], 1))
-    torch.testing.assert_close(run_onnx(tmp_path / "hd.onnx", label=label, instance=inst), expected, atol=1e-4,
-                               rtol=1e-4)
+    torch.testing.assert_close(
+        run_onnx(tmp_path / "hd.onnx", label=label, instance=inst), expected, atol=1e-4, rtol=1e-4
+    )
 
 
 def test_fp16_onnx_stays_close_to_the_fp32_network(tmp_path) -> None:
@@ -103,8 +104,19 @@ def test_export_never_writes_over_the_checkpoint(tmp_path, capsys) -> None:
 def test_export_name_writes_the_runs_generator(tiny_pix2pix, tmp_path, capsys) -> None:
     train(tiny_pix2pix(n_epochs=1, n_epochs_decay=0), show_progress=False)
     out = tmp_path / "tiny.pt"
-    code = main(["export", "--name", "tiny", "--checkpoints_dir", str(tmp_path / "ck"), "--format", "torchscript",
-                 "--out", str(out)])
+    code = main(
+        [
+            "export",
+            "--name",
+            "tiny",
+            "--checkpoints_dir",
+            str(tmp_path / "ck"),
+            "--format",
+            "torchscript",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0 and "multiples of 32" in capsys.readouterr().out
     x = torch.rand(1, 3, 64, 32) * 2 - 1
     with torch.no_grad():

@@ -72,8 +72,9 @@ def test_ssim_agrees_with_scikit_image():
     a = rng.random((3, 40, 48))
     b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
     ours = ssim(torch.from_numpy(a), torch.from_numpy(b))
-    theirs = metrics.structural_similarity(a, b, channel_axis=0, data_range=1.0, gaussian_weights=True,
-                                           sigma=1.5, use_sample_covariance=False)
+    theirs = metrics.structural_similarity(
+        a, b, channel_axis=0, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     assert ours == pytest.approx(theirs, abs=1e-6)
 
 
@@ -90,7 +91,8 @@ def test_translate_keeps_subfolders_and_never_overwrites_an_output(trained, tmp_
     for src in sources:
         src.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(src)
-    written = translate_files(trained("translate"), [tmp_path / "in", tmp_path / "x.jpg", tmp_path / "in" / "a" / "x.png"],
-                              tmp_path / "out")
+    written = translate_files(
+        trained("translate"), [tmp_path / "in", tmp_path / "x.jpg", tmp_path / "in" / "a" / "x.png"], tmp_path / "out"
+    )
     assert len(written) == len(set(written)) == 4 and all(p.is_file() for p in written)
     assert {p.relative_to(tmp_path / "out").as_posix() for p in written} == {"a/x.png", "b/x.png", "x.png", "x_1.png"}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -13,8 +14,8 @@ import torch.nn as nn
 from torch import Tensor
 
 import ganvas
-from ganvas.errors import CheckpointError, OptionsError
 from ganvas.checkpoint import read_state_dict
+from ganvas.errors import CheckpointError, OptionsError
 from ganvas.interop import guess_architecture, load_network
 from ganvas.nets import (
     DCGANDiscriminator,
@@ -98,9 +99,17 @@ def image(channels: int, side: int, seed: int = 1) -> Tensor:
 def test_unet_of_any_depth_norm_and_dropout_loads(tmp_path, num_downs, norm, use_dropout) -> None:
     net = UnetGenerator(3, 3, num_downs, ngf=4, norm_layer=get_norm_layer(norm), use_dropout=use_dropout)
     loaded = round_trip(net, (image(3, 2**num_downs),), tmp_path)
-    assert loaded.ganvas_arch == {"family": "unet", "kind": "generator", "input_nc": 3, "output_nc": 3,
-                                  "size_multiple": 2**num_downs, "num_downs": num_downs, "ngf": 4, "norm": norm,
-                                  "use_dropout": norm == "batch"}
+    assert loaded.ganvas_arch == {
+        "family": "unet",
+        "kind": "generator",
+        "input_nc": 3,
+        "output_nc": 3,
+        "size_multiple": 2**num_downs,
+        "num_downs": num_downs,
+        "ngf": 4,
+        "norm": norm,
+        "use_dropout": norm == "batch",
+    }
 
 
 @pytest.mark.parametrize("input_nc, output_nc", [(1, 3), (3, 3), (4, 1)])
@@ -116,10 +125,20 @@ def test_unet_channel_counts_are_read_from_the_file(tmp_path, input_nc, output_n
 def test_resnet_of_any_block_count_norm_and_dropout_loads(tmp_path, n_blocks, norm, use_dropout) -> None:
     net = ResnetGenerator(3, 3, ngf=4, norm_layer=get_norm_layer(norm), use_dropout=use_dropout, n_blocks=n_blocks)
     loaded = round_trip(net, (image(3, 16),), tmp_path)
-    assert loaded.ganvas_arch == {"family": "resnet", "kind": "generator", "input_nc": 3, "output_nc": 3,
-                                  "size_multiple": 4, "ngf": 4, "n_blocks": n_blocks, "norm": norm,
-                                  "use_dropout": use_dropout, "padding_type": "reflect", "antialias": False,
-                                  "antialias_up": False}
+    assert loaded.ganvas_arch == {
+        "family": "resnet",
+        "kind": "generator",
+        "input_nc": 3,
+        "output_nc": 3,
+        "size_multiple": 4,
+        "ngf": 4,
+        "n_blocks": n_blocks,
+        "norm": norm,
+        "use_dropout": use_dropout,
+        "padding_type": "reflect",
+        "antialias": False,
+        "antialias_up": False,
+    }
 
 
 @pytest.mark.parametrize("input_nc, output_nc", [(1, 3), (3, 3), (4, 1)])
@@ -131,16 +150,18 @@ def test_resnet_channel_counts_are_read_from_the_file(tmp_path, input_nc, output
 
 @pytest.mark.parametrize("use_dropout", [False, True])
 def test_resnet_with_zero_padding_loads(tmp_path, use_dropout) -> None:
-    net = ResnetGenerator(3, 3, ngf=4, norm_layer=get_norm_layer("instance"), use_dropout=use_dropout, n_blocks=2,
-                          padding_type="zero")
+    net = ResnetGenerator(
+        3, 3, ngf=4, norm_layer=get_norm_layer("instance"), use_dropout=use_dropout, n_blocks=2, padding_type="zero"
+    )
     assert round_trip(net, (image(3, 16),), tmp_path).ganvas_arch["padding_type"] == "zero"
 
 
 @pytest.mark.parametrize("antialias_up", [False, True])
 @pytest.mark.parametrize("norm", NORMS)
 def test_cut_antialiased_resnet_loads(tmp_path, antialias_up, norm) -> None:
-    net = ResnetGenerator(3, 3, ngf=4, norm_layer=get_norm_layer(norm), n_blocks=3, antialias=True,
-                          antialias_up=antialias_up)
+    net = ResnetGenerator(
+        3, 3, ngf=4, norm_layer=get_norm_layer(norm), n_blocks=3, antialias=True, antialias_up=antialias_up
+    )
     arch = round_trip(net, (image(3, 16),), tmp_path).ganvas_arch
     assert (arch["antialias"], arch["antialias_up"]) == (True, antialias_up)
 
@@ -151,29 +172,59 @@ def test_dcgan_generator_loads_with_nz_and_image_size_from_shapes(tmp_path, imag
     net = DCGANGenerator(nz=10, output_nc=3, ngf=4, image_size=image_size, norm_layer=get_norm_layer(norm))
     arch = round_trip(net, (torch.randn(2, 10),), tmp_path).ganvas_arch
     assert (arch["family"], arch["kind"], arch["nz"], arch["input_nc"], arch["image_size"]) == (
-        "dcgan", "generator", 10, 10, image_size)
+        "dcgan",
+        "generator",
+        10,
+        10,
+        image_size,
+    )
 
 
 @pytest.mark.parametrize("n_downsampling, n_blocks", [(1, 1), (3, 2)])
 @pytest.mark.parametrize("norm", ["batch", "instance"])
 def test_pix2pixhd_global_generator_loads(tmp_path, n_downsampling, n_blocks, norm) -> None:
-    net = GlobalGenerator(5, 3, ngf=4, n_downsampling=n_downsampling, n_blocks=n_blocks,
-                          norm_layer=get_norm_layer(norm))
+    net = GlobalGenerator(
+        5, 3, ngf=4, n_downsampling=n_downsampling, n_blocks=n_blocks, norm_layer=get_norm_layer(norm)
+    )
     arch = round_trip(net, (image(5, 16),), tmp_path).ganvas_arch
-    assert arch == {"family": "global", "kind": "generator", "input_nc": 5, "output_nc": 3,
-                    "size_multiple": 2**n_downsampling, "ngf": 4, "n_downsampling": n_downsampling,
-                    "n_blocks": n_blocks, "norm": norm}
+    assert arch == {
+        "family": "global",
+        "kind": "generator",
+        "input_nc": 5,
+        "output_nc": 3,
+        "size_multiple": 2**n_downsampling,
+        "ngf": 4,
+        "n_downsampling": n_downsampling,
+        "n_blocks": n_blocks,
+        "norm": norm,
+    }
 
 
 @pytest.mark.parametrize("n_local_enhancers, n_blocks_local", [(1, 2), (2, 1)])
 def test_pix2pixhd_local_enhancer_loads(tmp_path, n_local_enhancers, n_blocks_local) -> None:
-    net = LocalEnhancer(6, 3, ngf=4, n_downsample_global=2, n_blocks_global=2, n_local_enhancers=n_local_enhancers,
-                        n_blocks_local=n_blocks_local)
+    net = LocalEnhancer(
+        6,
+        3,
+        ngf=4,
+        n_downsample_global=2,
+        n_blocks_global=2,
+        n_local_enhancers=n_local_enhancers,
+        n_blocks_local=n_blocks_local,
+    )
     arch = round_trip(net, (image(6, 32),), tmp_path).ganvas_arch
-    assert arch == {"family": "local", "kind": "generator", "input_nc": 6, "output_nc": 3,
-                    "size_multiple": 2 ** (2 + n_local_enhancers), "ngf": 4, "n_downsample_global": 2,
-                    "n_blocks_global": 2, "n_local_enhancers": n_local_enhancers, "n_blocks_local": n_blocks_local,
-                    "norm": "instance"}
+    assert arch == {
+        "family": "local",
+        "kind": "generator",
+        "input_nc": 6,
+        "output_nc": 3,
+        "size_multiple": 2 ** (2 + n_local_enhancers),
+        "ngf": 4,
+        "n_downsample_global": 2,
+        "n_blocks_global": 2,
+        "n_local_enhancers": n_local_enhancers,
+        "n_blocks_local": n_blocks_local,
+        "norm": "instance",
+    }
 
 
 @pytest.mark.parametrize("n_downsampling", [2, 4])
@@ -194,8 +245,17 @@ def test_pix2pixhd_encoder_loads(tmp_path, n_downsampling) -> None:
 def test_patchgan_of_any_depth_norm_and_cut_antialias_loads(tmp_path, n_layers, norm, antialias) -> None:
     net = NLayerDiscriminator(6, ndf=4, n_layers=n_layers, norm_layer=get_norm_layer(norm), antialias=antialias)
     arch = round_trip(net, (image(6, 128),), tmp_path).ganvas_arch
-    assert arch == {"family": "patchgan", "kind": "discriminator", "input_nc": 6, "output_nc": 1, "size_multiple": 1,
-                    "ndf": 4, "n_layers": n_layers, "norm": norm, "antialias": antialias}
+    assert arch == {
+        "family": "patchgan",
+        "kind": "discriminator",
+        "input_nc": 6,
+        "output_nc": 1,
+        "size_multiple": 1,
+        "ndf": 4,
+        "n_layers": n_layers,
+        "norm": norm,
+        "antialias": antialias,
+    }
 
 
 @pytest.mark.parametrize("norm", NORMS)
@@ -222,9 +282,18 @@ def test_dcgan_discriminator_for_64px_reads_as_the_basic_patchgan_it_cannot_be_t
 def test_multiscale_discriminator_loads(tmp_path, num_D, get_interm_feat) -> None:
     net = MultiscaleDiscriminator(7, ndf=4, n_layers=2, num_D=num_D, get_interm_feat=get_interm_feat)
     arch = round_trip(net, (image(7, 64),), tmp_path).ganvas_arch
-    assert arch == {"family": "multiscale", "kind": "discriminator", "input_nc": 7, "output_nc": 1,
-                    "size_multiple": 1, "ndf": 4, "n_layers": 2, "num_D": num_D, "get_interm_feat": get_interm_feat,
-                    "norm": "instance"}
+    assert arch == {
+        "family": "multiscale",
+        "kind": "discriminator",
+        "input_nc": 7,
+        "output_nc": 1,
+        "size_multiple": 1,
+        "ndf": 4,
+        "n_layers": 2,
+        "num_D": num_D,
+        "get_interm_feat": get_interm_feat,
+        "norm": "instance",
+    }
 
 
 def test_multiscale_discriminator_with_batch_norm_and_more_layers_loads(tmp_path) -> None:
@@ -235,8 +304,9 @@ def test_multiscale_discriminator_with_batch_norm_and_more_layers_loads(tmp_path
 @pytest.mark.parametrize("get_interm_feat", [False, True])
 def test_standalone_pix2pixhd_patchgan_loads(tmp_path, get_interm_feat) -> None:
     # Batch norm: every pix2pixHD conv has a bias, which tells it from pix2pix's PatchGAN.
-    net = NLayerDiscriminatorHD(4, ndf=4, n_layers=2, norm_layer=get_norm_layer("batch"),
-                                get_interm_feat=get_interm_feat)
+    net = NLayerDiscriminatorHD(
+        4, ndf=4, n_layers=2, norm_layer=get_norm_layer("batch"), get_interm_feat=get_interm_feat
+    )
     assert round_trip(net, (image(4, 64),), tmp_path).ganvas_arch["family"] == "patchgan_hd"
 
 
@@ -285,8 +355,7 @@ def test_old_instance_norm_statistics_are_dropped(tmp_path) -> None:
 
 def test_old_batch_norm_file_without_step_counters_loads(tmp_path) -> None:
     net = trained_looking(UnetGenerator(3, 3, 5, ngf=4, norm_layer=get_norm_layer("batch")))
-    torch.save({k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")},
-               tmp_path / "G.pth")
+    torch.save({k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}, tmp_path / "G.pth")
     loaded = load_network(tmp_path / "G.pth")
     with torch.no_grad():
         assert torch.equal(net(image(3, 32)), loaded(image(3, 32)))
@@ -366,22 +435,27 @@ def test_wrong_shape_names_both_shapes(tmp_path) -> None:
         load_network(tmp_path / "G.pth")
     message = str(err.value)
     assert "ResnetGenerator(" in message and "n_blocks=2" in message
-    assert ("1 of another shape (model.10.conv_block.1.weight: (16, 16, 5, 5) in the file, (16, 16, 3, 3) in the "
-            "network)") in message
+    assert (
+        "1 of another shape (model.10.conv_block.1.weight: (16, 16, 5, 5) in the file, (16, 16, 3, 3) in the network)"
+    ) in message
 
 
 def test_missing_batch_norm_statistics_are_reported(tmp_path) -> None:
     state = dict(UnetGenerator(3, 3, 5, ngf=4, norm_layer=get_norm_layer("batch")).state_dict())
     del state["model.model.1.model.2.running_var"]
     torch.save(state, tmp_path / "G.pth")
-    with pytest.raises(CheckpointError, match=r"UnetGenerator\(.*num_downs=5.*norm='batch'.*1 missing from the file "
-                                              r"\(model\.model\.1\.model\.2\.running_var\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"UnetGenerator\(.*num_downs=5.*norm='batch'.*1 missing from the file "
+        r"\(model\.model\.1\.model\.2\.running_var\)",
+    ):
         load_network(tmp_path / "G.pth")
 
 
 def test_unknown_layout_lists_the_first_keys(tmp_path) -> None:
-    torch.save({"encoder.conv.weight": torch.zeros(8, 3, 3, 3), "encoder.conv.bias": torch.zeros(8)},
-               tmp_path / "other.pth")
+    torch.save(
+        {"encoder.conv.weight": torch.zeros(8, 3, 3, 3), "encoder.conv.bias": torch.zeros(8)}, tmp_path / "other.pth"
+    )
     with pytest.raises(CheckpointError) as err:
         load_network(tmp_path / "other.pth")
     message = str(err.value)

@@ -13,12 +13,27 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ganvas"
 # belong to the package's layer unless named themselves.
 LAYERS = [
     ("ganvas.errors", "ganvas.registry", "ganvas.speed"),
-    ("ganvas.checkpoint", "ganvas.data", "ganvas.nets", "ganvas.losses", "ganvas.metrics", "ganvas.pool",
-     "ganvas.report"),
+    (
+        "ganvas.checkpoint",
+        "ganvas.data",
+        "ganvas.nets",
+        "ganvas.losses",
+        "ganvas.metrics",
+        "ganvas.pool",
+        "ganvas.report",
+    ),
     ("ganvas.options",),
     ("ganvas.models", "ganvas.interop"),
-    ("ganvas.distributed", "ganvas.train", "ganvas.infer", "ganvas.api", "ganvas.export", "ganvas.bench",
-     "ganvas.edit", "ganvas.demo"),
+    (
+        "ganvas.distributed",
+        "ganvas.train",
+        "ganvas.infer",
+        "ganvas.api",
+        "ganvas.export",
+        "ganvas.bench",
+        "ganvas.edit",
+        "ganvas.demo",
+    ),
     ("ganvas.cli", "ganvas.__main__"),
 ]
 
@@ -33,8 +48,11 @@ MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 def layer(module: str) -> int:
     """The layer of a module: that of the longest LAYERS name it is, or lies under."""
-    best = max((name for names in LAYERS for name in names if module == name or module.startswith(name + ".")),
-               key=len, default=None)
+    best = max(
+        (name for names in LAYERS for name in names if module == name or module.startswith(name + ".")),
+        key=len,
+        default=None,
+    )
     if best is None:
         raise AssertionError(f"{module} is in no layer of tests/test_layers.py; add it where it belongs")
     return next(i for i, names in enumerate(LAYERS) if best in names)
@@ -83,7 +101,7 @@ def test_there_is_no_import_circle() -> None:
         path.append(module)
         for target in sorted(GRAPH.get(module, ())):
             if state.get(target) == 1:
-                raise AssertionError("import circle: " + " -> ".join(path[path.index(target):] + [target]))
+                raise AssertionError("import circle: " + " -> ".join(path[path.index(target) :] + [target]))
             if target not in state:
                 visit(target)
         path.pop()

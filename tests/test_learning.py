@@ -17,11 +17,30 @@ pytestmark = pytest.mark.slow
 
 def test_pix2pix_beats_the_mean_image_baseline(tmp_path):
     root = write_paired_set(tmp_path / "data", n_train=64, n_test=8, size=32, seed=5)
-    common = {"name": "learn", "checkpoints_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res"),
-              "gpu_ids": "-1"}
-    opt = resolve_options({**common, "dataroot": str(root), "model": "pix2pix", "netG": "unet_32", "ngf": 16,
-                           "ndf": 16, "batch_size": 4, "load_size": 32, "crop_size": 32, "n_epochs": 15,
-                           "n_epochs_decay": 15, "num_threads": 0, "seed": 0}, "train")
+    common = {
+        "name": "learn",
+        "checkpoints_dir": str(tmp_path / "ck"),
+        "results_dir": str(tmp_path / "res"),
+        "gpu_ids": "-1",
+    }
+    opt = resolve_options(
+        {
+            **common,
+            "dataroot": str(root),
+            "model": "pix2pix",
+            "netG": "unet_32",
+            "ngf": 16,
+            "ndf": 16,
+            "batch_size": 4,
+            "load_size": 32,
+            "crop_size": 32,
+            "n_epochs": 15,
+            "n_epochs_decay": 15,
+            "num_threads": 0,
+            "seed": 0,
+        },
+        "train",
+    )
     train(opt, show_progress=False)
     result = run_test(resolve_options(common, "test"))
 
@@ -34,17 +53,36 @@ def test_pix2pix_beats_the_mean_image_baseline(tmp_path):
 
 def test_gan_samples_move_towards_the_data_statistics(tmp_path):
     root = write_image_folder(tmp_path / "photos", n=64, size=16, seed=2)
-    opt = resolve_options({"name": "gan", "checkpoints_dir": str(tmp_path / "ck"), "dataroot": str(root),
-                           "model": "gan", "crop_size": 16, "load_size": 16, "ngf": 16, "ndf": 16, "nz": 16,
-                           "batch_size": 16, "n_epochs": 100, "n_epochs_decay": 50, "num_threads": 0,
-                           "gpu_ids": "-1", "seed": 0, "no_flip": True}, "train")
+    opt = resolve_options(
+        {
+            "name": "gan",
+            "checkpoints_dir": str(tmp_path / "ck"),
+            "dataroot": str(root),
+            "model": "gan",
+            "crop_size": 16,
+            "load_size": 16,
+            "ngf": 16,
+            "ndf": 16,
+            "nz": 16,
+            "batch_size": 16,
+            "n_epochs": 100,
+            "n_epochs_decay": 50,
+            "num_threads": 0,
+            "gpu_ids": "-1",
+            "seed": 0,
+            "no_flip": True,
+        },
+        "train",
+    )
     trainer = Trainer(opt, show_progress=False)
     real = torch.stack([read_image(f, 3) * 2 - 1 for f in find_images(root)])
 
     def distance(model: GANModel) -> float:
         """Distance of the samples' per-pixel mean image and channel spread from the data's."""
         fake = model.sample(64, seed=1)
-        return float((fake.mean(0) - real.mean(0)).abs().mean() + (fake.std((0, 2, 3)) - real.std((0, 2, 3))).abs().mean())
+        return float(
+            (fake.mean(0) - real.mean(0)).abs().mean() + (fake.std((0, 2, 3)) - real.std((0, 2, 3))).abs().mean()
+        )
 
     before = distance(trainer.model)
     trainer.run()
@@ -54,9 +92,24 @@ def test_gan_samples_move_towards_the_data_statistics(tmp_path):
 
 def test_gan_training_previews_leave_the_generator_untouched(tmp_path):
     root = write_image_folder(tmp_path / "photos", n=8, size=16, seed=2)
-    opt = resolve_options({"name": "gan", "checkpoints_dir": str(tmp_path / "ck"), "dataroot": str(root),
-                           "model": "gan", "crop_size": 16, "load_size": 16, "ngf": 8, "ndf": 8, "nz": 8,
-                           "batch_size": 4, "num_threads": 0, "gpu_ids": "-1", "seed": 0}, "train")
+    opt = resolve_options(
+        {
+            "name": "gan",
+            "checkpoints_dir": str(tmp_path / "ck"),
+            "dataroot": str(root),
+            "model": "gan",
+            "crop_size": 16,
+            "load_size": 16,
+            "ngf": 8,
+            "ndf": 8,
+            "nz": 8,
+            "batch_size": 4,
+            "num_threads": 0,
+            "gpu_ids": "-1",
+            "seed": 0,
+        },
+        "train",
+    )
     model = Trainer(opt, show_progress=False).model
     before = {k: v.clone() for k, v in model.nets["G"].state_dict().items()}
     model.current_visuals()
@@ -74,32 +127,62 @@ def test_demo_beats_its_baseline_and_can_be_run_again_in_the_same_folder(tmp_pat
     assert (tmp_path / "demo/results/demo_pix2pix/test_latest/index.html").is_file()
 
 
-@pytest.mark.parametrize("model, flags, epochs, margin", [
-    ("cycle_gan", {"ngf": 16}, 3, 5.0),
-    ("cut", {"ngf": 16, "num_patches": 64, "netF_nc": 64}, 3, 5.0),
-    # FastCUT's own path (no identity term, flip equivariance). At its published --lambda_NCE 10 the
-    # contrastive term dominates on these flat-coloured 32 px facades (many identical patches) and
-    # the generator learns stripes rather than night colours within a test's budget, so the weight
-    # is CUT's here; benchmarks/RESULTS.md records the published setting on this data.
-    ("cut", {"CUT_mode": "FastCUT", "ngf": 16, "lambda_NCE": 1.0, "num_patches": 64, "netF_nc": 64}, 3, 5.0),
-])
-def test_unpaired_models_beat_the_identity_baseline_against_the_kept_aside_truth(tmp_path, model, flags, epochs,
-                                                                                  margin):
+@pytest.mark.parametrize(
+    "model, flags, epochs, margin",
+    [
+        ("cycle_gan", {"ngf": 16}, 3, 5.0),
+        ("cut", {"ngf": 16, "num_patches": 64, "netF_nc": 64}, 3, 5.0),
+        # FastCUT's own path (no identity term, flip equivariance). At its published --lambda_NCE 10 the
+        # contrastive term dominates on these flat-coloured 32 px facades (many identical patches) and
+        # the generator learns stripes rather than night colours within a test's budget, so the weight
+        # is CUT's here; benchmarks/RESULTS.md records the published setting on this data.
+        ("cut", {"CUT_mode": "FastCUT", "ngf": 16, "lambda_NCE": 1.0, "num_patches": 64, "netF_nc": 64}, 3, 5.0),
+    ],
+)
+def test_unpaired_models_beat_the_identity_baseline_against_the_kept_aside_truth(
+    tmp_path, model, flags, epochs, margin
+):
     root = write_unpaired_set(tmp_path / "data", n_train=32, n_test=8, size=32, seed=5)
-    common = {"name": "learn", "checkpoints_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res"),
-              "gpu_ids": "-1"}
-    opt = resolve_options({**common, "dataroot": str(root), "model": model, "netG": "resnet_2blocks", "ndf": 16,
-                           "load_size": 32, "crop_size": 32, "n_epochs": epochs, "n_epochs_decay": epochs,
-                           "num_threads": 0, "seed": 0, **flags}, "train")
+    common = {
+        "name": "learn",
+        "checkpoints_dir": str(tmp_path / "ck"),
+        "results_dir": str(tmp_path / "res"),
+        "gpu_ids": "-1",
+    }
+    opt = resolve_options(
+        {
+            **common,
+            "dataroot": str(root),
+            "model": model,
+            "netG": "resnet_2blocks",
+            "ndf": 16,
+            "load_size": 32,
+            "crop_size": 32,
+            "n_epochs": epochs,
+            "n_epochs_decay": epochs,
+            "num_threads": 0,
+            "seed": 0,
+            **flags,
+        },
+        "train",
+    )
     train(opt, show_progress=False)
     result = run_test(resolve_options(common, "test"))
 
     # The trivial translator returns its input: the day image scored against the true night one.
-    identity = np.mean([image_metrics(read_image(a, 3) * 2 - 1, read_image(root / "truth/testB" / a.name, 3) * 2 - 1)
-                        ["psnr"] for a in find_images(root / "testA")])
+    identity = np.mean(
+        [
+            image_metrics(read_image(a, 3) * 2 - 1, read_image(root / "truth/testB" / a.name, 3) * 2 - 1)["psnr"]
+            for a in find_images(root / "testA")
+        ]
+    )
     assert result.count == 8
     assert result.scores["fake_B"]["psnr"] > identity + margin, (result.scores, identity)
     if model == "cycle_gan":  # the backward generator learns too
-        day = np.mean([image_metrics(read_image(b, 3) * 2 - 1, read_image(root / "truth/testA" / b.name, 3) * 2 - 1)
-                       ["psnr"] for b in find_images(root / "testB")])
+        day = np.mean(
+            [
+                image_metrics(read_image(b, 3) * 2 - 1, read_image(root / "truth/testA" / b.name, 3) * 2 - 1)["psnr"]
+                for b in find_images(root / "testB")
+            ]
+        )
         assert result.scores["fake_A"]["psnr"] > day + margin, (result.scores, day)

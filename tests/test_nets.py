@@ -133,12 +133,19 @@ def test_forward_padded_keeps_odd_sizes(netG: str) -> None:
     assert out.abs().max() <= 1.0
 
 
-@pytest.mark.parametrize("build, side", [
-    (lambda: make_generator("resnet_2blocks", 3, 2, ngf=4), 3),
-    (lambda: GlobalGenerator(3, 2, ngf=4, n_downsampling=3, n_blocks=1), 5),
-    (lambda: LocalEnhancer(3, 2, ngf=2, n_downsample_global=2, n_blocks_global=1, n_local_enhancers=1,
-                           n_blocks_local=1), 5),
-])
+@pytest.mark.parametrize(
+    "build, side",
+    [
+        (lambda: make_generator("resnet_2blocks", 3, 2, ngf=4), 3),
+        (lambda: GlobalGenerator(3, 2, ngf=4, n_downsampling=3, n_blocks=1), 5),
+        (
+            lambda: LocalEnhancer(
+                3, 2, ngf=2, n_downsample_global=2, n_blocks_global=1, n_local_enhancers=1, n_blocks_local=1
+            ),
+            5,
+        ),
+    ],
+)
 def test_forward_padded_runs_images_smaller_than_the_bottleneck_needs(build, side: int) -> None:
     # Padded to a multiple only, these would reach the residual blocks at 1 x 1, where reflection fails.
     torch.manual_seed(0)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -47,28 +48,67 @@ def instances(side: int) -> Tensor:
 # leave no trace in the shapes (norm 'none', DCGAN 32 px, ResNet 'replicate' padding) are picked on purpose:
 # only the .json can tell them.
 CASES: dict[str, tuple[dict[str, Any], Callable[[], tuple[Any, ...]]]] = {
-    "unet": ({"input_nc": 3, "output_nc": 2, "num_downs": 5, "ngf": 4, "norm": "instance", "use_dropout": True},
-             lambda: (image(3, 32),)),
-    "resnet": ({"input_nc": 3, "output_nc": 3, "ngf": 4, "norm": "instance", "use_dropout": False, "n_blocks": 2,
-                "padding_type": "replicate", "antialias": True, "antialias_up": True}, lambda: (image(3, 16),)),
-    "dcgan_generator": ({"nz": 8, "output_nc": 3, "ngf": 4, "image_size": 16, "norm": "batch"},
-                        lambda: (torch.randn(2, 8, generator=torch.Generator().manual_seed(2)),)),
-    "patchgan": ({"input_nc": 6, "ndf": 4, "n_layers": 2, "norm": "batch", "antialias": False},
-                 lambda: (image(6, 32),)),
+    "unet": (
+        {"input_nc": 3, "output_nc": 2, "num_downs": 5, "ngf": 4, "norm": "instance", "use_dropout": True},
+        lambda: (image(3, 32),),
+    ),
+    "resnet": (
+        {
+            "input_nc": 3,
+            "output_nc": 3,
+            "ngf": 4,
+            "norm": "instance",
+            "use_dropout": False,
+            "n_blocks": 2,
+            "padding_type": "replicate",
+            "antialias": True,
+            "antialias_up": True,
+        },
+        lambda: (image(3, 16),),
+    ),
+    "dcgan_generator": (
+        {"nz": 8, "output_nc": 3, "ngf": 4, "image_size": 16, "norm": "batch"},
+        lambda: (torch.randn(2, 8, generator=torch.Generator().manual_seed(2)),),
+    ),
+    "patchgan": (
+        {"input_nc": 6, "ndf": 4, "n_layers": 2, "norm": "batch", "antialias": False},
+        lambda: (image(6, 32),),
+    ),
     "pixel": ({"input_nc": 4, "ndf": 4, "norm": "none"}, lambda: (image(4, 16),)),
     "dcgan_discriminator": ({"input_nc": 3, "ndf": 4, "image_size": 32, "norm": "batch"}, lambda: (image(3, 32),)),
-    "patch_sample": ({"channels": [3, 8], "use_mlp": True, "nc": 8},
-                     lambda: ([torch.randn(2, 3, 4, 4), torch.randn(2, 8, 4, 4)], 0)),
-    "global": ({"input_nc": 5, "output_nc": 3, "ngf": 4, "n_downsampling": 2, "n_blocks": 1, "norm": "none"},
-               lambda: (image(5, 16),)),
-    "local": ({"input_nc": 5, "output_nc": 3, "ngf": 4, "n_downsample_global": 1, "n_blocks_global": 1,
-               "n_local_enhancers": 2, "n_blocks_local": 1, "norm": "instance"}, lambda: (image(5, 32),)),
-    "encoder": ({"input_nc": 3, "output_nc": 3, "ngf": 4, "n_downsampling": 2, "norm": "instance"},
-                lambda: (image(3, 16), instances(16))),
-    "patchgan_hd": ({"input_nc": 4, "ndf": 4, "n_layers": 2, "norm": "none", "get_interm_feat": True},
-                    lambda: (image(4, 32),)),
-    "multiscale": ({"input_nc": 4, "ndf": 4, "n_layers": 2, "num_D": 2, "get_interm_feat": True, "norm": "batch"},
-                   lambda: (image(4, 32),)),
+    "patch_sample": (
+        {"channels": [3, 8], "use_mlp": True, "nc": 8},
+        lambda: ([torch.randn(2, 3, 4, 4), torch.randn(2, 8, 4, 4)], 0),
+    ),
+    "global": (
+        {"input_nc": 5, "output_nc": 3, "ngf": 4, "n_downsampling": 2, "n_blocks": 1, "norm": "none"},
+        lambda: (image(5, 16),),
+    ),
+    "local": (
+        {
+            "input_nc": 5,
+            "output_nc": 3,
+            "ngf": 4,
+            "n_downsample_global": 1,
+            "n_blocks_global": 1,
+            "n_local_enhancers": 2,
+            "n_blocks_local": 1,
+            "norm": "instance",
+        },
+        lambda: (image(5, 32),),
+    ),
+    "encoder": (
+        {"input_nc": 3, "output_nc": 3, "ngf": 4, "n_downsampling": 2, "norm": "instance"},
+        lambda: (image(3, 16), instances(16)),
+    ),
+    "patchgan_hd": (
+        {"input_nc": 4, "ndf": 4, "n_layers": 2, "norm": "none", "get_interm_feat": True},
+        lambda: (image(4, 32),),
+    ),
+    "multiscale": (
+        {"input_nc": 4, "ndf": 4, "n_layers": 2, "num_D": 2, "get_interm_feat": True, "norm": "batch"},
+        lambda: (image(4, 32),),
+    ),
 }
 
 
@@ -157,16 +197,31 @@ def test_every_network_records_all_its_arguments_defaults_included(name: str) ->
     assert json.loads(json.dumps(spec)) == spec
 
 
-@pytest.mark.parametrize("netG, network, set_by_name", [
-    ("unet_64", "unet", {"num_downs": 6}),
-    ("resnet_3blocks", "resnet", {"n_blocks": 3, "antialias": True}),
-    ("dcgan", "dcgan_generator", {"nz": 7}),
-    ("global", "global", {"n_downsampling": 2, "n_blocks": 1}),
-    ("local", "local", {"n_downsample_global": 2, "n_blocks_global": 1, "n_local_enhancers": 2}),
-])
+@pytest.mark.parametrize(
+    "netG, network, set_by_name",
+    [
+        ("unet_64", "unet", {"num_downs": 6}),
+        ("resnet_3blocks", "resnet", {"n_blocks": 3, "antialias": True}),
+        ("dcgan", "dcgan_generator", {"nz": 7}),
+        ("global", "global", {"n_downsampling": 2, "n_blocks": 1}),
+        ("local", "local", {"n_downsample_global": 2, "n_blocks_global": 1, "n_local_enhancers": 2}),
+    ],
+)
 def test_make_generator_resolves_netG_and_passes_each_family_its_own_arguments(netG, network, set_by_name) -> None:
-    net = make_generator(netG, 5, 3, ngf=4, norm="instance", nz=7, image_size=16, antialias=True,
-                         n_downsample_global=2, n_blocks_global=1, n_local_enhancers=2, n_blocks_local=1)
+    net = make_generator(
+        netG,
+        5,
+        3,
+        ngf=4,
+        norm="instance",
+        nz=7,
+        image_size=16,
+        antialias=True,
+        n_downsample_global=2,
+        n_blocks_global=1,
+        n_local_enhancers=2,
+        n_blocks_local=1,
+    )
     spec = net.ganvas_spec
     assert spec["network"] == network
     assert set_by_name.items() <= spec["kwargs"].items()
@@ -178,7 +233,10 @@ def test_make_discriminator_basic_is_three_layers_and_n_layers_takes_n_layers_D(
     assert make_discriminator("basic", 3, ndf=4, n_layers_D=5).ganvas_spec["kwargs"]["n_layers"] == 3
     assert make_discriminator("n_layers", 3, ndf=4, n_layers_D=5).ganvas_spec["kwargs"]["n_layers"] == 5
     assert make_discriminator("pixel", 3, ndf=4, antialias=True).ganvas_spec["kwargs"] == {
-        "input_nc": 3, "ndf": 4, "norm": "batch"}
+        "input_nc": 3,
+        "ndf": 4,
+        "norm": "batch",
+    }
 
 
 def seeded(build: Callable[[], nn.Module]) -> tuple[dict[str, Tensor], Tensor]:
@@ -188,20 +246,61 @@ def seeded(build: Callable[[], nn.Module]) -> tuple[dict[str, Tensor], Tensor]:
     return net.state_dict(), torch.get_rng_state()
 
 
-@pytest.mark.parametrize("through_registry, by_hand", [
-    (lambda: make_generator("global", 6, 3, 4, "instance", init_type="xavier", init_gain=0.1,
-                            n_downsample_global=2, n_blocks_global=2),
-     lambda: GlobalGenerator(6, 3, 4, 2, 2, get_norm_layer("instance"))),
-    (lambda: make_generator("local", 6, 3, 4, "batch", init_type="xavier", init_gain=0.1, n_downsample_global=2,
-                            n_blocks_global=1, n_local_enhancers=1, n_blocks_local=2),
-     lambda: LocalEnhancer(6, 3, 4, 2, 1, 1, 2, get_norm_layer("batch"))),
-    (lambda: make_network("encoder", "xavier", 0.1, input_nc=3, output_nc=3, ngf=4, n_downsampling=2,
-                          norm="instance"),
-     lambda: Encoder(3, 3, 4, 2, get_norm_layer("instance"))),
-    (lambda: make_network("multiscale", "xavier", 0.1, input_nc=7, ndf=4, n_layers=2, num_D=2,
-                          get_interm_feat=True, norm="instance"),
-     lambda: MultiscaleDiscriminator(7, 4, 2, get_norm_layer("instance"), False, 2, True)),
-])
+@pytest.mark.parametrize(
+    "through_registry, by_hand",
+    [
+        (
+            lambda: make_generator(
+                "global",
+                6,
+                3,
+                4,
+                "instance",
+                init_type="xavier",
+                init_gain=0.1,
+                n_downsample_global=2,
+                n_blocks_global=2,
+            ),
+            lambda: GlobalGenerator(6, 3, 4, 2, 2, get_norm_layer("instance")),
+        ),
+        (
+            lambda: make_generator(
+                "local",
+                6,
+                3,
+                4,
+                "batch",
+                init_type="xavier",
+                init_gain=0.1,
+                n_downsample_global=2,
+                n_blocks_global=1,
+                n_local_enhancers=1,
+                n_blocks_local=2,
+            ),
+            lambda: LocalEnhancer(6, 3, 4, 2, 1, 1, 2, get_norm_layer("batch")),
+        ),
+        (
+            lambda: make_network(
+                "encoder", "xavier", 0.1, input_nc=3, output_nc=3, ngf=4, n_downsampling=2, norm="instance"
+            ),
+            lambda: Encoder(3, 3, 4, 2, get_norm_layer("instance")),
+        ),
+        (
+            lambda: make_network(
+                "multiscale",
+                "xavier",
+                0.1,
+                input_nc=7,
+                ndf=4,
+                n_layers=2,
+                num_D=2,
+                get_interm_feat=True,
+                norm="instance",
+            ),
+            lambda: MultiscaleDiscriminator(7, 4, 2, get_norm_layer("instance"), False, 2, True),
+        ),
+    ],
+)
 def test_pix2pixhd_networks_get_the_same_weights_and_random_draws_as_built_by_hand(through_registry, by_hand) -> None:
     def initialised() -> nn.Module:
         net = by_hand()
@@ -215,8 +314,9 @@ def test_pix2pixhd_networks_get_the_same_weights_and_random_draws_as_built_by_ha
 
 @pytest.mark.parametrize("use_mlp", [True, False])
 def test_cuts_patch_sampler_gets_the_same_weights_and_random_draws_as_before(use_mlp: bool) -> None:
-    ours, our_rng = seeded(lambda: make_network("patch_sample", "xavier", 0.02, channels=[3, 8, 16],
-                                                use_mlp=use_mlp, nc=16))
+    ours, our_rng = seeded(
+        lambda: make_network("patch_sample", "xavier", 0.02, channels=[3, 8, 16], use_mlp=use_mlp, nc=16)
+    )
     theirs, their_rng = seeded(lambda: PatchSampleF([3, 8, 16], use_mlp, 16, init_type="xavier", init_gain=0.02))
     assert torch.equal(our_rng, their_rng)
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
@@ -233,8 +333,13 @@ def test_network_writes_puts_a_json_beside_each_pth_in_the_same_batch(tmp_path) 
     assert [p.name for p, _ in writes] == ["7_net_G.pth", "7_net_G.json", "7_net_D.pth", "7_net_D.json"]
     atomic_write_many(writes)
     spec = json.loads((tmp_path / "7_net_D.json").read_text())
-    assert spec == {"format": "ganvas.network", "version": 1, "network": "patchgan", "kind": "discriminator",
-                    "kwargs": {"input_nc": 6, "ndf": 4, "n_layers": 3, "norm": "batch", "antialias": False}}
+    assert spec == {
+        "format": "ganvas.network",
+        "version": 1,
+        "network": "patchgan",
+        "kind": "discriminator",
+        "kwargs": {"input_nc": 6, "ndf": 4, "n_layers": 3, "norm": "batch", "antialias": False},
+    }
     assert (tmp_path / "7_net_G.json").read_text().startswith('{\n  "format": "ganvas.network",')
 
 
@@ -284,7 +389,12 @@ def test_every_network_loads_from_its_json_without_guessing(tmp_path, no_guessin
     path = save(net, tmp_path)
     entry = NETWORKS.entry(name)
     assert json.loads((tmp_path / "latest_net_X.json").read_text()) == {
-        "format": "ganvas.network", "version": 1, "network": name, "kind": entry.meta["kind"], "kwargs": kwargs}
+        "format": "ganvas.network",
+        "version": 1,
+        "network": name,
+        "kind": entry.meta["kind"],
+        "kwargs": kwargs,
+    }
     loaded = load_network(path)
     assert type(loaded) is type(net) and loaded.ganvas_spec == net.ganvas_spec
     assert list(loaded.state_dict()) == list(net.state_dict())
@@ -309,11 +419,17 @@ def test_json_and_inference_give_the_same_ganvas_arch_where_both_find_the_networ
         assert name in ("unet", "resnet", "pixel", "dcgan_discriminator", "global", "patchgan_hd")
 
 
-@pytest.mark.parametrize("make, inputs, family", [
-    (lambda: make_discriminator("dcgan", 3, ndf=4, image_size=32), (image(3, 32),), "dcgan"),
-    (lambda: make_network("patchgan_hd", input_nc=4, ndf=4, n_layers=2, norm="none"), (image(4, 32),),
-     "patchgan_hd"),
-])
+@pytest.mark.parametrize(
+    "make, inputs, family",
+    [
+        (lambda: make_discriminator("dcgan", 3, ndf=4, image_size=32), (image(3, 32),), "dcgan"),
+        (
+            lambda: make_network("patchgan_hd", input_nc=4, ndf=4, n_layers=2, norm="none"),
+            (image(4, 32),),
+            "patchgan_hd",
+        ),
+    ],
+)
 def test_the_json_tells_networks_that_shapes_cannot(tmp_path, make, inputs, family) -> None:
     net = trained_looking(make())
     path = save(net, tmp_path)
@@ -329,13 +445,20 @@ def test_a_dcgan_generator_round_trips_and_keeps_nz_as_its_input(tmp_path, no_gu
     loaded = load_network(save(net, tmp_path, "G"))
     arch = loaded.ganvas_arch
     assert (arch["family"], arch["kind"], arch["input_nc"], arch["nz"], arch["image_size"], arch["norm"]) == (
-        "dcgan", "generator", 6, 6, 32, "instance")
+        "dcgan",
+        "generator",
+        6,
+        6,
+        32,
+        "instance",
+    )
     assert_same_outputs(net, loaded, (torch.randn(3, 6),))
 
 
 def test_pix2pixhds_networks_round_trip_as_the_model_builds_them(tmp_path, no_guessing) -> None:
-    G = make_generator("local", 6, 3, 4, "instance", n_downsample_global=1, n_blocks_global=1, n_local_enhancers=1,
-                       n_blocks_local=1)
+    G = make_generator(
+        "local", 6, 3, 4, "instance", n_downsample_global=1, n_blocks_global=1, n_local_enhancers=1, n_blocks_local=1
+    )
     E = make_network("encoder", input_nc=3, output_nc=3, ngf=4, n_downsampling=2, norm="instance")
     D = make_network("multiscale", input_nc=9, ndf=4, n_layers=2, num_D=2, get_interm_feat=True, norm="instance")
     nets = {"G": trained_looking(G), "E": trained_looking(E), "D": trained_looking(D)}
@@ -413,41 +536,53 @@ def test_an_unknown_network_name_is_refused_without_importing_anything(tmp_path,
     assert_names_the_json(spec_path, path, also=f"names network {name!r}, which ganvas does not have")
 
 
-@pytest.mark.parametrize("kwargs, says", [
-    ({"input_nc": 3, "output_nc": 2, "num_downs": 5, "ngf": 4, "norm": "instance", "bogus": 1}, "bogus"),
-    ({"input_nc": 3, "output_nc": 2, "ngf": 4}, "num_downs"),
-    ({"input_nc": 3, "output_nc": 2, "num_downs": "five", "ngf": 4}, "five"),
-    ({"input_nc": 3, "output_nc": 2, "num_downs": 5, "ngf": 4, "norm": "fancy"}, "fancy"),
-])
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"input_nc": 3, "output_nc": 2, "num_downs": 5, "ngf": 4, "norm": "instance", "bogus": 1}, "bogus"),
+        ({"input_nc": 3, "output_nc": 2, "ngf": 4}, "num_downs"),
+        ({"input_nc": 3, "output_nc": 2, "num_downs": "five", "ngf": 4}, "five"),
+        ({"input_nc": 3, "output_nc": 2, "num_downs": 5, "ngf": 4, "norm": "fancy"}, "fancy"),
+    ],
+)
 def test_arguments_the_builder_rejects_are_refused(tmp_path, no_guessing, kwargs, says) -> None:
     _, path = saved_unet(tmp_path)
     spec_path = damage(path, lambda d: d.update(kwargs=kwargs))
     assert_names_the_json(spec_path, path, also=says)
 
 
-@pytest.mark.parametrize("change", [
-    lambda d: d["kwargs"].update(ngf=8),
-    lambda d: d["kwargs"].update(num_downs=6),
-    lambda d: d["kwargs"].update(norm="batch"),
-    lambda d: d.update(network="resnet", kind="generator",
-                       kwargs={"input_nc": 3, "output_nc": 2, "ngf": 4, "norm": "instance"}),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d["kwargs"].update(ngf=8),
+        lambda d: d["kwargs"].update(num_downs=6),
+        lambda d: d["kwargs"].update(norm="batch"),
+        lambda d: d.update(
+            network="resnet", kind="generator", kwargs={"input_nc": 3, "output_nc": 2, "ngf": 4, "norm": "instance"}
+        ),
+    ],
+)
 def test_arguments_that_do_not_fit_the_weights_are_refused(tmp_path, no_guessing, change) -> None:
     _, path = saved_unet(tmp_path)
     spec_path = damage(path, change)
     assert_names_the_json(spec_path, path, also=f"{path} does not fit the network {spec_path} describes")
 
 
-@pytest.mark.parametrize("text, says", [
-    ("{not json", "cannot read the network description"),
-    ("[1, 2]", "not a ganvas network description"),
-    ('{"format": "other"}', "not a ganvas network description"),
-    ('{"format": "ganvas.network", "version": "1", "network": "unet", "kwargs": {}}', "version"),
-    ('{"format": "ganvas.network", "version": 2, "network": "unet", "kwargs": {}}', "newer than this ganvas"),
-    ('{"format": "ganvas.network", "version": 1, "network": "unet", "kwargs": [1]}', '"kwargs" object'),
-    ('{"format": "ganvas.network", "version": 1, "network": "unet", "kind": "discriminator", "kwargs": {}}',
-     "but it is a generator"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("{not json", "cannot read the network description"),
+        ("[1, 2]", "not a ganvas network description"),
+        ('{"format": "other"}', "not a ganvas network description"),
+        ('{"format": "ganvas.network", "version": "1", "network": "unet", "kwargs": {}}', "version"),
+        ('{"format": "ganvas.network", "version": 2, "network": "unet", "kwargs": {}}', "newer than this ganvas"),
+        ('{"format": "ganvas.network", "version": 1, "network": "unet", "kwargs": [1]}', '"kwargs" object'),
+        (
+            '{"format": "ganvas.network", "version": 1, "network": "unet", "kind": "discriminator", "kwargs": {}}',
+            "but it is a generator",
+        ),
+    ],
+)
 def test_a_broken_json_is_refused(tmp_path, no_guessing, text: str, says: str) -> None:
     _, path = saved_unet(tmp_path)
     spec_path = path.with_suffix(".json")

@@ -38,15 +38,39 @@ def test_the_old_option_files_hold_options_of_every_model(old) -> None:
 
 def test_an_old_pix2pix_run_translates_as_the_old_code_did(old, tmp_path) -> None:
     out = tmp_path / "out"
-    assert main(["translate", "--name", "pix2pix_old", "--checkpoints_dir", str(old / "checkpoints"), "--gpu_ids",
-                 "-1", "--eval", str(old / "data" / "facades" / "test" / "0000.png"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--name",
+                "pix2pix_old",
+                "--checkpoints_dir",
+                str(old / "checkpoints"),
+                "--gpu_ids",
+                "-1",
+                "--eval",
+                str(old / "data" / "facades" / "test" / "0000.png"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(pixels(out / "0000.png"), pixels(old / "expected" / "pix2pix_old" / "0000.png"))
 
 
 def test_an_old_pix2pixhd_style_run_tests_as_the_old_code_did(old, tmp_path) -> None:
-    opt = resolve_options({"name": "pix2pixhd_old", "checkpoints_dir": str(old / "checkpoints"), "gpu_ids": "-1",
-                           "eval": True, "dataroot": str(old / "data" / "streets"),
-                           "results_dir": str(tmp_path / "res")}, "test")
+    opt = resolve_options(
+        {
+            "name": "pix2pixhd_old",
+            "checkpoints_dir": str(old / "checkpoints"),
+            "gpu_ids": "-1",
+            "eval": True,
+            "dataroot": str(old / "data" / "streets"),
+            "results_dir": str(tmp_path / "res"),
+        },
+        "test",
+    )
     assert opt.instance_feat and opt.label_nc == 8  # its own options came back from the old file
     result = run_test(opt)
     made = result.page.parent / "images" / "0000_fake_B.png"
@@ -57,24 +81,56 @@ def test_an_old_run_exports_and_the_graph_matches_the_run(old, tmp_path) -> None
     from ganvas.api import load
 
     out = tmp_path / "g.pt"
-    assert main(["export", "--name", "pix2pix_old", "--checkpoints_dir", str(old / "checkpoints"), "--format",
-                 "torchscript", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--name",
+                "pix2pix_old",
+                "--checkpoints_dir",
+                str(old / "checkpoints"),
+                "--format",
+                "torchscript",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     graph = torch.jit.load(str(out))
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     expected = load(old / "checkpoints" / "pix2pix_old", device="cpu", eval=True).translate(x)
     torch.testing.assert_close(graph(x), expected, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name, data, flags", [
-    ("pix2pix_old", "facades", []),
-    ("pix2pixhd_old", "streets", []),
-])
+@pytest.mark.parametrize(
+    "name, data, flags",
+    [
+        ("pix2pix_old", "facades", []),
+        ("pix2pixhd_old", "streets", []),
+    ],
+)
 def test_an_old_run_resumes_and_then_writes_network_descriptions(old, name, data, flags) -> None:
     run = old / "checkpoints" / name
     before = torch.load(run / "latest_net_G.pth", weights_only=True)
     log_rows = len((run / "loss_log.csv").read_text().splitlines())
-    argv = ["train", "--continue_train", "--name", name, "--checkpoints_dir", str(old / "checkpoints"), "--dataroot",
-            str(old / "data" / data), "--gpu_ids", "-1", "--num_threads", "0", "--n_epochs_decay", "2", *flags]
+    argv = [
+        "train",
+        "--continue_train",
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(old / "checkpoints"),
+        "--dataroot",
+        str(old / "data" / data),
+        "--gpu_ids",
+        "-1",
+        "--num_threads",
+        "0",
+        "--n_epochs_decay",
+        "2",
+        *flags,
+    ]
     assert main(argv) == 0
     after = torch.load(run / "latest_net_G.pth", weights_only=True)
     assert before.keys() == after.keys()  # the same network, in the original key names

@@ -10,13 +10,25 @@ from ganvas.options import Options, parse_options, resolve_options, save_options
 def test_pix2pix_gets_the_reference_per_model_defaults():
     opt, _ = parse_options(["--model", "pix2pix", "--dataroot", "x"])
     assert (opt.norm, opt.netG, opt.dataset_mode, opt.gan_mode, opt.lambda_L1) == (
-        "batch", "unet_256", "aligned", "vanilla", 100.0)
+        "batch",
+        "unet_256",
+        "aligned",
+        "vanilla",
+        100.0,
+    )
 
 
 def test_base_defaults_match_the_reference():
     opt = Options()
     assert (opt.norm, opt.netG, opt.gan_mode, opt.load_size, opt.crop_size, opt.lr, opt.beta1) == (
-        "instance", "resnet_9blocks", "lsgan", 286, 256, 0.0002, 0.5)
+        "instance",
+        "resnet_9blocks",
+        "lsgan",
+        286,
+        256,
+        0.0002,
+        0.5,
+    )
     assert (opt.n_epochs, opt.n_epochs_decay, opt.save_epoch_freq, opt.display_freq) == (100, 100, 5, 400)
 
 
@@ -25,14 +37,22 @@ def test_explicit_flags_beat_model_defaults():
     assert (opt.norm, opt.netG) == ("instance", "resnet_6blocks")
 
 
-@pytest.mark.parametrize("legacy, value, field, expected", [
-    ("--niter", "7", "n_epochs", 7), ("--niter_decay", "3", "n_epochs_decay", 3),
-    ("--loadSize", "300", "load_size", 300), ("--fineSize", "128", "crop_size", 128),
-    ("--which_direction", "BtoA", "direction", "BtoA"), ("--which_model_netG", "unet_128", "netG", "unet_128"),
-    ("--which_model_netD", "pixel", "netD", "pixel"), ("--which_epoch", "20", "epoch", "20"),
-    ("--batchSize", "4", "batch_size", 4), ("--nThreads", "2", "num_threads", 2),
-    ("--resize_or_crop", "scale_width", "preprocess", "scale_width"),
-])
+@pytest.mark.parametrize(
+    "legacy, value, field, expected",
+    [
+        ("--niter", "7", "n_epochs", 7),
+        ("--niter_decay", "3", "n_epochs_decay", 3),
+        ("--loadSize", "300", "load_size", 300),
+        ("--fineSize", "128", "crop_size", 128),
+        ("--which_direction", "BtoA", "direction", "BtoA"),
+        ("--which_model_netG", "unet_128", "netG", "unet_128"),
+        ("--which_model_netD", "pixel", "netD", "pixel"),
+        ("--which_epoch", "20", "epoch", "20"),
+        ("--batchSize", "4", "batch_size", 4),
+        ("--nThreads", "2", "num_threads", 2),
+        ("--resize_or_crop", "scale_width", "preprocess", "scale_width"),
+    ],
+)
 def test_legacy_flags_map_with_a_warning(caplog, legacy, value, field, expected):
     with caplog.at_level(logging.WARNING, logger="ganvas"):
         opt, _ = parse_options([legacy, value])
@@ -68,15 +88,37 @@ def test_inf_counts_parse():
 
 
 def test_test_command_reuses_the_saved_run_options(tmp_path):
-    train_opt, _ = parse_options(["--dataroot", "d", "--name", "r", "--checkpoints_dir", str(tmp_path),
-                                  "--netG", "unet_128", "--ngf", "16", "--direction", "BtoA", "--crop_size", "128",
-                                  "--load_size", "143"])
+    train_opt, _ = parse_options(
+        [
+            "--dataroot",
+            "d",
+            "--name",
+            "r",
+            "--checkpoints_dir",
+            str(tmp_path),
+            "--netG",
+            "unet_128",
+            "--ngf",
+            "16",
+            "--direction",
+            "BtoA",
+            "--crop_size",
+            "128",
+            "--load_size",
+            "143",
+        ]
+    )
     save_options(train_opt, train_opt.run_dir / "opt.yaml")
     opt = resolve_options({"name": "r", "checkpoints_dir": str(tmp_path)}, "test")
     assert (opt.dataroot, opt.netG, opt.ngf, opt.direction, opt.model) == ("d", "unet_128", 16, "BtoA", "pix2pix")
     # Test-time behaviour is the command's own: every image, at its own size, in order.
     assert (opt.phase, opt.batch_size, opt.preprocess, opt.serial_batches, opt.no_flip) == (
-        "test", 1, "none", True, True)
+        "test",
+        1,
+        "none",
+        True,
+        True,
+    )
     explicit = resolve_options({"name": "r", "checkpoints_dir": str(tmp_path), "ngf": 32, "phase": "val"}, "test")
     assert (explicit.ngf, explicit.phase) == (32, "val")
 
@@ -92,8 +134,7 @@ def test_unsupported_channel_count_is_an_error():
 
 
 def test_flags_of_old_scripts_that_do_nothing_here_are_ignored_with_a_warning(caplog):
-    argv = ["--display_id", "0", "--no_html", "--use_wandb", "--display_winsize=256",
-            "--norm", "instance"]
+    argv = ["--display_id", "0", "--no_html", "--use_wandb", "--display_winsize=256", "--norm", "instance"]
     with caplog.at_level(logging.WARNING, logger="ganvas"):
         opt, _ = parse_options(argv)
     assert opt.norm == "instance"  # the flags after them still count
@@ -166,8 +207,14 @@ def test_limits_declared_with_a_models_fields_are_checked():
 def test_a_saved_flat_option_file_of_an_old_run_keeps_only_its_models_options(tmp_path, caplog):
     run = tmp_path / "r"
     run.mkdir()
-    saved = {**Options().to_dict(), "model": "cycle_gan", "lambda_NCE": 3.0, "label_nc": 9, "lambda_A": 7.0,
-             "from_the_future": 1}
+    saved = {
+        **Options().to_dict(),
+        "model": "cycle_gan",
+        "lambda_NCE": 3.0,
+        "label_nc": 9,
+        "lambda_A": 7.0,
+        "from_the_future": 1,
+    }
     (run / "opt.yaml").write_text(__import__("yaml").safe_dump(saved))
     with caplog.at_level(logging.WARNING, logger="ganvas"):
         opt = resolve_options({"name": "r", "checkpoints_dir": str(tmp_path)}, "test")

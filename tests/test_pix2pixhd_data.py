@@ -11,16 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from ganvas.registry import DATASETS
 from ganvas.data import (
     Pix2PixHDDataset,
     collate_batch,
     label_channels,
     make_dataset,
     read_label_map,
+    synthetic,
 )
-from ganvas.data import synthetic
 from ganvas.errors import DataError
+from ganvas.registry import DATASETS
 
 CAR = synthetic.STREET_CLASSES.index("car")
 
@@ -28,9 +28,21 @@ CAR = synthetic.STREET_CLASSES.index("car")
 def make_opt(dataroot: Path, **overrides) -> SimpleNamespace:
     """Options as the CLI would give them for pix2pixHD, small sizes."""
     values = dict(
-        dataroot=str(dataroot), phase="train", direction="AtoB", input_nc=3, output_nc=3,
-        preprocess="none", load_size=32, crop_size=32, no_flip=False, max_dataset_size=float("inf"),
-        seed=0, dataset_mode="pix2pixhd", label_nc=35, no_instance=False, contain_dontcare_label=False,
+        dataroot=str(dataroot),
+        phase="train",
+        direction="AtoB",
+        input_nc=3,
+        output_nc=3,
+        preprocess="none",
+        load_size=32,
+        crop_size=32,
+        no_flip=False,
+        max_dataset_size=float("inf"),
+        seed=0,
+        dataset_mode="pix2pixhd",
+        label_nc=35,
+        no_instance=False,
+        contain_dontcare_label=False,
         serial_batches=False,
     )
     values.update(overrides)
@@ -52,8 +64,14 @@ def write_rgb(array: np.ndarray, path: Path) -> Path:
     return path
 
 
-def write_item(root: Path, name: str, labels: np.ndarray, phase: str = "train", inst: np.ndarray | None = None,
-               photo: np.ndarray | None = None) -> None:
+def write_item(
+    root: Path,
+    name: str,
+    labels: np.ndarray,
+    phase: str = "train",
+    inst: np.ndarray | None = None,
+    photo: np.ndarray | None = None,
+) -> None:
     """One label map, instance map (the labels if not given) and photo (gray labels if not given) named name."""
     write_map(labels, root / f"{phase}_label" / name)
     write_map(labels if inst is None else inst, root / f"{phase}_inst" / name)
@@ -67,6 +85,7 @@ def street_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ---------------------------------------------------------------- layout and items
+
 
 def test_make_dataset_builds_the_pix2pixhd_mode_with_integer_maps(street_root: Path) -> None:
     assert DATASETS.get("pix2pixhd") is Pix2PixHDDataset
@@ -184,6 +203,7 @@ def test_label_nc_0_reads_photos_from_a_and_b(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- label range
 
+
 def test_label_out_of_range_names_file_value_and_both_fixes(tmp_path: Path) -> None:
     labels = np.zeros((6, 6), dtype=int)
     labels[2, 3] = 4
@@ -222,6 +242,7 @@ def test_check_labels_finds_the_largest_id_and_the_file_that_holds_it(tmp_path: 
 
 # ---------------------------------------------------------------- transforms
 
+
 def test_nearest_resize_keeps_only_the_original_ids(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     ids = np.array([0, 3, 7, 20])
@@ -258,6 +279,7 @@ def test_16bit_instance_ids_survive_read_and_resize(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- street scenes
+
 
 def digest(root: Path) -> str:
     """Hash of every file's relative path and bytes."""

@@ -28,15 +28,33 @@ def street(tmp_path_factory):
 @pytest.fixture
 def tiny(tmp_path, street):
     """Options factory for tiny, fast pix2pixHD runs."""
+
     def make(command="train", **overrides):
         common = {"name": "hd", "checkpoints_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res")}
         if command != "train":
             return resolve_options({**common, "dataroot": str(street), **overrides}, command)
-        given = {**common, "dataroot": str(street), "model": "pix2pixhd", "label_nc": len(STREET_CLASSES),
-                 "ngf": 8, "ndf": 8, "n_downsample_global": 2, "n_blocks_global": 1, "preprocess": "none",
-                 "n_epochs": 1, "n_epochs_decay": 0, "num_threads": 0, "gpu_ids": "-1", "seed": 0,
-                 "no_vgg_loss": True, "nef": 8, "n_downsample_E": 2, "n_clusters": 3}
+        given = {
+            **common,
+            "dataroot": str(street),
+            "model": "pix2pixhd",
+            "label_nc": len(STREET_CLASSES),
+            "ngf": 8,
+            "ndf": 8,
+            "n_downsample_global": 2,
+            "n_blocks_global": 1,
+            "preprocess": "none",
+            "n_epochs": 1,
+            "n_epochs_decay": 0,
+            "num_threads": 0,
+            "gpu_ids": "-1",
+            "seed": 0,
+            "no_vgg_loss": True,
+            "nef": 8,
+            "n_downsample_E": 2,
+            "n_clusters": 3,
+        }
         return resolve_options({**given, **overrides}, command)
+
     return make
 
 
@@ -54,12 +72,32 @@ def test_a_short_run_paints_each_class_closer_to_the_truth_than_the_mean_image(t
     # Cars, trees and people get random colours, so PSNR has little room over the mean image on
     # this set; whether the label-to-appearance mapping is learnt shows in each class's colour.
     root = write_street_set(tmp_path / "data", n_train=32, n_test=8, size=(32, 64), seed=5)
-    common = {"name": "learn", "checkpoints_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res"),
-              "gpu_ids": "-1"}
-    opt = resolve_options({**common, "dataroot": str(root), "model": "pix2pixhd", "label_nc": len(STREET_CLASSES),
-                           "ngf": 16, "ndf": 16, "n_downsample_global": 2, "n_blocks_global": 2, "preprocess": "none",
-                           "n_epochs": 6, "n_epochs_decay": 6, "num_threads": 0, "seed": 0, "no_vgg_loss": True,
-                           "batch_size": 2}, "train")
+    common = {
+        "name": "learn",
+        "checkpoints_dir": str(tmp_path / "ck"),
+        "results_dir": str(tmp_path / "res"),
+        "gpu_ids": "-1",
+    }
+    opt = resolve_options(
+        {
+            **common,
+            "dataroot": str(root),
+            "model": "pix2pixhd",
+            "label_nc": len(STREET_CLASSES),
+            "ngf": 16,
+            "ndf": 16,
+            "n_downsample_global": 2,
+            "n_blocks_global": 2,
+            "preprocess": "none",
+            "n_epochs": 6,
+            "n_epochs_decay": 6,
+            "num_threads": 0,
+            "seed": 0,
+            "no_vgg_loss": True,
+            "batch_size": 2,
+        },
+        "train",
+    )
     train(opt, show_progress=False)
     result = run_test(resolve_options(common, "test"))
     mean = torch.stack([read_image(f, 3) for f in find_images(root / "train_img")]).mean(0)
@@ -92,8 +130,14 @@ def test_a_label_beyond_label_nc_stops_before_training_naming_file_value_and_fix
 
 def test_local_enhancer_starts_from_a_global_run_and_unfreezes_it_after_niter_fix_global(tiny):
     train(tiny(name="global"), show_progress=False)
-    flags = {"name": "local", "netG": "local", "ngf": 4, "load_pretrain": str(Path(tiny().checkpoints_dir) / "global"),
-             "niter_fix_global": 1, "n_epochs": 2}
+    flags = {
+        "name": "local",
+        "netG": "local",
+        "ngf": 4,
+        "load_pretrain": str(Path(tiny().checkpoints_dir) / "global"),
+        "niter_fix_global": 1,
+        "n_epochs": 2,
+    }
     snapshots = []
 
     class Snapshot(Callback):
@@ -131,8 +175,12 @@ def test_instance_styles_are_clustered_and_picked_per_instance(tiny):
     assert path.name == "features_clustered_003.npy"
     centres = np.load(path, allow_pickle=True).item()
     assert CAR in centres and 1 <= len(centres[CAR]) <= 3 and centres[CAR].shape[1] == 3
-    images = {seed: run_test(tiny("test", name="feat", cluster_seed=seed,
-                                  results_dir=str(Path(opt.results_dir) / f"seed{seed}"))) for seed in (0, 1, 2)}
+    images = {
+        seed: run_test(
+            tiny("test", name="feat", cluster_seed=seed, results_dir=str(Path(opt.results_dir) / f"seed{seed}"))
+        )
+        for seed in (0, 1, 2)
+    }
     fakes = [read_image(r.page.parent / "images" / "0000_fake_B.png", 3) for r in images.values()]
     assert any(not torch.equal(fakes[0], f) for f in fakes[1:])  # another seed, another choice of styles
 
@@ -197,8 +245,14 @@ def test_an_interrupted_run_with_styles_and_a_frozen_global_part_resumes_exactly
     from ganvas.models.pix2pixhd import Pix2PixHDModel
 
     train(tiny(name="global"), show_progress=False)
-    flags = {"netG": "local", "ngf": 4, "instance_feat": True, "niter_fix_global": 1, "n_epochs": 2,
-             "load_pretrain": str(Path(tiny().checkpoints_dir) / "global")}
+    flags = {
+        "netG": "local",
+        "ngf": 4,
+        "instance_feat": True,
+        "niter_fix_global": 1,
+        "n_epochs": 2,
+        "load_pretrain": str(Path(tiny().checkpoints_dir) / "global"),
+    }
     reference = train(tiny(name="straight", **flags), show_progress=False)
     original = Pix2PixHDModel.train_step
     calls = {"n": 0}
@@ -223,11 +277,32 @@ def test_an_interrupted_run_with_styles_and_a_frozen_global_part_resumes_exactly
 def test_styles_work_on_any_image_size_and_test_keeps_the_training_scale(tmp_path):
     root = write_street_set(tmp_path / "odd", n_train=3, n_test=1, size=(30, 60), seed=1)
     common = {"name": "odd", "checkpoints_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res")}
-    opt = resolve_options({**common, "dataroot": str(root), "model": "pix2pixhd", "label_nc": len(STREET_CLASSES),
-                           "ngf": 8, "ndf": 8, "n_downsample_global": 2, "n_blocks_global": 1, "nef": 8,
-                           "n_downsample_E": 3, "n_clusters": 2, "instance_feat": True, "no_vgg_loss": True,
-                           "preprocess": "scale_width", "load_size": 44, "crop_size": 22, "n_epochs": 1, "n_epochs_decay": 0,
-                           "num_threads": 0, "gpu_ids": "-1", "seed": 0}, "train")
+    opt = resolve_options(
+        {
+            **common,
+            "dataroot": str(root),
+            "model": "pix2pixhd",
+            "label_nc": len(STREET_CLASSES),
+            "ngf": 8,
+            "ndf": 8,
+            "n_downsample_global": 2,
+            "n_blocks_global": 1,
+            "nef": 8,
+            "n_downsample_E": 3,
+            "n_clusters": 2,
+            "instance_feat": True,
+            "no_vgg_loss": True,
+            "preprocess": "scale_width",
+            "load_size": 44,
+            "crop_size": 22,
+            "n_epochs": 1,
+            "n_epochs_decay": 0,
+            "num_threads": 0,
+            "gpu_ids": "-1",
+            "seed": 0,
+        },
+        "train",
+    )
     train(opt, show_progress=False)  # 44 x 22 images, E's multiple is 8: padded and cropped back
     test_opt = resolve_options({**common, "dataroot": str(root)}, "test")
     assert (test_opt.preprocess, test_opt.load_size) == ("scale_width", 44)  # the scale it was trained at
@@ -256,14 +331,39 @@ def test_a_style_run_gives_each_image_the_same_styles_from_test_translate_and_th
     together = translator.translate(labels, insts)
     for label, inst, image in zip(labels, insts, together):
         assert np.array_equal(np.asarray(image), np.asarray(translator.translate(label, inst)))  # alone = batched
-        assert np.array_equal(np.asarray(image), read_image(page.parent / "images" / f"{label.stem}_fake_B.png", 3)
-                              .mul(255).round().byte().permute(1, 2, 0).numpy())  # = the test page
+        assert np.array_equal(
+            np.asarray(image),
+            read_image(page.parent / "images" / f"{label.stem}_fake_B.png", 3)
+            .mul(255)
+            .round()
+            .byte()
+            .permute(1, 2, 0)
+            .numpy(),
+        )  # = the test page
     out = tmp_path / "out"
-    assert main(["translate", "--name", "sty", "--checkpoints_dir", tiny().checkpoints_dir, "--cluster_seed", "1",
-                 str(street / "test_label"), "--instance_dir", str(street / "test_inst"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--name",
+                "sty",
+                "--checkpoints_dir",
+                tiny().checkpoints_dir,
+                "--cluster_seed",
+                "1",
+                str(street / "test_label"),
+                "--instance_dir",
+                str(street / "test_inst"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     for label in labels:
-        assert np.array_equal(read_image(out / f"{label.stem}.png", 3), read_image(page.parent / "images" /
-                                                                                   f"{label.stem}_fake_B.png", 3))
+        assert np.array_equal(
+            read_image(out / f"{label.stem}.png", 3), read_image(page.parent / "images" / f"{label.stem}_fake_B.png", 3)
+        )
 
 
 def test_a_photo_input_run_with_instance_maps_is_refused_by_translate_with_the_alternative(tiny, tmp_path):

@@ -48,8 +48,9 @@ def global_g_reference() -> nn.Module:
 @pytest.fixture(scope="module")
 def local_g_reference() -> nn.Module:
     with torch.device("meta"):
-        return LocalEnhancer(36, 3, ngf=32, n_downsample_global=4, n_blocks_global=9, n_local_enhancers=1,
-                             n_blocks_local=3)
+        return LocalEnhancer(
+            36, 3, ngf=32, n_downsample_global=4, n_blocks_global=9, n_local_enhancers=1, n_blocks_local=3
+        )
 
 
 def reference_d(num_D: int, get_interm_feat: bool = True) -> nn.Module:
@@ -143,8 +144,9 @@ def test_global_generator_keeps_size() -> None:
 @pytest.mark.parametrize("n_local_enhancers", [1, 2])
 def test_local_enhancer_output_has_input_size(n_local_enhancers: int) -> None:
     torch.manual_seed(0)
-    net = LocalEnhancer(5, 3, ngf=8, n_downsample_global=2, n_blocks_global=1,
-                        n_local_enhancers=n_local_enhancers, n_blocks_local=1)
+    net = LocalEnhancer(
+        5, 3, ngf=8, n_downsample_global=2, n_blocks_global=1, n_local_enhancers=n_local_enhancers, n_blocks_local=1
+    )
     assert net.size_multiple == 2 ** (2 + n_local_enhancers)
     with torch.no_grad():
         assert net(torch.rand(1, 5, 64, 128)).shape == (1, 3, 64, 128)
@@ -295,10 +297,14 @@ def test_one_hot_labels_rejects_out_of_range_labels(value: int, message: str) ->
 
 
 def test_feature_matching_loss_matches_hand_computation() -> None:
-    fake = [[torch.ones(1, 2, 2, 2), torch.zeros(1, 1, 2, 2), torch.full((1, 1, 1, 1), 9.0)],
-            [torch.full((1, 1, 2, 2), 3.0), torch.zeros(1, 1, 1, 1)]]
-    real = [[torch.zeros(1, 2, 2, 2), torch.full((1, 1, 2, 2), 2.0), torch.zeros(1, 1, 1, 1)],
-            [torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 1, 1)]]
+    fake = [
+        [torch.ones(1, 2, 2, 2), torch.zeros(1, 1, 2, 2), torch.full((1, 1, 1, 1), 9.0)],
+        [torch.full((1, 1, 2, 2), 3.0), torch.zeros(1, 1, 1, 1)],
+    ]
+    real = [
+        [torch.zeros(1, 2, 2, 2), torch.full((1, 1, 2, 2), 2.0), torch.zeros(1, 1, 1, 1)],
+        [torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 1, 1)],
+    ]
     # L1 terms 1, 2 (scale 0) and 2 (scale 1); the predictions are left out.
     expected = (1 + 2 + 2) * (4 / (3 + 1)) * (1 / 2) * 10.0
     loss = feature_matching_loss(fake, real, num_D=2, n_layers_D=3, lambda_feat=10.0)

@@ -14,8 +14,12 @@ from ganvas.train import train
 
 
 def losses_of(tiny_pix2pix, **speed) -> dict[str, float]:
-    result = train(tiny_pix2pix(name="_".join(f"{k}{v}" for k, v in speed.items()) or "fp32", norm="instance",
-                                no_dropout=True, **speed), show_progress=False)
+    result = train(
+        tiny_pix2pix(
+            name="_".join(f"{k}{v}" for k, v in speed.items()) or "fp32", norm="instance", no_dropout=True, **speed
+        ),
+        show_progress=False,
+    )
     return result.losses
 
 
@@ -78,8 +82,24 @@ def test_compiled_g_and_d_train_across_the_g_and_d_steps_and_save_plain_keys(tin
 
 
 def test_bench_prints_the_baseline_and_the_speed_up(capsys) -> None:
-    code = main(["bench", "--model", "pix2pix", "--size", "32", "--steps", "1", "--warmup", "0", "--amp", "bf16",
-                 "--baseline", "--gpu_ids", "-1"])
+    code = main(
+        [
+            "bench",
+            "--model",
+            "pix2pix",
+            "--size",
+            "32",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--amp",
+            "bf16",
+            "--baseline",
+            "--gpu_ids",
+            "-1",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     lines = out.splitlines()
@@ -92,9 +112,11 @@ def test_bench_prints_the_baseline_and_the_speed_up(capsys) -> None:
 @pytest.mark.parametrize("model", ["cycle_gan", "cut", "pix2pixhd", "gan"])
 def test_bench_runs_every_model_in_inference_and_training(model, capsys) -> None:
     # pix2pixHD's published G has 182 M parameters: only its inference, to keep the suite short.
-    for mode in ([["--infer"]] if model == "pix2pixhd" else [[], ["--infer"]]):
-        assert main(["bench", "--model", model, "--size", "32", "--steps", "1", "--warmup", "0", "--gpu_ids", "-1",
-                     *mode]) == 0
+    for mode in [["--infer"]] if model == "pix2pixhd" else [[], ["--infer"]]:
+        assert (
+            main(["bench", "--model", model, "--size", "32", "--steps", "1", "--warmup", "0", "--gpu_ids", "-1", *mode])
+            == 0
+        )
         row = capsys.readouterr().out.splitlines()[2].split()
         assert float(row[1]) > 0 and float(row[2]) > 0 and float(row[3]) > 0  # seconds, images/s, MB
 

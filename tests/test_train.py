@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from ganvas.checkpoint import STATE_FILE, atomic_write, load_torch
-from ganvas.errors import CheckpointError
+from ganvas.errors import CheckpointError, GanvasError
 from ganvas.models.pix2pix import Pix2PixModel
 from ganvas.options import Options
-from ganvas.errors import GanvasError
 from ganvas.train import Trainer, lr_factor, lr_multiplier, make_plateau, train
 
 
@@ -149,8 +148,9 @@ def test_a_run_extended_with_continue_train_follows_the_new_schedule(tiny_pix2pi
     """2 + 0 epochs, then resumed with 2 decay epochs, equals a run planned as 2 + 2 from the start."""
     planned = train(tiny_pix2pix(name="planned", n_epochs=2, n_epochs_decay=2), show_progress=False)
     train(tiny_pix2pix(name="extended", n_epochs=2, n_epochs_decay=0), show_progress=False)
-    extended = train(tiny_pix2pix(name="extended", n_epochs=2, n_epochs_decay=2, continue_train=True),
-                     show_progress=False)
+    extended = train(
+        tiny_pix2pix(name="extended", n_epochs=2, n_epochs_decay=2, continue_train=True), show_progress=False
+    )
     assert extended.progress.steps == planned.progress.steps
     lr_column = lambda run: [row[4] for row in read_log(run)[1:]]
     assert lr_column(extended.run_dir) == lr_column(planned.run_dir)
@@ -179,8 +179,10 @@ def test_a_fresh_run_does_not_mix_with_an_earlier_one_of_the_same_name(tiny_pix2
     first = train(tiny_pix2pix(name="again", n_epochs=1, n_epochs_decay=0), show_progress=False)
     with pytest.raises(GanvasError, match="--continue_train.*--overwrite"):
         Trainer(tiny_pix2pix(name="again"), show_progress=False)
-    train(tiny_pix2pix(name="again", n_epochs=1, n_epochs_decay=0, overwrite=True, display_freq=10**9),
-          show_progress=False)
+    train(
+        tiny_pix2pix(name="again", n_epochs=1, n_epochs_decay=0, overwrite=True, display_freq=10**9),
+        show_progress=False,
+    )
     rows = read_log(first.run_dir)[1:]
     assert [int(r[2]) for r in rows] == list(range(1, 7))  # one run's steps, not two runs' rows
     # The fresh run wrote its page only at the end of its epoch: the old run's visuals are gone.
@@ -237,8 +239,11 @@ def test_a_diverged_run_stops_and_keeps_the_last_good_checkpoint(tiny_pix2pix, m
 
     original = fault_after_step(monkeypatch, 8, blow_up)  # in epoch 2, after epoch 1's checkpoint (6 steps)
     opt = tiny_pix2pix(name="diverged")
-    with pytest.raises(GanvasError, match=r"diverged by step 8: G now has NaN .* after G_L1 = nan; "
-                                          r"the checkpoint of step 6 .* is kept"):
+    with pytest.raises(
+        GanvasError,
+        match=r"diverged by step 8: G now has NaN .* after G_L1 = nan; "
+        r"the checkpoint of step 6 .* is kept",
+    ):
         train(opt, show_progress=False)
     assert_finite_checkpoint_of_step(Path(opt.checkpoints_dir) / "diverged", 6)
     # The kept state resumes (here without the fault) to the end of the run.
@@ -253,8 +258,11 @@ def test_nonfinite_weights_are_never_saved_even_with_finite_losses(tiny_pix2pix,
 
     fault_after_step(monkeypatch, 12, break_d)  # the last step of epoch 2, whose end saves; losses stay finite
     opt = tiny_pix2pix(name="broken_save")
-    with pytest.raises(GanvasError, match=r"diverged by step 12: D now has NaN or infinite weights; the checkpoint "
-                                          r"of step 6 .* is kept"):
+    with pytest.raises(
+        GanvasError,
+        match=r"diverged by step 12: D now has NaN or infinite weights; the checkpoint "
+        r"of step 6 .* is kept",
+    ):
         train(opt, show_progress=False)
     assert_finite_checkpoint_of_step(Path(opt.checkpoints_dir) / "broken_save", 6)
 

@@ -12,17 +12,26 @@ import pytest
 import torch
 from PIL import Image
 
-from ganvas.data import UnalignedDataset, collate_batch, make_dataset, read_image
-from ganvas.data import synthetic
+from ganvas.data import UnalignedDataset, collate_batch, make_dataset, read_image, synthetic
 from ganvas.errors import DataError
 
 
 def make_opt(dataroot: Path, **overrides) -> SimpleNamespace:
     """Options as the CLI would give them for unpaired data, small sizes."""
     values = dict(
-        dataroot=str(dataroot), phase="train", direction="AtoB", input_nc=3, output_nc=3,
-        preprocess="resize_and_crop", load_size=20, crop_size=16, no_flip=False, serial_batches=False,
-        max_dataset_size=float("inf"), seed=0, dataset_mode="unaligned",
+        dataroot=str(dataroot),
+        phase="train",
+        direction="AtoB",
+        input_nc=3,
+        output_nc=3,
+        preprocess="resize_and_crop",
+        load_size=20,
+        crop_size=16,
+        no_flip=False,
+        serial_batches=False,
+        max_dataset_size=float("inf"),
+        seed=0,
+        dataset_mode="unaligned",
     )
     values.update(overrides)
     return SimpleNamespace(**values)
@@ -35,8 +44,9 @@ def write_png(array: np.ndarray, path: Path) -> Path:
     return path
 
 
-def write_folder(folder: Path, count: int, height: int = 16, width: int = 16, seed: int = 0,
-                 gray: bool = False) -> list[Path]:
+def write_folder(
+    folder: Path, count: int, height: int = 16, width: int = 16, seed: int = 0, gray: bool = False
+) -> list[Path]:
     """count noise images 0.png, 1.png, ... (asymmetric, so flips and crops show)."""
     rng = np.random.default_rng(seed)
     shape = (height, width) if gray else (height, width, 3)
@@ -46,8 +56,9 @@ def write_folder(folder: Path, count: int, height: int = 16, width: int = 16, se
 @pytest.fixture(scope="module")
 def unpaired_root(tmp_path_factory) -> Path:
     """A small built-in unpaired set: 6 training and 3 test images per domain, 32 px."""
-    return synthetic.write_unpaired_set(tmp_path_factory.mktemp("unpaired") / "facades", n_train=6, n_test=3,
-                                        size=32, seed=1)
+    return synthetic.write_unpaired_set(
+        tmp_path_factory.mktemp("unpaired") / "facades", n_train=6, n_test=3, size=32, seed=1
+    )
 
 
 def load_uint8(path: Path) -> np.ndarray:
@@ -57,6 +68,7 @@ def load_uint8(path: Path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the data set
+
 
 def test_make_dataset_builds_the_unaligned_mode(tmp_path: Path) -> None:
     write_folder(tmp_path / "trainA", 2)
@@ -135,10 +147,12 @@ def test_a_and_b_get_independent_crops(tmp_path: Path) -> None:
     assert any(differ)
 
 
-@pytest.mark.parametrize("direction, shape_a, shape_b", [("AtoB", (1, 16, 16), (3, 16, 16)),
-                                                         ("BtoA", (3, 16, 16), (1, 16, 16))])
-def test_direction_btoa_swaps_the_channel_counts_not_the_folders(tmp_path: Path, direction: str,
-                                                                   shape_a: tuple, shape_b: tuple) -> None:
+@pytest.mark.parametrize(
+    "direction, shape_a, shape_b", [("AtoB", (1, 16, 16), (3, 16, 16)), ("BtoA", (3, 16, 16), (1, 16, 16))]
+)
+def test_direction_btoa_swaps_the_channel_counts_not_the_folders(
+    tmp_path: Path, direction: str, shape_a: tuple, shape_b: tuple
+) -> None:
     write_folder(tmp_path / "trainA", 2)
     write_folder(tmp_path / "trainB", 2, seed=1)
     opt = make_opt(tmp_path, direction=direction, input_nc=1, output_nc=3, preprocess="none", serial_batches=True)
@@ -236,10 +250,14 @@ def test_truth_b_is_the_night_render_of_the_a_scene(unpaired_root: Path) -> None
 
 # ---------------------------------------------------------------- synthetic day/night facades
 
+
 def digest(folder: Path) -> dict[str, str]:
     """File name -> sha256 of every file under folder."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_unpaired_set_has_truth_for_every_file_and_is_seeded(tmp_path: Path, unpaired_root: Path) -> None:

@@ -30,16 +30,32 @@ def unpaired_root(tmp_path_factory):
 @pytest.fixture
 def tiny(tmp_path, unpaired_root):
     """Options factory for tiny, fast unpaired runs."""
+
     def make(command="train", **overrides):
         common = {"name": "tiny", "checkpoints_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res")}
         if command != "train":
             return resolve_options({**common, **overrides}, command)
-        given = {**common, "dataroot": str(unpaired_root), "model": "cycle_gan", "netG": "resnet_2blocks", "ngf": 8,
-                 "ndf": 8, "load_size": 36, "crop_size": 32, "n_epochs": 1, "n_epochs_decay": 1, "num_threads": 0,
-                 "gpu_ids": "-1", "seed": 3, "print_freq": 2, "save_latest_freq": 10**9}
+        given = {
+            **common,
+            "dataroot": str(unpaired_root),
+            "model": "cycle_gan",
+            "netG": "resnet_2blocks",
+            "ngf": 8,
+            "ndf": 8,
+            "load_size": 36,
+            "crop_size": 32,
+            "n_epochs": 1,
+            "n_epochs_decay": 1,
+            "num_threads": 0,
+            "gpu_ids": "-1",
+            "seed": 3,
+            "print_freq": 2,
+            "save_latest_freq": 10**9,
+        }
         if overrides.get("model") == "cut":  # CUT's own options (other models refuse them)
             given.update(num_patches=32, netF_nc=32)
         return resolve_options({**given, **overrides}, command)
+
     return make
 
 
@@ -56,7 +72,9 @@ def test_cycle_gan_networks_match_the_published_sizes_and_key_names():
     g_keys = {f"model.{i}.{p}" for i in (1, 4, 7, 19, 22, 26) for p in ("weight", "bias")}
     g_keys |= {f"model.{i}.conv_block.{j}.{p}" for i in range(10, 19) for j in (1, 5) for p in ("weight", "bias")}
     assert set(model.nets["G_A"].state_dict()) == g_keys
-    assert set(model.nets["D_A"].state_dict()) == {f"model.{i}.{p}" for i in (0, 2, 5, 8, 11) for p in ("weight", "bias")}
+    assert set(model.nets["D_A"].state_dict()) == {
+        f"model.{i}.{p}" for i in (0, 2, 5, 8, 11) for p in ("weight", "bias")
+    }
     assert set(model.optimizers) == {"G", "D"}
 
 
@@ -72,9 +90,19 @@ def test_cut_modes_set_the_published_defaults_and_take_cut_style_booleans():
     cut = resolve_options({"model": "cut"}, "train")
     fast = resolve_options({"model": "cut", "CUT_mode": "FastCUT"}, "train")
     assert (cut.nce_idt, cut.lambda_NCE, cut.flip_equivariance, cut.n_epochs, cut.n_epochs_decay) == (
-        True, 1.0, False, 200, 200)
+        True,
+        1.0,
+        False,
+        200,
+        200,
+    )
     assert (fast.nce_idt, fast.lambda_NCE, fast.flip_equivariance, fast.n_epochs, fast.n_epochs_decay) == (
-        False, 10.0, True, 150, 50)
+        False,
+        10.0,
+        True,
+        150,
+        50,
+    )
     opt, _ = parse_options(["--model", "cut", "--nce_idt", "False", "--lambda_NCE", "2"])
     assert opt.nce_idt is False and opt.lambda_NCE == 2.0
     opt, _ = parse_options(["--model", "cut", "--CUT_mode", "FastCUT", "--flip_equivariance", "--nce_idt"])
@@ -108,8 +136,9 @@ def test_cut_builds_its_patch_mlp_before_the_first_step(tiny):
         create_model(tiny(model="cut", nce_layers="0,40"), CPU, train=True)
 
 
-@pytest.mark.parametrize("model, extra", [("cycle_gan", {"pool_size": 3}), ("cut", {}),
-                                          ("cut", {"CUT_mode": "FastCUT"})])
+@pytest.mark.parametrize(
+    "model, extra", [("cycle_gan", {"pool_size": 3}), ("cut", {}), ("cut", {"CUT_mode": "FastCUT"})]
+)
 def test_interrupted_and_resumed_unpaired_runs_reach_the_same_weights(tiny, monkeypatch, model, extra):
     flags = {"model": model, "batch_size": 2, **extra}
     reference = train(tiny(name="straight", **flags), show_progress=False)
@@ -166,8 +195,16 @@ def test_the_test_model_runs_a_lone_g_a_file(tiny, unpaired_root, tmp_path):
     lone = tmp_path / "ck" / "lone"
     lone.mkdir()
     shutil.copy(run / "latest_net_G_A.pth", lone)  # the file alone: no options, no other networks
-    flags = {"name": "lone", "model": "test", "model_suffix": "_A", "no_dropout": True, "netG": "resnet_2blocks",
-             "ngf": 8, "dataroot": str(unpaired_root / "testA"), "gpu_ids": "-1"}
+    flags = {
+        "name": "lone",
+        "model": "test",
+        "model_suffix": "_A",
+        "no_dropout": True,
+        "netG": "resnet_2blocks",
+        "ngf": 8,
+        "dataroot": str(unpaired_root / "testA"),
+        "gpu_ids": "-1",
+    }
     result = run_test(tiny("test", **flags))
     assert result.count == 3 and result.page.parent.name == "test_latest_A"
     full = load_for_inference(tiny("test"))

@@ -10,7 +10,6 @@ import torch
 import torch.nn as nn
 
 from ganvas.errors import DataError
-
 from ganvas.losses import PatchNCELoss
 from ganvas.nets import AntialiasDownsample, AntialiasUpsample, PatchSampleF, ResnetGenerator, make_generator
 from ganvas.nets.norm import get_norm_layer
@@ -55,14 +54,16 @@ def test_antialiased_resnet_keeps_image_size(size: int) -> None:
 
 @pytest.mark.parametrize("antialias, antialias_up", [(True, True), (True, False), (False, True)])
 def test_antialiased_resnet_has_formula_parameter_count(antialias: bool, antialias_up: bool) -> None:
-    net = ResnetGenerator(3, 2, ngf=4, norm_layer=get_norm_layer("instance"), n_blocks=3,
-                          antialias=antialias, antialias_up=antialias_up)
+    net = ResnetGenerator(
+        3, 2, ngf=4, norm_layer=get_norm_layer("instance"), n_blocks=3, antialias=antialias, antialias_up=antialias_up
+    )
     assert parameter_count(net) == expected_resnet_parameters(3, 2, ngf=4, n_blocks=3)
 
 
 def test_cut_resnet9_has_reference_parameter_count() -> None:
-    net = ResnetGenerator(3, 3, ngf=64, norm_layer=get_norm_layer("instance"), n_blocks=9,
-                          antialias=True, antialias_up=True)
+    net = ResnetGenerator(
+        3, 3, ngf=64, norm_layer=get_norm_layer("instance"), n_blocks=9, antialias=True, antialias_up=True
+    )
     assert round(parameter_count(net) / 1e6, 3) == 11.378
 
 
@@ -162,9 +163,18 @@ def test_patch_sampler_has_cut_parameters_before_any_forward() -> None:
     net = PatchSampleF([3, 8, 16], use_mlp=True, nc=32)
     shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     assert shapes == {
-        "mlp_0.0.weight": (32, 3), "mlp_0.0.bias": (32,), "mlp_0.2.weight": (32, 32), "mlp_0.2.bias": (32,),
-        "mlp_1.0.weight": (32, 8), "mlp_1.0.bias": (32,), "mlp_1.2.weight": (32, 32), "mlp_1.2.bias": (32,),
-        "mlp_2.0.weight": (32, 16), "mlp_2.0.bias": (32,), "mlp_2.2.weight": (32, 32), "mlp_2.2.bias": (32,),
+        "mlp_0.0.weight": (32, 3),
+        "mlp_0.0.bias": (32,),
+        "mlp_0.2.weight": (32, 32),
+        "mlp_0.2.bias": (32,),
+        "mlp_1.0.weight": (32, 8),
+        "mlp_1.0.bias": (32,),
+        "mlp_1.2.weight": (32, 32),
+        "mlp_1.2.bias": (32,),
+        "mlp_2.0.weight": (32, 16),
+        "mlp_2.0.bias": (32,),
+        "mlp_2.2.weight": (32, 32),
+        "mlp_2.2.bias": (32,),
     }
     assert all(torch.all(p == 0) for k, p in net.named_parameters() if k.endswith("bias"))
     assert abs(net.mlp_1[2].weight.std().item() - 0.02) < 0.005
@@ -273,7 +283,7 @@ def test_patch_nce_equals_hand_computed_two_patch_loss() -> None:
 
 def test_patch_nce_takes_negatives_from_the_same_image_only() -> None:
     q, k = random_unit_rows(12, 16, seed=1), random_unit_rows(12, 16, seed=2)
-    per_image = torch.cat([PatchNCELoss(0.1)(q[i * 4:(i + 1) * 4], k[i * 4:(i + 1) * 4]) for i in range(3)])
+    per_image = torch.cat([PatchNCELoss(0.1)(q[i * 4 : (i + 1) * 4], k[i * 4 : (i + 1) * 4]) for i in range(3)])
     assert torch.allclose(PatchNCELoss(0.1, batch_size=3)(q, k), per_image, atol=1e-6)
     assert torch.allclose(PatchNCELoss(0.1, batch_size=1)(q, k, batch_size=3), per_image, atol=1e-6)
     everything = PatchNCELoss(0.1, batch_size=3, include_all_negatives_from_minibatch=True)(q, k)

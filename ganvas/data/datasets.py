@@ -37,8 +37,9 @@ class ImageDataset(Dataset):
         seed = getattr(self.opt, "seed", 0) or 0
         return np.random.default_rng([int(seed), self.epoch, int(index)])
 
-    def item_params(self, image: torch.Tensor, index: int, source: Path,
-                    rng: np.random.Generator | None = None) -> dict:
+    def item_params(
+        self, image: torch.Tensor, index: int, source: Path, rng: np.random.Generator | None = None
+    ) -> dict:
         """Crop position and flip for one item, shared by all its images; rng defaults to item_rng(index).
 
         Pass one item_rng to several calls to draw independent crops and flips for the images of an
@@ -46,8 +47,14 @@ class ImageDataset(Dataset):
         """
         opt = self.opt
         return make_params(
-            (int(image.shape[-2]), int(image.shape[-1])), opt.preprocess, opt.load_size, opt.crop_size,
-            opt.no_flip, self.train, self.item_rng(index) if rng is None else rng, source=str(source),
+            (int(image.shape[-2]), int(image.shape[-1])),
+            opt.preprocess,
+            opt.load_size,
+            opt.crop_size,
+            opt.no_flip,
+            self.train,
+            self.item_rng(index) if rng is None else rng,
+            source=str(source),
         )
 
     def transform(self, image: torch.Tensor, params: dict) -> torch.Tensor:
@@ -100,8 +107,10 @@ def _match_pairs(dir_a: Path, dir_b: Path) -> list[tuple[Path, Path]]:
 
 def _size_mismatch(path_a: Path, size_a: tuple[int, int], path_b: Path, size_b: tuple[int, int]) -> DataError:
     """The error for a two-folder pair whose images differ in size; sizes are (height, width)."""
-    return DataError(f"{path_a} is {size_a[1]}x{size_a[0]} but its pair {path_b} is {size_b[1]}x{size_b[0]} "
-                     f"pixels; resize them to the same size")
+    return DataError(
+        f"{path_a} is {size_a[1]}x{size_a[0]} but its pair {path_b} is {size_b[1]}x{size_b[0]} "
+        f"pixels; resize them to the same size"
+    )
 
 
 @DATASETS.register("aligned")
@@ -153,11 +162,9 @@ class AlignedDataset(ImageDataset):
             ab_b = ab if self.channels_b == self.channels_a else read_image(path_a, self.channels_b)
             half = ab.shape[-1] // 2
             if half == 0:
-                raise DataError(
-                    f"{path_a} is 1 pixel wide, too narrow to hold A|B; combine A and B side by side"
-                )
+                raise DataError(f"{path_a} is 1 pixel wide, too narrow to hold A|B; combine A and B side by side")
             # An odd last column is dropped so A and B always have the same size.
-            return ab[..., :half], ab_b[..., half:2 * half]
+            return ab[..., :half], ab_b[..., half : 2 * half]
         image_a = read_image(path_a, self.channels_a)
         image_b = read_image(path_b, self.channels_b)
         if image_a.shape[-2:] != image_b.shape[-2:]:
@@ -240,8 +247,8 @@ class UnalignedDataset(ImageDataset):
     (i mod |B|)-th with --serial_batches); each gets its own crop and flip, as in the reference.
     Channels follow _channels, as the reference does: under --direction BtoA the A folder is read
     with output_nc and the B folder with input_nc; the keys still name the folders and the model
-    swaps them. At test time (train=False), when <dataroot>/truth/<phase>B exists it must hold an image of the same name (and
-    size) for every A image, given as 'truth_B' with A's crop and flip and B's channels; likewise
+    swaps them. At test time (train=False), when <dataroot>/truth/<phase>B exists it must hold an image of
+    the same name (and size) for every A image, given as 'truth_B' with A's crop and flip and B's channels; likewise
     <dataroot>/truth/<phase>A gives 'truth_A' for every B image.
     """
 
@@ -252,9 +259,7 @@ class UnalignedDataset(ImageDataset):
         root = Path(opt.dataroot)
         dir_a, dir_b = root / f"{opt.phase}A", root / f"{opt.phase}B"
         if not dir_a.is_dir() and not dir_b.is_dir():
-            raise DataError(
-                f"found neither {dir_a} nor {dir_b} (unpaired folders); check --dataroot/--phase"
-            )
+            raise DataError(f"found neither {dir_a} nor {dir_b} (unpaired folders); check --dataroot/--phase")
         if not dir_a.is_dir() or not dir_b.is_dir():
             missing, present = (dir_b, dir_a) if dir_a.is_dir() else (dir_a, dir_b)
             raise DataError(
@@ -301,7 +306,11 @@ class UnalignedDataset(ImageDataset):
 
 # Name endings of the Cityscapes files (labels, instances, photos) dropped before pairing by name.
 CITYSCAPES_SUFFIXES: tuple[str, ...] = (
-    "_gtFine_labelIds", "_gtFine_instanceIds", "_gtCoarse_labelIds", "_gtCoarse_instanceIds", "_leftImg8bit",
+    "_gtFine_labelIds",
+    "_gtFine_instanceIds",
+    "_gtCoarse_labelIds",
+    "_gtCoarse_instanceIds",
+    "_leftImg8bit",
 )
 _SHOW_UNPAIRED = 5  # how many unmatched file names a pix2pixHD pairing error lists per side
 
@@ -376,8 +385,7 @@ def _label_range_error(value: int, path: Path | str, opt: Any, others: str = "")
     else:
         fix += f" or remap the labels to ids below {classes}"
     given = f"label_nc={label_nc}" + (" with --contain_dontcare_label" if dontcare else "")
-    return DataError(f"label {value} in {path}{others} is >= {classes}, the number of classes {given} gives; "
-                     f"{fix}")
+    return DataError(f"label {value} in {path}{others} is >= {classes}, the number of classes {given} gives; {fix}")
 
 
 @DATASETS.register("pix2pixhd")
@@ -403,11 +411,15 @@ class Pix2PixHDDataset(ImageDataset):
         inst_dir = root / f"{opt.phase}_inst"
         if not label_dir.is_dir():
             if photo_input:
-                raise DataError(f"input photo folder {label_dir} does not exist; check --dataroot/--phase, or "
-                                f"pass --label_nc N (the number of classes) if the inputs are label maps in "
-                                f"{root / f'{opt.phase}_label'}")
-            raise DataError(f"label map folder {label_dir} does not exist; check --dataroot/--phase, or pass "
-                            f"--label_nc 0 if the inputs are photos in {root / f'{opt.phase}_A'}")
+                raise DataError(
+                    f"input photo folder {label_dir} does not exist; check --dataroot/--phase, or "
+                    f"pass --label_nc N (the number of classes) if the inputs are label maps in "
+                    f"{root / f'{opt.phase}_label'}"
+                )
+            raise DataError(
+                f"label map folder {label_dir} does not exist; check --dataroot/--phase, or pass "
+                f"--label_nc 0 if the inputs are photos in {root / f'{opt.phase}_A'}"
+            )
         folders = {"label": label_dir}
         if self.use_instance:
             if not inst_dir.is_dir():
@@ -416,8 +428,10 @@ class Pix2PixHDDataset(ImageDataset):
         if image_dir.is_dir():
             folders["image"] = image_dir
         elif train:
-            raise DataError(f"real image folder {image_dir} does not exist; training needs a photo for every "
-                            f"file in {label_dir}, so add it or check --dataroot/--phase")
+            raise DataError(
+                f"real image folder {image_dir} does not exist; training needs a photo for every "
+                f"file in {label_dir}, so add it or check --dataroot/--phase"
+            )
         items = _match_stems(folders)
         limit = getattr(opt, "max_dataset_size", math.inf)
         self.items = items[: int(min(limit, len(items)))]

@@ -16,12 +16,24 @@ from PIL import Image
 from ganvas.errors import DataError, OptionsError
 
 IMG_EXTENSIONS: tuple[str, ...] = (
-    ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
 )
 
 # Everything Pillow raises for a file it cannot decode; re-raised as DataError with the file name.
 _PIL_READ_ERRORS = (
-    OSError, ValueError, EOFError, SyntaxError, struct.error, zlib.error,
+    OSError,
+    ValueError,
+    EOFError,
+    SyntaxError,
+    struct.error,
+    zlib.error,
     Image.DecompressionBombError,
 )
 
@@ -49,10 +61,7 @@ def find_images(folder: Path, max_dataset_size: float = math.inf) -> list[Path]:
         raise DataError(f"image folder {folder} does not exist; check --dataroot/--phase")
     if not folder.is_dir():
         raise DataError(f"{folder} is a file, not an image folder; pass the folder that holds the images")
-    images = sorted(
-        p for p in folder.rglob("*")
-        if is_image_file(p) and p.is_file() and not _is_hidden(p, folder)
-    )
+    images = sorted(p for p in folder.rglob("*") if is_image_file(p) and p.is_file() and not _is_hidden(p, folder))
     if not images:
         raise DataError(
             f"found no images in {folder} (looked for {', '.join(IMG_EXTENSIONS)} in any case, "
@@ -134,9 +143,7 @@ def label_map_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as img:
             mode, size = img.mode, (img.height, img.width)
     except _PIL_READ_ERRORS as err:
-        raise DataError(
-            f"cannot read label map {path} ({err}); re-export it or remove it from the data set"
-        ) from err
+        raise DataError(f"cannot read label map {path} ({err}); re-export it or remove it from the data set") from err
     check_label_mode(mode, path)
     return size
 
@@ -152,9 +159,7 @@ def read_label_map(path: Path) -> np.ndarray:
             img.load()  # decode now so truncated files fail here, not later
             ids = np.asarray(img).astype(np.int64)
     except _PIL_READ_ERRORS as err:
-        raise DataError(
-            f"cannot read label map {path} ({err}); re-export it or remove it from the data set"
-        ) from err
+        raise DataError(f"cannot read label map {path} ({err}); re-export it or remove it from the data set") from err
     if ids.size and int(ids.min()) < 0:
         raise DataError(f"{path} holds the negative id {int(ids.min())}; remap its ids to 0 and above")
     return ids
@@ -174,16 +179,14 @@ def read_image(path: Path, channels: int) -> torch.Tensor:
 
     8-bit data is divided by 255; 16-bit grayscale PNG/TIFF (Pillow modes I;16*, I) by 65535,
     keeping the full precision; float TIFFs (mode F) must hold values in [0, 1] (a per-file
-    rescale would give the two sides of a pair different scales). Pillow decodes 16-bit RGB(A) PNGs at 8-bit precision (it keeps the high byte),
-    so those are still scaled correctly but lose the low byte. Channel conversion: 1 = ITU-R 601-2
-    luma (as Pillow's 'L'), 3 = RGB (gray repeated, alpha dropped like convert('RGB')),
-    4 = RGBA (opaque alpha added when the file has none).
+    rescale would give the two sides of a pair different scales). Pillow decodes 16-bit RGB(A) PNGs at
+    8-bit precision (it keeps the high byte), so those are still scaled correctly but lose the low
+    byte. Channel conversion: 1 = ITU-R 601-2 luma (as Pillow's 'L'), 3 = RGB (gray repeated, alpha
+    dropped like convert('RGB')), 4 = RGBA (opaque alpha added when the file has none).
     """
     path = Path(path)
     if channels not in (1, 3, 4):
-        raise OptionsError(
-            f"cannot read {path} with {channels} channels; pass --input_nc/--output_nc 1, 3 or 4"
-        )
+        raise OptionsError(f"cannot read {path} with {channels} channels; pass --input_nc/--output_nc 1, 3 or 4")
     if not path.is_file():
         raise DataError(f"image file {path} does not exist; check --dataroot or remove it from the list")
     try:
@@ -191,9 +194,7 @@ def read_image(path: Path, channels: int) -> torch.Tensor:
             img.load()  # decode now so truncated files fail here, not later
             return torch.from_numpy(decode_image(img, channels, str(path)))
     except _PIL_READ_ERRORS as err:
-        raise DataError(
-            f"cannot read image {path} ({err}); re-export it or remove it from the data set"
-        ) from err
+        raise DataError(f"cannot read image {path} ({err}); re-export it or remove it from the data set") from err
 
 
 def decode_image(image: Image.Image | np.ndarray, channels: int, source: str, has_alpha: bool = False) -> np.ndarray:
@@ -254,9 +255,11 @@ def save_label_map(ids: np.ndarray, path: Path, bits: int | None = None) -> None
         bits = 8 if not ids.size or int(ids.max()) < 256 else 16
     if bits not in (8, 16):
         raise ValueError(f"cannot save {path} with {bits} bits; use 8 or 16")
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= 2 ** bits):
-        raise ValueError(f"ids from {int(ids.min())} to {int(ids.max())} do not fit a {bits}-bit PNG ({path}); "
-                         f"remap them to 0..{2 ** bits - 1} or save with more bits")
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= 2**bits):
+        raise ValueError(
+            f"ids from {int(ids.min())} to {int(ids.max())} do not fit a {bits}-bit PNG ({path}); "
+            f"remap them to 0..{2**bits - 1} or save with more bits"
+        )
     dtype = np.uint8 if bits == 8 else np.uint16
     _save_atomic(Image.fromarray(np.ascontiguousarray(ids, dtype=dtype)), path, "PNG")
 

@@ -14,40 +14,49 @@ SKY, WALL, WINDOW, DOOR, BALCONY, CORNICE, PILLAR, SHOP = range(8)
 CLASS_NAMES: tuple[str, ...] = ("sky", "wall", "window", "door", "balcony", "cornice", "pillar", "shop")
 
 # Label colours (the A side), in the spirit of the CMP facade maps: saturated and far apart.
-_LABEL_COLORS = np.array([
-    [0, 0, 170],      # sky / background
-    [0, 85, 255],     # wall
-    [255, 85, 0],     # window
-    [170, 0, 0],      # door
-    [85, 255, 170],   # balcony
-    [255, 255, 0],    # cornice
-    [0, 170, 255],    # pillar
-    [170, 255, 85],   # shop
-], dtype=np.uint8)
+_LABEL_COLORS = np.array(
+    [
+        [0, 0, 170],  # sky / background
+        [0, 85, 255],  # wall
+        [255, 85, 0],  # window
+        [170, 0, 0],  # door
+        [85, 255, 170],  # balcony
+        [255, 255, 0],  # cornice
+        [0, 170, 255],  # pillar
+        [170, 255, 85],  # shop
+    ],
+    dtype=np.uint8,
+)
 
 # "Photo" colours in [0, 1] per class: by day (the B side of the paired set, the A side of the
 # unpaired one) and by night (lit windows and shops, dark sky and walls; the unpaired B side).
 _PHOTO_PALETTES = {
-    "day": np.array([
-        [0.62, 0.76, 0.92],
-        [0.80, 0.66, 0.52],
-        [0.22, 0.28, 0.36],
-        [0.36, 0.22, 0.14],
-        [0.30, 0.30, 0.32],
-        [0.90, 0.87, 0.80],
-        [0.72, 0.70, 0.66],
-        [0.40, 0.50, 0.55],
-    ], dtype=np.float32),
-    "night": np.array([
-        [0.05, 0.07, 0.22],
-        [0.24, 0.20, 0.26],
-        [0.98, 0.82, 0.40],
-        [0.12, 0.08, 0.05],
-        [0.10, 0.10, 0.15],
-        [0.36, 0.34, 0.42],
-        [0.30, 0.29, 0.36],
-        [0.95, 0.60, 0.22],
-    ], dtype=np.float32),
+    "day": np.array(
+        [
+            [0.62, 0.76, 0.92],
+            [0.80, 0.66, 0.52],
+            [0.22, 0.28, 0.36],
+            [0.36, 0.22, 0.14],
+            [0.30, 0.30, 0.32],
+            [0.90, 0.87, 0.80],
+            [0.72, 0.70, 0.66],
+            [0.40, 0.50, 0.55],
+        ],
+        dtype=np.float32,
+    ),
+    "night": np.array(
+        [
+            [0.05, 0.07, 0.22],
+            [0.24, 0.20, 0.26],
+            [0.98, 0.82, 0.40],
+            [0.12, 0.08, 0.05],
+            [0.10, 0.10, 0.15],
+            [0.36, 0.34, 0.42],
+            [0.30, 0.29, 0.36],
+            [0.95, 0.60, 0.22],
+        ],
+        dtype=np.float32,
+    ),
 }
 PHOTO_PALETTES: tuple[str, ...] = tuple(_PHOTO_PALETTES)
 # How strongly each class darkens towards its bottom.
@@ -87,8 +96,8 @@ def facade_labels(rng: np.random.Generator, size: int) -> np.ndarray:
 
     if rng.random() < 0.6:  # pillars framing the facade
         width = max(1, round(rng.uniform(0.03, 0.06) * size))
-        labels[top:, left:left + width] = PILLAR
-        labels[top:, right - width:right] = PILLAR
+        labels[top:, left : left + width] = PILLAR
+        labels[top:, right - width : right] = PILLAR
         inner_left, inner_right = left + width, right - width
     else:
         inner_left, inner_right = left, right
@@ -117,13 +126,13 @@ def facade_labels(rng: np.random.Generator, size: int) -> np.ndarray:
             rail_cols = _bands(np.array([inner_left]), np.array([inner_right]), size)
         labels[rail_rows[:, None] & rail_cols[None, :]] = BALCONY
 
-    labels[top:top + band, left:right] = CORNICE
-    labels[ground - band:ground, left:right] = CORNICE
+    labels[top : top + band, left:right] = CORNICE
+    labels[ground - band : ground, left:right] = CORNICE
 
     # Ground floor: one door in a random bay, shop windows in the others or plain wall.
     door_col = int(rng.integers(0, n_cols))
     door_top = ground + int((size - ground) * rng.uniform(0.15, 0.35))
-    door_cols = _bands(win_left[door_col:door_col + 1], win_right[door_col:door_col + 1], size)
+    door_cols = _bands(win_left[door_col : door_col + 1], win_right[door_col : door_col + 1], size)
     labels[door_top:, door_cols] = DOOR
     if rng.random() < 0.5:
         shop_top, shop_bottom = ground + max(1, band), size - max(1, band)
@@ -145,7 +154,8 @@ def _boundaries(labels: np.ndarray) -> np.ndarray:
 
 
 def render_facade(labels: np.ndarray, rng: np.random.Generator, palette: str = "day") -> np.ndarray:
-    """A "photo" (uint8 H x W x 3) of a label map in one of PHOTO_PALETTES: mostly a fixed, learnable function of the labels.
+    """A "photo" (uint8 H x W x 3) of a label map in one of PHOTO_PALETTES: mostly a fixed, learnable function
+    of the labels.
 
     The palette only changes the colour of each class; shading, frames, brick courses and the
     draws from rng (tint, noise) are the same, so two palettes with equal rng states differ by a
@@ -192,8 +202,9 @@ def _file_names(n: int) -> list[str]:
     return [f"{i:0{digits}d}.png" for i in range(n)]
 
 
-def write_paired_set(root: Path, n_train: int = 200, n_test: int = 20, n_val: int = 0, size: int = 64,
-                     seed: int = 0) -> Path:
+def write_paired_set(
+    root: Path, n_train: int = 200, n_test: int = 20, n_val: int = 0, size: int = 64, seed: int = 0
+) -> Path:
     """Write <root>/{train,test,val}/NNNN.png as A|B (A = coloured labels, B = photo); return root.
 
     Every image has its own generator (seed, split, index), so the same seed gives byte-identical
@@ -247,8 +258,10 @@ def write_unpaired_set(root: Path, n_train: int = 200, n_test: int = 20, size: i
             continue
         names = _file_names(count)
         # Each domain's own images by its own style, their truth by the other's.
-        folders = {"A": (root / f"{split}A", root / "truth" / f"{split}B"),
-                   "B": (root / f"{split}B", root / "truth" / f"{split}A")}
+        folders = {
+            "A": (root / f"{split}A", root / "truth" / f"{split}B"),
+            "B": (root / f"{split}B", root / "truth" / f"{split}A"),
+        }
         for folder in (path for pair in folders.values() for path in pair):
             _check_only_ours(folder, set(names))
         for domain, (images, truths) in folders.items():
@@ -271,23 +284,40 @@ _INSTANCE_BASE = 1000
 # Parts of an object that only the photo shows (the label map has the object's class there).
 _WHEEL, _CAR_WINDOW, _FACADE_WINDOW, _TRUNK, _LANE, _HEAD = range(1, 7)
 
-_STREET_COLORS = np.array([
-    [0.55, 0.72, 0.92],  # sky
-    [0.32, 0.32, 0.35],  # road
-    [0.63, 0.60, 0.56],  # sidewalk
-    [0.70, 0.62, 0.52],  # building (replaced per scene)
-    [0.25, 0.50, 0.22],  # vegetation (varied per tree)
-    [0.60, 0.10, 0.10],  # car (replaced per car)
-    [0.25, 0.25, 0.27],  # pole
-    [0.30, 0.30, 0.55],  # person (replaced per person)
-], dtype=np.float32)
-_BUILDING_COLORS = np.array([[0.72, 0.64, 0.52], [0.62, 0.34, 0.26], [0.58, 0.58, 0.60], [0.82, 0.78, 0.66]],
-                            dtype=np.float32)
-_CAR_PAINTS = np.array([[0.75, 0.08, 0.08], [0.10, 0.22, 0.65], [0.92, 0.92, 0.90], [0.08, 0.08, 0.09],
-                        [0.62, 0.64, 0.66], [0.90, 0.75, 0.10], [0.12, 0.45, 0.22]], dtype=np.float32)
+_STREET_COLORS = np.array(
+    [
+        [0.55, 0.72, 0.92],  # sky
+        [0.32, 0.32, 0.35],  # road
+        [0.63, 0.60, 0.56],  # sidewalk
+        [0.70, 0.62, 0.52],  # building (replaced per scene)
+        [0.25, 0.50, 0.22],  # vegetation (varied per tree)
+        [0.60, 0.10, 0.10],  # car (replaced per car)
+        [0.25, 0.25, 0.27],  # pole
+        [0.30, 0.30, 0.55],  # person (replaced per person)
+    ],
+    dtype=np.float32,
+)
+_BUILDING_COLORS = np.array(
+    [[0.72, 0.64, 0.52], [0.62, 0.34, 0.26], [0.58, 0.58, 0.60], [0.82, 0.78, 0.66]], dtype=np.float32
+)
+_CAR_PAINTS = np.array(
+    [
+        [0.75, 0.08, 0.08],
+        [0.10, 0.22, 0.65],
+        [0.92, 0.92, 0.90],
+        [0.08, 0.08, 0.09],
+        [0.62, 0.64, 0.66],
+        [0.90, 0.75, 0.10],
+        [0.12, 0.45, 0.22],
+    ],
+    dtype=np.float32,
+)
 _PART_COLORS = {
-    _WHEEL: [0.06, 0.06, 0.07], _CAR_WINDOW: [0.20, 0.26, 0.32], _TRUNK: [0.36, 0.25, 0.16],
-    _LANE: [0.90, 0.90, 0.86], _HEAD: [0.86, 0.68, 0.55],
+    _WHEEL: [0.06, 0.06, 0.07],
+    _CAR_WINDOW: [0.20, 0.26, 0.32],
+    _TRUNK: [0.36, 0.25, 0.16],
+    _LANE: [0.90, 0.90, 0.86],
+    _HEAD: [0.86, 0.68, 0.55],
 }
 # How strongly each class darkens towards its bottom (the sky lightens towards the horizon).
 _STREET_SHADE = np.array([-0.35, -0.25, 0.10, 0.20, 0.30, 0.35, 0.10, 0.20], dtype=np.float32)
@@ -303,7 +333,7 @@ class _Street:
         self.parts = np.zeros(size, dtype=np.uint8)
         self.n_classes = n_classes
         self.counts: dict[int, int] = {}
-        self.rows, self.cols = np.mgrid[0:size[0], 0:size[1]]
+        self.rows, self.cols = np.mgrid[0 : size[0], 0 : size[1]]
 
     def paint(self, mask: np.ndarray, label: int, instance: int = 0, part: int = 0) -> None:
         """Draw class label (with an instance id and photo part) over mask, unless the scene has no such class."""
@@ -365,8 +395,14 @@ def _draw_car(street: _Street, base: float, cx: float, car_width: float) -> None
     cabin_left, cabin_right = left + car_width * 0.2, right - car_width * 0.18
     cabin = street.box(bottom - body - body * 0.75, bottom - body + 1, cabin_left, cabin_right)
     street.paint(cabin, _CAR, instance)
-    street.paint(street.box(bottom - body - body * 0.6, bottom - body, cabin_left + car_width * 0.05,
-                            cabin_right - car_width * 0.05), _CAR, instance, _CAR_WINDOW)
+    street.paint(
+        street.box(
+            bottom - body - body * 0.6, bottom - body, cabin_left + car_width * 0.05, cabin_right - car_width * 0.05
+        ),
+        _CAR,
+        instance,
+        _CAR_WINDOW,
+    )
     street.paint(street.box(bottom - body, bottom, left, right), _CAR, instance)
     for wheel_x in (left + car_width * 0.22, right - car_width * 0.22):
         street.paint(street.ellipse(bottom, wheel_x, wheel, wheel), _CAR, instance, _WHEEL)
@@ -382,16 +418,18 @@ def _draw_person(street: _Street, rng: np.random.Generator, base: float, cx: flo
     street.paint(street.ellipse(base - tall + head, cx, head, head), _PERSON, instance, _HEAD)
 
 
-def street_scene(rng: np.random.Generator, size: tuple[int, int] = (64, 128),
-                 n_classes: int = len(STREET_CLASSES)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def street_scene(
+    rng: np.random.Generator, size: tuple[int, int] = (64, 128), n_classes: int = len(STREET_CLASSES)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A random street as (class ids uint8, instance ids int64, photo-only parts uint8), each H x W.
 
     Classes are STREET_CLASSES[:n_classes] (later ones are not drawn). Instance ids are
     class * 1000 + k for the objects of STREET_THINGS and the class id elsewhere, as in Cityscapes.
     """
     if not 2 <= n_classes <= len(STREET_CLASSES):
-        raise ValueError(f"n_classes={n_classes} is outside 2..{len(STREET_CLASSES)}; the classes are "
-                         f"{', '.join(STREET_CLASSES)}")
+        raise ValueError(
+            f"n_classes={n_classes} is outside 2..{len(STREET_CLASSES)}; the classes are {', '.join(STREET_CLASSES)}"
+        )
     height, width = size
     street = _Street(size, n_classes)
     horizon = int(height * rng.uniform(0.38, 0.5))
@@ -408,9 +446,10 @@ def street_scene(rng: np.random.Generator, size: tuple[int, int] = (64, 128),
     street.paint(ground, _ROAD)
     street.paint(ground & ~on_road, _SIDEWALK)
     centre = vanish_x + depth * (spread_right - spread_left) / 2
-    dashes = (np.floor(np.log(np.maximum(depth, 1e-3)) * 4.0) % 2 == 0)
-    street.paint(on_road & dashes & (np.abs(street.cols - centre) < np.maximum(0.6, depth * width * 0.012)),
-                 _ROAD, part=_LANE)
+    dashes = np.floor(np.log(np.maximum(depth, 1e-3)) * 4.0) % 2 == 0
+    street.paint(
+        on_road & dashes & (np.abs(street.cols - centre) < np.maximum(0.6, depth * width * 0.012)), _ROAD, part=_LANE
+    )
 
     def base_at(low: float) -> tuple[float, float]:
         """A ground row below the horizon (nearer than fraction low of the ground) and its depth."""
@@ -446,8 +485,7 @@ def street_scene(rng: np.random.Generator, size: tuple[int, int] = (64, 128),
     return street.labels, street.instances, street.parts
 
 
-def render_street(labels: np.ndarray, instances: np.ndarray, parts: np.ndarray,
-                  rng: np.random.Generator) -> np.ndarray:
+def render_street(labels: np.ndarray, instances: np.ndarray, parts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A "photo" (uint8 H x W x 3) of a street: class colours, a colour per car, tree and person, shading, noise.
 
     The per-object colours are the style pix2pixHD's encoder can pick up from the instance map.
@@ -478,8 +516,14 @@ def render_street(labels: np.ndarray, instances: np.ndarray, parts: np.ndarray,
     return np.clip(np.rint((photo * tint + noise) * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_street_set(root: Path, n_train: int = 200, n_test: int = 20, size: tuple[int, int] = (64, 128),
-                     seed: int = 0, n_classes: int = len(STREET_CLASSES)) -> Path:
+def write_street_set(
+    root: Path,
+    n_train: int = 200,
+    n_test: int = 20,
+    size: tuple[int, int] = (64, 128),
+    seed: int = 0,
+    n_classes: int = len(STREET_CLASSES),
+) -> Path:
     """Write street scenes in pix2pixHD's layout <root>/<split>_label, _inst and _img (NNNN.png); return root.
 
     Label maps are 8-bit class ids (STREET_CLASSES[:n_classes]), instance maps 16-bit ids

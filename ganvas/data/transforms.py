@@ -9,7 +9,12 @@ import torch.nn.functional as F
 from ganvas.errors import DataError, OptionsError
 
 PREPROCESS_MODES: tuple[str, ...] = (
-    "resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "resize", "none",
+    "resize_and_crop",
+    "crop",
+    "scale_width",
+    "scale_width_and_crop",
+    "resize",
+    "none",
 )
 
 # 'nearest-exact' picks the same source pixels as Pillow's NEAREST and keeps label ids exact.
@@ -19,9 +24,7 @@ _INTERPOLATION = {"bicubic": "bicubic", "bilinear": "bilinear", "nearest": "near
 def check_preprocess(preprocess: str) -> None:
     """Raise OptionsError unless preprocess is one of PREPROCESS_MODES."""
     if preprocess not in PREPROCESS_MODES:
-        raise OptionsError(
-            f"unknown --preprocess {preprocess!r}; use one of {', '.join(PREPROCESS_MODES)}"
-        )
+        raise OptionsError(f"unknown --preprocess {preprocess!r}; use one of {', '.join(PREPROCESS_MODES)}")
 
 
 def resized_size(size: tuple[int, int], preprocess: str, load_size: int, crop_size: int) -> tuple[int, int]:
@@ -38,8 +41,9 @@ def resized_size(size: tuple[int, int], preprocess: str, load_size: int, crop_si
     return height, width
 
 
-def _crop_error(size: tuple[int, int], resized: tuple[int, int], crop_size: int, preprocess: str,
-                source: str | None) -> DataError:
+def _crop_error(
+    size: tuple[int, int], resized: tuple[int, int], crop_size: int, preprocess: str, source: str | None
+) -> DataError:
     """The DataError for a crop that does not fit the (resized) image."""
     origin = f" from {source}" if source else ""
     return DataError(
@@ -49,8 +53,17 @@ def _crop_error(size: tuple[int, int], resized: tuple[int, int], crop_size: int,
     )
 
 
-def make_params(size: tuple[int, int], preprocess: str, load_size: int, crop_size: int, no_flip: bool,
-                train: bool, rng: np.random.Generator, *, source: str | None = None) -> dict:
+def make_params(
+    size: tuple[int, int],
+    preprocess: str,
+    load_size: int,
+    crop_size: int,
+    no_flip: bool,
+    train: bool,
+    rng: np.random.Generator,
+    *,
+    source: str | None = None,
+) -> dict:
     """Draw the crop position and flip for one item of size (height, width) = image.shape[-2:].
 
     Call once per item and pass the result to apply_transform for every image of the item, so
@@ -90,8 +103,9 @@ def _resize(image: torch.Tensor, size: tuple[int, int], method: str) -> torch.Te
     return out.to(dtype).reshape(*lead, *size)
 
 
-def apply_transform(image: torch.Tensor, params: dict, preprocess: str, load_size: int, crop_size: int,
-                    method: str = "bicubic") -> torch.Tensor:
+def apply_transform(
+    image: torch.Tensor, params: dict, preprocess: str, load_size: int, crop_size: int, method: str = "bicubic"
+) -> torch.Tensor:
     """Resize, crop and flip a (C x) H x W image as preprocess and params say; 'none' keeps the size.
 
     Photos use 'bicubic' and must lie in [0, 1]; label and instance maps use 'nearest'.
@@ -104,7 +118,7 @@ def apply_transform(image: torch.Tensor, params: dict, preprocess: str, load_siz
         x, y = params["crop_pos"]
         if y + crop_size > resized[0] or x + crop_size > resized[1]:
             raise _crop_error(size, resized, crop_size, preprocess, None)
-        image = image[..., y:y + crop_size, x:x + crop_size]
+        image = image[..., y : y + crop_size, x : x + crop_size]
     if params.get("flip", False):
         image = image.flip(-1)
     return image.contiguous()

@@ -36,4 +36,12 @@ def load_for_inference(opt) -> Model:
     return model
 
 
-__all__ = ["InferenceSpec", "Model", "create_model", "get_model_class", "load_for_inference", "register_model", "set_requires_grad"]
+__all__ = [
+    "InferenceSpec",
+    "Model",
+    "create_model",
+    "get_model_class",
+    "load_for_inference",
+    "register_model",
+    "set_requires_grad",
+]

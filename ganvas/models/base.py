@@ -168,9 +168,12 @@ class Model(ABC):
         def image(channels: int) -> Tensor:
             return (torch.rand(batch_size, channels, size, size, generator=gen) * 2 - 1).to(self.device)
 
-        return {"A": image(self.opt.input_nc), "B": image(self.opt.output_nc),
-                "A_paths": [f"example_{i}.png" for i in range(batch_size)],
-                "B_paths": [f"example_{i}.png" for i in range(batch_size)]}
+        return {
+            "A": image(self.opt.input_nc),
+            "B": image(self.opt.output_nc),
+            "A_paths": [f"example_{i}.png" for i in range(batch_size)],
+            "B_paths": [f"example_{i}.png" for i in range(batch_size)],
+        }
 
     def results_suffix(self) -> str:
         """What the results folder's name adds for this model's way of running (the test model's generator)."""
@@ -201,7 +204,9 @@ class Model(ABC):
         names = {a: "real_A", b: "real_B", f"truth_{b}": "truth_B", f"truth_{a}": "truth_A"}
         return {name: batch[key].to(self.device, non_blocking=True) for key, name in names.items() if key in batch}
 
-    def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor, name: str = "D") -> tuple[Tensor, dict[str, Tensor]]:
+    def discriminator_loss(
+        self, D: nn.Module, real: Tensor, fake: Tensor, name: str = "D"
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """D's loss on real and (detached) fake images: half the sum, plus wgangp's gradient penalty.
 
         Returns the total and its terms by name ({name}_fake, {name}_real, {name}_GP). Uses the

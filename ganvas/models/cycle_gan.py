@@ -23,10 +23,15 @@ class CycleGANOptions(Options):
 
     lambda_A: float = option(10.0, "weight of the cycle loss A -> B -> A", minimum=0, commands=TRAIN)
     lambda_B: float = option(10.0, "weight of the cycle loss B -> A -> B", minimum=0, commands=TRAIN)
-    lambda_identity: float = option(0.5, "weight of the identity loss, relative to lambda_A and lambda_B (0 turns "
-                                         "it off)", minimum=0, commands=TRAIN)
-    pool_size: int = option(50, "generated images kept in the history that D also sees (0 keeps none)", minimum=0,
-                            commands=TRAIN)
+    lambda_identity: float = option(
+        0.5,
+        "weight of the identity loss, relative to lambda_A and lambda_B (0 turns it off)",
+        minimum=0,
+        commands=TRAIN,
+    )
+    pool_size: int = option(
+        50, "generated images kept in the history that D also sees (0 keeps none)", minimum=0, commands=TRAIN
+    )
 
 
 def trained_direction(opt) -> str:
@@ -47,8 +52,13 @@ class CycleGANModel(Model):
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         # The original's cycle_gan defaults: ResNet-9 G without dropout, instance norm, LSGAN.
-        return {"norm": "instance", "netG": "resnet_9blocks", "dataset_mode": "unaligned", "gan_mode": "lsgan",
-                "no_dropout": True}
+        return {
+            "norm": "instance",
+            "netG": "resnet_9blocks",
+            "dataset_mode": "unaligned",
+            "gan_mode": "lsgan",
+            "no_dropout": True,
+        }
 
     @classmethod
     def small_options(cls) -> dict[str, Any]:
@@ -57,28 +67,38 @@ class CycleGANModel(Model):
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
         if opt.netG == "dcgan":
-            raise OptionsError("cycle_gan translates images and cannot use --netG dcgan (a generator from noise); "
-                               "use resnet_9blocks, resnet_6blocks or unet_256")
+            raise OptionsError(
+                "cycle_gan translates images and cannot use --netG dcgan (a generator from noise); "
+                "use resnet_9blocks, resnet_6blocks or unet_256"
+            )
         if train and opt.dataset_mode != "unaligned":
-            raise OptionsError(f"cycle_gan trains on two folders of unpaired images and needs --dataset_mode "
-                               f"unaligned (<phase>A/ and <phase>B/), not {opt.dataset_mode}")
+            raise OptionsError(
+                f"cycle_gan trains on two folders of unpaired images and needs --dataset_mode "
+                f"unaligned (<phase>A/ and <phase>B/), not {opt.dataset_mode}"
+            )
         if train and opt.lambda_identity > 0 and opt.input_nc != opt.output_nc:
-            raise OptionsError(f"the identity loss needs as many input as output channels (--input_nc "
-                               f"{opt.input_nc}, --output_nc {opt.output_nc}); pass --lambda_identity 0")
+            raise OptionsError(
+                f"the identity loss needs as many input as output channels (--input_nc "
+                f"{opt.input_nc}, --output_nc {opt.output_nc}); pass --lambda_identity 0"
+            )
         if not train and trained_direction(opt) != opt.direction and opt.input_nc != opt.output_nc:
-            raise OptionsError(f"the run translates {opt.input_nc}-channel A images to {opt.output_nc}-channel B "
-                               f"images; to run its other direction use --model test --model_suffix _B")
+            raise OptionsError(
+                f"the run translates {opt.input_nc}-channel A images to {opt.output_nc}-channel B "
+                f"images; to run its other direction use --model test --model_suffix _B"
+            )
 
     def __init__(self, opt, device, train: bool):
         super().__init__(opt, device, train)
 
         def generator(input_nc: int, output_nc: int):
-            return make_generator(opt.netG, input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout,
-                                  opt.init_type, opt.init_gain).to(device)
+            return make_generator(
+                opt.netG, input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
+            ).to(device)
 
         def discriminator(channels: int):
-            return make_discriminator(opt.netD, channels, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type,
-                                      opt.init_gain).to(device)
+            return make_discriminator(
+                opt.netD, channels, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain
+            ).to(device)
 
         self.nets["G_A"] = generator(opt.input_nc, opt.output_nc)
         self.nets["G_B"] = generator(opt.output_nc, opt.input_nc)
@@ -89,10 +109,12 @@ class CycleGANModel(Model):
             self.nets["D_B"] = discriminator(opt.input_nc)
             self.gan_loss = GANLoss(opt.gan_mode).to(device)
             seed = opt.seed or 0
-            self.pool_A = ImagePool(opt.pool_size, seed=seed)      # fake A images, for D_B
+            self.pool_A = ImagePool(opt.pool_size, seed=seed)  # fake A images, for D_B
             self.pool_B = ImagePool(opt.pool_size, seed=seed + 1)  # fake B images, for D_A
-            self.optimizers = {"G": self.make_adam(self.nets["G_A"], self.nets["G_B"]),
-                               "D": self.make_adam(self.nets["D_A"], self.nets["D_B"])}
+            self.optimizers = {
+                "G": self.make_adam(self.nets["G_A"], self.nets["G_B"]),
+                "D": self.make_adam(self.nets["D_A"], self.nets["D_B"]),
+            }
 
     @property
     def input_channels(self) -> int:
@@ -144,15 +166,23 @@ class CycleGANModel(Model):
         self.optimize(loss_d_a + loss_d_b, "D")
         d_losses.update(d_losses_b)
 
-        self.visuals = {"real_A": real_a, "fake_B": fake_b.detach(), "rec_A": rec_a.detach(),
-                        "real_B": real_b, "fake_A": fake_a.detach(), "rec_B": rec_b.detach(), **visuals}
+        self.visuals = {
+            "real_A": real_a,
+            "fake_B": fake_b.detach(),
+            "rec_A": rec_a.detach(),
+            "real_B": real_b,
+            "fake_A": fake_a.detach(),
+            "rec_B": rec_b.detach(),
+            **visuals,
+        }
         return {k: float(v.detach()) for k, v in {**d_losses, **losses}.items()}
 
     @torch.no_grad()
     def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Both directions when the batch has both sides: real_A, fake_B, rec_A, real_B, fake_A, rec_B."""
-        forward, backward = ((self.nets["G_A"], self.nets["G_B"]) if not self.reversed
-                             else (self.nets["G_B"], self.nets["G_A"]))
+        forward, backward = (
+            (self.nets["G_A"], self.nets["G_B"]) if not self.reversed else (self.nets["G_B"], self.nets["G_A"])
+        )
         images = self.inputs(batch)
         out = {"real_A": images["real_A"]}
         out["fake_B"] = forward_padded(forward, out["real_A"])

@@ -8,12 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganvas.speed import unwrap
 from ganvas.errors import OptionsError
 from ganvas.losses import GANLoss
 from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
 from ganvas.nets import make_discriminator, make_generator
 from ganvas.options import RUN, Options, option
+from ganvas.speed import unwrap
 
 # Fixed latent vectors for the training-visuals grid, so successive grids are comparable.
 PREVIEW_SAMPLES = 16
@@ -36,8 +36,16 @@ class GANModel(Model):
 
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
-        return {"netG": "dcgan", "netD": "dcgan", "norm": "batch", "dataset_mode": "single", "gan_mode": "lsgan",
-                "load_size": 64, "crop_size": 64, "num_test": 64}
+        return {
+            "netG": "dcgan",
+            "netD": "dcgan",
+            "norm": "batch",
+            "dataset_mode": "single",
+            "gan_mode": "lsgan",
+            "load_size": 64,
+            "crop_size": 64,
+            "num_test": 64,
+        }
 
     @classmethod
     def small_options(cls) -> dict[str, Any]:
@@ -46,28 +54,55 @@ class GANModel(Model):
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
         square = opt.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop") or (
-            opt.preprocess == "resize" and opt.load_size == opt.crop_size)
+            opt.preprocess == "resize" and opt.load_size == opt.crop_size
+        )
         if train and not square:
-            raise OptionsError(f"the gan model trains on --crop_size squares, which --preprocess {opt.preprocess} "
-                               f"does not give; use resize_and_crop (the default) or crop")
+            raise OptionsError(
+                f"the gan model trains on --crop_size squares, which --preprocess {opt.preprocess} "
+                f"does not give; use resize_and_crop (the default) or crop"
+            )
 
     def __init__(self, opt, device, train: bool):
         super().__init__(opt, device, train)
         size = opt.crop_size
-        self.nets["G"] = make_generator(opt.netG, opt.nz, opt.output_nc, opt.ngf, opt.norm, False, opt.init_type,
-                                        opt.init_gain, nz=opt.nz, image_size=size).to(device)
+        self.nets["G"] = make_generator(
+            opt.netG,
+            opt.nz,
+            opt.output_nc,
+            opt.ngf,
+            opt.norm,
+            False,
+            opt.init_type,
+            opt.init_gain,
+            nz=opt.nz,
+            image_size=size,
+        ).to(device)
         if train:
-            self.nets["D"] = make_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm,
-                                                opt.init_type, opt.init_gain, image_size=size).to(device)
+            self.nets["D"] = make_discriminator(
+                opt.netD,
+                opt.output_nc,
+                opt.ndf,
+                opt.n_layers_D,
+                opt.norm,
+                opt.init_type,
+                opt.init_gain,
+                image_size=size,
+            ).to(device)
             self.gan_loss = GANLoss(opt.gan_mode).to(device)
             self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}
             seed = torch.Generator().manual_seed(opt.seed or 0)
             self.preview_z = torch.randn(PREVIEW_SAMPLES, opt.nz, generator=seed).to(device)
 
     def inference_spec(self) -> InferenceSpec:
-        return InferenceSpec(("noise",), self.opt.nz, self.opt.output_nc, refusal=(
-            f"the {self.name} run {self.opt.run_dir} generates from noise and has no input to translate; sample it "
-            f"with `ganvas test --name {self.opt.name} --num_test N`"))
+        return InferenceSpec(
+            ("noise",),
+            self.opt.nz,
+            self.opt.output_nc,
+            refusal=(
+                f"the {self.name} run {self.opt.run_dir} generates from noise and has no input to translate; sample it "
+                f"with `ganvas test --name {self.opt.name} --num_test N`"
+            ),
+        )
 
     def generator_input(self, batch: dict[str, Any]) -> Tensor:
         return self.noise(batch["A"].shape[0])

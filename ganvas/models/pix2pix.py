@@ -46,19 +46,25 @@ class Pix2PixModel(Model):
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
         if opt.netG == "dcgan":
-            raise OptionsError("pix2pix translates images and cannot use --netG dcgan (a generator from noise); "
-                               "use unet_256, unet_128 or resnet_9blocks")
+            raise OptionsError(
+                "pix2pix translates images and cannot use --netG dcgan (a generator from noise); "
+                "use unet_256, unet_128 or resnet_9blocks"
+            )
         if train and opt.dataset_mode != "aligned":
-            raise OptionsError(f"pix2pix trains on pairs and needs --dataset_mode aligned (A|B images, or <phase>A/ "
-                               f"and <phase>B/ folders with matching names), not {opt.dataset_mode}")
+            raise OptionsError(
+                f"pix2pix trains on pairs and needs --dataset_mode aligned (A|B images, or <phase>A/ "
+                f"and <phase>B/ folders with matching names), not {opt.dataset_mode}"
+            )
 
     def __init__(self, opt, device, train: bool):
         super().__init__(opt, device, train)
-        self.nets["G"] = make_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm,
-                                        not opt.no_dropout, opt.init_type, opt.init_gain).to(device)
+        self.nets["G"] = make_generator(
+            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
+        ).to(device)
         if train:
-            self.nets["D"] = make_discriminator(opt.netD, opt.input_nc + opt.output_nc, opt.ndf, opt.n_layers_D,
-                                                opt.norm, opt.init_type, opt.init_gain).to(device)
+            self.nets["D"] = make_discriminator(
+                opt.netD, opt.input_nc + opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain
+            ).to(device)
             self.gan_loss = GANLoss(opt.gan_mode).to(device)
             self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}
 

@@ -13,16 +13,15 @@ import torch
 from torch import Tensor
 
 from ganvas.checkpoint import load_matching, network_path
-from ganvas.speed import unwrap
 from ganvas.data.datasets import label_channels
 from ganvas.errors import DataError, OptionsError
 from ganvas.losses import GANLoss
 from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
-from ganvas.nets import forward_padded, init_weights, make_generator, make_network, net_size, pad_to_multiple
+from ganvas.nets import forward_padded, make_generator, make_network, net_size, pad_to_multiple
 from ganvas.nets.pix2pixhd import LabelInputs, feature_matching_loss, instance_edges, one_hot_labels
 from ganvas.nets.vgg import VGGLoss, find_vgg19_weights
 from ganvas.options import INFER, RUN, TEST, TRAIN, Options, option
-from ganvas.speed import PRECISIONS, autocast
+from ganvas.speed import PRECISIONS, autocast, unwrap
 
 log = logging.getLogger("ganvas")
 
@@ -34,23 +33,33 @@ class Pix2PixHDOptions(Options):
     """pix2pixHD's own options (the original's names)."""
 
     label_nc: int = option(35, "classes in the label maps; 0 feeds images instead of labels", minimum=0, commands=RUN)
-    contain_dontcare_label: bool = option(False, "the label maps use the value label_nc for don't-care pixels",
-                                          commands=RUN)
+    contain_dontcare_label: bool = option(
+        False, "the label maps use the value label_nc for don't-care pixels", commands=RUN
+    )
     no_instance: bool = option(False, "no instance maps (<phase>_inst/)", commands=RUN)
     n_downsample_global: int = option(4, "downsampling layers of the global generator", minimum=1, commands=RUN)
     n_blocks_global: int = option(9, "residual blocks of the global generator", minimum=0, commands=RUN)
-    n_local_enhancers: int = option(1, "local enhancers of --netG local, each doubling the resolution", minimum=1,
-                                    commands=RUN)
+    n_local_enhancers: int = option(
+        1, "local enhancers of --netG local, each doubling the resolution", minimum=1, commands=RUN
+    )
     n_blocks_local: int = option(3, "residual blocks of each local enhancer", minimum=0, commands=RUN)
-    niter_fix_global: int = option(0, "epochs that train only the outermost local enhancer before the whole "
-                                      "generator", minimum=0, commands=TRAIN)
-    load_pretrain: str = option("", "run folder whose networks initialise this run where names and shapes match, "
-                                    "e.g. a global run for a local one", commands=TRAIN)
+    niter_fix_global: int = option(
+        0, "epochs that train only the outermost local enhancer before the whole generator", minimum=0, commands=TRAIN
+    )
+    load_pretrain: str = option(
+        "",
+        "run folder whose networks initialise this run where names and shapes match, e.g. a global run for a local one",
+        commands=TRAIN,
+    )
     num_D: int = option(2, "discriminator scales", minimum=1, commands=TRAIN)
     no_ganFeat_loss: bool = option(False, "no discriminator feature-matching loss", commands=TRAIN)
     no_vgg_loss: bool = option(False, "no VGG19 perceptual loss", commands=TRAIN)
-    vgg_weights: str = option("", "ImageNet VGG19 weights for the perceptual loss (torchvision's "
-                                  "vgg19-dcbb9e9d.pth; default: the torch hub cache)", commands=TRAIN)
+    vgg_weights: str = option(
+        "",
+        "ImageNet VGG19 weights for the perceptual loss (torchvision's "
+        "vgg19-dcbb9e9d.pth; default: the torch hub cache)",
+        commands=TRAIN,
+    )
     lambda_feat: float = option(10.0, "weight of the feature-matching and VGG losses", minimum=0, commands=TRAIN)
     instance_feat: bool = option(False, "encode a style feature per instance and feed it to G", commands=RUN)
     label_feat: bool = option(False, "encode a style feature per label region and feed it to G", commands=RUN)
@@ -58,10 +67,12 @@ class Pix2PixHDOptions(Options):
     nef: int = option(16, "encoder filters in the first conv layer", minimum=1, commands=RUN)
     n_downsample_E: int = option(4, "encoder downsampling layers", minimum=1, commands=RUN)
     n_clusters: int = option(10, "style clusters per class made by encode-features", minimum=1, commands=RUN)
-    cluster_seed: int = option(0, "seed of the style cluster chosen for each instance at test time", minimum=0,
-                               commands=INFER)
-    use_encoded_image: bool = option(False, "at test time, take styles from the real image rather than from the "
-                                            "clusters", commands=TEST)
+    cluster_seed: int = option(
+        0, "seed of the style cluster chosen for each instance at test time", minimum=0, commands=INFER
+    )
+    use_encoded_image: bool = option(
+        False, "at test time, take styles from the real image rather than from the clusters", commands=TEST
+    )
 
 
 def label_palette(n: int) -> Tensor:
@@ -91,35 +102,57 @@ class Pix2PixHDModel(Model):
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         # The original's defaults: global G, instance norm, LSGAN, 1024-wide images cropped to 512.
-        return {"netG": "global", "norm": "instance", "dataset_mode": "pix2pixhd", "gan_mode": "lsgan",
-                "preprocess": "scale_width", "load_size": 1024, "crop_size": 512}
+        return {
+            "netG": "global",
+            "norm": "instance",
+            "dataset_mode": "pix2pixhd",
+            "gan_mode": "lsgan",
+            "preprocess": "scale_width",
+            "load_size": 1024,
+            "crop_size": 512,
+        }
 
     @classmethod
     def test_overrides(cls, saved: dict[str, Any]) -> dict[str, Any]:
         # Test at the scale the run was trained at (as the original's scale_width test), not the files' size.
         preprocess = saved.get("preprocess", "none")
-        return {"preprocess": "scale_width" if preprocess.startswith("scale_width") else
-                "resize" if preprocess.startswith("resize") else "none"}
+        return {
+            "preprocess": "scale_width"
+            if preprocess.startswith("scale_width")
+            else "resize"
+            if preprocess.startswith("resize")
+            else "none"
+        }
 
     @classmethod
     def small_options(cls) -> dict[str, Any]:
-        return {"label_nc": 4, "n_downsample_global": 2, "n_blocks_global": 1, "no_vgg_loss": True,
-                "preprocess": "none", "n_downsample_E": 2, "nef": 4}
+        return {
+            "label_nc": 4,
+            "n_downsample_global": 2,
+            "n_blocks_global": 1,
+            "no_vgg_loss": True,
+            "preprocess": "none",
+            "n_downsample_E": 2,
+            "nef": 4,
+        }
 
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
         if opt.netG not in ("global", "local"):
             raise OptionsError(f"pix2pixhd's generator is --netG global or local, not {opt.netG}")
         if opt.dataset_mode != "pix2pixhd":
-            raise OptionsError(f"pix2pixhd reads <phase>_label/, <phase>_inst/ and <phase>_img/ folders and needs "
-                               f"--dataset_mode pix2pixhd, not {opt.dataset_mode}")
+            raise OptionsError(
+                f"pix2pixhd reads <phase>_label/, <phase>_inst/ and <phase>_img/ folders and needs "
+                f"--dataset_mode pix2pixhd, not {opt.dataset_mode}"
+            )
         if opt.label_nc == 0 and (opt.instance_feat or opt.label_feat):
             raise OptionsError("--instance_feat and --label_feat need label maps; drop them with --label_nc 0")
         if opt.instance_feat and opt.no_instance:
             raise OptionsError("--instance_feat needs instance maps; drop --no_instance or use --label_feat")
         if train and not opt.no_vgg_loss and opt.output_nc != 3:
-            raise OptionsError(f"the VGG loss compares RGB images and --output_nc is {opt.output_nc}; pass "
-                               f"--no_vgg_loss")
+            raise OptionsError(
+                f"the VGG loss compares RGB images and --output_nc is {opt.output_nc}; pass --no_vgg_loss"
+            )
         if train and opt.niter_fix_global and opt.netG != "local":
             raise OptionsError("--niter_fix_global freezes the global part of --netG local; drop it for --netG global")
         if opt.precision == "fp16" and not torch.cuda.is_available() and not train:
@@ -131,22 +164,46 @@ class Pix2PixHDModel(Model):
         self.use_inst = not opt.no_instance  # boundaries of the instance map go in, as in the original
         self.style = style_source(opt)
         g_input = self.label_nc + int(self.use_inst) + (opt.feat_num if self.style else 0)
-        self.nets["G"] = make_generator(opt.netG, g_input, opt.output_nc, opt.ngf, opt.norm, init_type=opt.init_type,
-                                        init_gain=opt.init_gain, n_downsample_global=opt.n_downsample_global,
-                                        n_blocks_global=opt.n_blocks_global, n_local_enhancers=opt.n_local_enhancers,
-                                        n_blocks_local=opt.n_blocks_local).to(self.device)
+        self.nets["G"] = make_generator(
+            opt.netG,
+            g_input,
+            opt.output_nc,
+            opt.ngf,
+            opt.norm,
+            init_type=opt.init_type,
+            init_gain=opt.init_gain,
+            n_downsample_global=opt.n_downsample_global,
+            n_blocks_global=opt.n_blocks_global,
+            n_local_enhancers=opt.n_local_enhancers,
+            n_blocks_local=opt.n_blocks_local,
+        ).to(self.device)
         if self.style:
-            self.nets["E"] = make_network("encoder", opt.init_type, opt.init_gain, input_nc=opt.output_nc,
-                                          output_nc=opt.feat_num, ngf=opt.nef, n_downsampling=opt.n_downsample_E,
-                                          norm=opt.norm).to(self.device)
+            self.nets["E"] = make_network(
+                "encoder",
+                opt.init_type,
+                opt.init_gain,
+                input_nc=opt.output_nc,
+                output_nc=opt.feat_num,
+                ngf=opt.nef,
+                n_downsampling=opt.n_downsample_E,
+                norm=opt.norm,
+            ).to(self.device)
             self.inference_nets = ("G", "E")
         self.clusters: dict[int, np.ndarray] | None = None
         if not train:
             return
         d_input = self.label_nc + int(self.use_inst) + opt.output_nc
-        self.nets["D"] = make_network("multiscale", opt.init_type, opt.init_gain, input_nc=d_input, ndf=opt.ndf,
-                                      n_layers=opt.n_layers_D, num_D=opt.num_D, get_interm_feat=not opt.no_ganFeat_loss,
-                                      norm=opt.norm).to(self.device)
+        self.nets["D"] = make_network(
+            "multiscale",
+            opt.init_type,
+            opt.init_gain,
+            input_nc=d_input,
+            ndf=opt.ndf,
+            n_layers=opt.n_layers_D,
+            num_D=opt.num_D,
+            get_interm_feat=not opt.no_ganFeat_loss,
+            norm=opt.norm,
+        ).to(self.device)
         self.gan_loss = GANLoss(opt.gan_mode).to(device)
         self.vgg_loss = None
         if not opt.no_vgg_loss:
@@ -163,13 +220,20 @@ class Pix2PixHDModel(Model):
     def inference_spec(self) -> InferenceSpec:
         opt, multiple = self.opt, net_size(self.generator())
         if opt.label_nc == 0:  # photo to photo
-            refusal = "" if opt.no_instance else (
-                f"the pix2pixhd run {opt.run_dir} takes photos with instance maps, which translate and export do not "
-                f"take yet; run `ganvas test --name {opt.name} --dataroot DIR` on <phase>_A/ and <phase>_inst/ folders")
+            refusal = (
+                ""
+                if opt.no_instance
+                else (
+                    f"the pix2pixhd run {opt.run_dir} takes photos with instance maps, which translate and export do "
+                    f"not take yet; run `ganvas test --name {opt.name} --dataroot DIR` on <phase>_A/ and <phase>_inst/ "
+                    f"folders"
+                )
+            )
             return InferenceSpec(("image",), opt.input_nc, opt.output_nc, multiple, refusal=refusal)
         inputs = ("label",) + (("instance",) if self.use_inst else ()) + (("style",) if self.style else ())
-        return InferenceSpec(inputs, 1, opt.output_nc, multiple, label_nc=self.label_nc,
-                             style_channels=opt.feat_num if self.style else 0)
+        return InferenceSpec(
+            inputs, 1, opt.output_nc, multiple, label_nc=self.label_nc, style_channels=opt.feat_num if self.style else 0
+        )
 
     def export_module(self) -> torch.nn.Module:
         spec = self.inference_spec()
@@ -193,11 +257,16 @@ class Pix2PixHDModel(Model):
             label = torch.randint(0, self.opt.label_nc, shape, generator=gen)
         else:
             label = torch.rand(batch_size, self.opt.input_nc, size, 2 * size, generator=gen) * 2 - 1
-        inst = torch.randint(0, self.opt.label_nc or 1, shape, generator=gen) * 1000 + torch.randint(0, 3, shape,
-                                                                                                     generator=gen)
+        inst = torch.randint(0, self.opt.label_nc or 1, shape, generator=gen) * 1000 + torch.randint(
+            0, 3, shape, generator=gen
+        )
         image = torch.rand(batch_size, self.opt.output_nc, size, 2 * size, generator=gen) * 2 - 1
-        return {"label": label.to(self.device), "inst": inst.to(self.device), "image": image.to(self.device),
-                "path": [f"example_{i}.png" for i in range(batch_size)]}
+        return {
+            "label": label.to(self.device),
+            "inst": inst.to(self.device),
+            "image": image.to(self.device),
+            "path": [f"example_{i}.png" for i in range(batch_size)],
+        }
 
     def _load_pretrain(self, run_dir: Path) -> None:
         """Copy weights whose names and shapes match from another run (a global G into a local one)."""
@@ -208,17 +277,24 @@ class Pix2PixHDModel(Model):
                 loaded, total, other_shape = load_matching(net, path)
                 log.info("--load_pretrain: %d of %d tensors of %s from %s", loaded, total, name, path)
                 if other_shape:
-                    log.warning("--load_pretrain: %d tensors of %s in %s have other shapes and stay random (e.g. "
-                                "%s); check --label_nc, --ngf and the other architecture flags", len(other_shape),
-                                name, path, other_shape[0])
+                    log.warning(
+                        "--load_pretrain: %d tensors of %s in %s have other shapes and stay random (e.g. "
+                        "%s); check --label_nc, --ngf and the other architecture flags",
+                        len(other_shape),
+                        name,
+                        path,
+                        other_shape[0],
+                    )
                 found = True
         if not found:
-            raise OptionsError(f"--load_pretrain {run_dir} holds no latest_net_G.pth; name the folder of a trained "
-                               f"run (checkpoints/<name>)")
+            raise OptionsError(
+                f"--load_pretrain {run_dir} holds no latest_net_G.pth; name the folder of a trained "
+                f"run (checkpoints/<name>)"
+            )
 
     def encode_styles(self, real: Tensor, regions: Tensor) -> Tensor:
         """E's per-region style map for images of any size: padded to E's multiple, pooled, cropped back."""
-        multiple = 2 ** self.opt.n_downsample_E
+        multiple = 2**self.opt.n_downsample_E
         height, width = real.shape[-2:]
         padded = pad_to_multiple(real, multiple)
         pad = (0, padded.shape[-1] - width, 0, padded.shape[-2] - height)
@@ -276,8 +352,9 @@ class Pix2PixHDModel(Model):
         if not opt.no_ganFeat_loss:
             with torch.no_grad():
                 pred_real = D(real_pair)
-            losses["G_GAN_Feat"] = feature_matching_loss(pred_fake, pred_real, opt.num_D, opt.n_layers_D,
-                                                         opt.lambda_feat)
+            losses["G_GAN_Feat"] = feature_matching_loss(
+                pred_fake, pred_real, opt.num_D, opt.n_layers_D, opt.lambda_feat
+            )
         if self.vgg_loss is not None:
             losses["G_VGG"] = self.vgg_loss(fake.float(), real.float()) * opt.lambda_feat
         self.optimize(sum(losses.values()), "G")
@@ -304,13 +381,16 @@ class Pix2PixHDModel(Model):
         if self.clusters is None:
             path = self.opt.run_dir / FEATURES_FILE.format(self.opt.n_clusters)
             if not path.is_file():
-                raise OptionsError(f"{path} does not exist; run `ganvas encode-features --name {self.opt.name}` "
-                                   f"first, or pass --use_encoded_image")
+                raise OptionsError(
+                    f"{path} does not exist; run `ganvas encode-features --name {self.opt.name}` "
+                    f"first, or pass --use_encoded_image"
+                )
             self.clusters = {int(k): np.asarray(v) for k, v in np.load(path, allow_pickle=True).item().items()}
         return self.clusters
 
-    def sample_styles(self, regions: Tensor, seed: int | tuple[int, ...] | list[tuple[int, ...]],
-                      chosen: dict[int, int] | None = None) -> Tensor:
+    def sample_styles(
+        self, regions: Tensor, seed: int | tuple[int, ...] | list[tuple[int, ...]], chosen: dict[int, int] | None = None
+    ) -> Tensor:
         """A style map: each region gets a cluster centre of its class, chosen by `chosen` or at random.
 
         `seed` is one seed for the whole batch or a list with one per image.
@@ -327,16 +407,22 @@ class Pix2PixHDModel(Model):
                 image_seed = seed[n] if isinstance(seed, list) else seed
                 draw = np.random.default_rng([*np.atleast_1d(image_seed).tolist(), region])
                 pick = (chosen or {}).get(region, int(draw.integers(len(centres))))
-                value = torch.as_tensor(centres[pick % len(centres)][:self.opt.feat_num], dtype=feat.dtype,
-                                        device=self.device)
+                value = torch.as_tensor(
+                    centres[pick % len(centres)][: self.opt.feat_num], dtype=feat.dtype, device=self.device
+                )
                 mask = regions[n, 0] == region
                 feat[n, :, mask] = value[:, None]
         return feat
 
     @torch.no_grad()
-    def generate(self, g_input: Tensor, regions: Tensor | None, real: Tensor | None,
-                 seed: int | tuple[int, ...] | list[tuple[int, ...]] = 0,
-                 chosen: dict[int, int] | None = None) -> Tensor:
+    def generate(
+        self,
+        g_input: Tensor,
+        regions: Tensor | None,
+        real: Tensor | None,
+        seed: int | tuple[int, ...] | list[tuple[int, ...]] = 0,
+        chosen: dict[int, int] | None = None,
+    ) -> Tensor:
         """G's image for an encoded input, with styles from the real image or the clusters."""
         if self.style:
             if self.opt.use_encoded_image and real is not None:
@@ -352,13 +438,17 @@ class Pix2PixHDModel(Model):
     def translate(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         if "label" not in batch:  # an image file from `ganvas translate`
             if self.opt.label_nc > 0:
-                raise OptionsError(f"{self.opt.name} translates label maps; run `ganvas test --dataroot DIR` on "
-                                   f"<phase>_label/ (and <phase>_inst/) folders instead")
+                raise OptionsError(
+                    f"{self.opt.name} translates label maps; run `ganvas test --dataroot DIR` on "
+                    f"<phase>_label/ (and <phase>_inst/) folders instead"
+                )
             batch = {"label": batch["A"], "path": ["input"]}
         g_input, real, regions = self.encode_input(batch)
         if self.style and self.opt.use_encoded_image and real is None:
-            raise DataError(f"--use_encoded_image takes styles from the real photos, and {self.opt.dataroot} has no "
-                            f"{self.opt.phase}_img/ folder; add it, or drop the flag to use the style clusters")
+            raise DataError(
+                f"--use_encoded_image takes styles from the real photos, and {self.opt.dataroot} has no "
+                f"{self.opt.phase}_img/ folder; add it, or drop the flag to use the style clusters"
+            )
         # Styles drawn per (seed, file name, instance): instances with the same id in two images differ,
         # and an image gets the same styles from test, translate and the Python API.
         seed = [(self.opt.cluster_seed, zlib.crc32(Path(str(path)).stem.encode())) for path in batch["path"]]
@@ -398,7 +488,8 @@ def instance_features(feat: Tensor, regions: Tensor) -> tuple[Tensor, Tensor, Te
     ids, inverse = torch.unique(regions.flatten(), return_inverse=True)
     positions = torch.arange(inverse.numel(), device=inverse.device)
     first = torch.full((len(ids),), inverse.numel(), device=inverse.device).scatter_reduce(
-        0, inverse, positions, reduce="amin")
+        0, inverse, positions, reduce="amin"
+    )
     counts = torch.bincount(inverse, minlength=len(ids))
     return ids, feat.flatten(1)[:, first].T, counts.float() / (inverse.numel() // 32)
 
@@ -441,10 +532,12 @@ def encode_features(opt, show_progress: bool = False) -> Path:
         big = rows[rows[:, -1] > 0.5, :-1]
         if len(big):
             centres[cls] = kmeans(torch.from_numpy(big), min(len(big), opt.n_clusters), seed=0).numpy()
+
     def saver(obj):
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:  # a file object: np.save would add .npy to a bare name
                 np.save(fh, obj, allow_pickle=True)
+
         return write
 
     out = opt.run_dir / FEATURES_FILE.format(opt.n_clusters)

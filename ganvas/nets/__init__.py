@@ -1,5 +1,6 @@
 """Generator, discriminator, patch-sampling and VGG networks, their initialisation and size handling."""
 
+from ganvas.nets.build import make_discriminator, make_generator, make_network
 from ganvas.nets.discriminators import (
     DCGANDiscriminator,
     NLayerDiscriminator,
@@ -14,7 +15,6 @@ from ganvas.nets.generators import (
     UnetGenerator,
     UnetSkipConnectionBlock,
 )
-from ganvas.nets.build import make_discriminator, make_generator, make_network
 from ganvas.nets.norm import get_norm_layer, init_weights
 from ganvas.nets.padding import forward_padded, net_size, pad_to_multiple
 from ganvas.nets.patch_nce import PatchSampleF

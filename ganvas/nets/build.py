@@ -12,7 +12,8 @@ carries `ganvas_spec` and its checkpoint describes it. Entry metadata these help
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
@@ -35,8 +36,11 @@ def resolve_flag(text: str, kind: str, flag: str, given: Mapping[str, Any]) -> t
     """
     entry, groups = NETWORKS.match(text, what=flag, kind=kind, flag=flag)
     sources = entry.meta.get("options", {})
-    kwargs = {arg: given[sources.get(arg, arg)] for arg in inspect.signature(entry.obj).parameters
-              if sources.get(arg, arg) in given}
+    kwargs = {
+        arg: given[sources.get(arg, arg)]
+        for arg in inspect.signature(entry.obj).parameters
+        if sources.get(arg, arg) in given
+    }
     parse = entry.meta.get("parse")
     if parse is not None:
         kwargs.update(parse(text, **groups))
@@ -67,10 +71,21 @@ def make_generator(
     (CUT's blurred resampling) the ResNet one, n_downsample_global .. n_blocks_local pix2pixHD's global and
     local generators; as in the original code bases the others ignore them.
     """
-    given = {"input_nc": input_nc, "output_nc": output_nc, "ngf": ngf, "norm": norm, "use_dropout": use_dropout,
-             "nz": nz, "image_size": image_size, "antialias": antialias, "antialias_up": antialias_up,
-             "n_downsample_global": n_downsample_global, "n_blocks_global": n_blocks_global,
-             "n_local_enhancers": n_local_enhancers, "n_blocks_local": n_blocks_local}
+    given = {
+        "input_nc": input_nc,
+        "output_nc": output_nc,
+        "ngf": ngf,
+        "norm": norm,
+        "use_dropout": use_dropout,
+        "nz": nz,
+        "image_size": image_size,
+        "antialias": antialias,
+        "antialias_up": antialias_up,
+        "n_downsample_global": n_downsample_global,
+        "n_blocks_global": n_blocks_global,
+        "n_local_enhancers": n_local_enhancers,
+        "n_blocks_local": n_blocks_local,
+    }
     name, kwargs = resolve_flag(netG, "generator", "--netG", given)
     return make_network(name, init_type, init_gain, **kwargs)
 
@@ -87,7 +102,13 @@ def make_discriminator(
     antialias: bool = False,
 ) -> nn.Module:
     """Build and initialise the discriminator --netD names on the CPU (antialias: CUT's PatchGANs)."""
-    given = {"input_nc": input_nc, "ndf": ndf, "n_layers_D": n_layers_D, "norm": norm, "image_size": image_size,
-             "antialias": antialias}
+    given = {
+        "input_nc": input_nc,
+        "ndf": ndf,
+        "n_layers_D": n_layers_D,
+        "norm": norm,
+        "image_size": image_size,
+        "antialias": antialias,
+    }
     name, kwargs = resolve_flag(netD, "discriminator", "--netD", given)
     return make_network(name, init_type, init_gain, **kwargs)

@@ -19,7 +19,11 @@ class NLayerDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm_layer: NormFactory = nn.BatchNorm2d,
+        self,
+        input_nc: int,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm_layer: NormFactory = nn.BatchNorm2d,
         antialias: bool = False,
     ) -> None:
         super().__init__()
@@ -37,8 +41,9 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers):
             nf_mult_prev, nf_mult = nf_mult, min(2**n, 8)
             layers += [
-                nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=kw, stride=stride, padding=padw,
-                          bias=use_bias),
+                nn.Conv2d(
+                    ndf * nf_mult_prev, ndf * nf_mult, kernel_size=kw, stride=stride, padding=padw, bias=use_bias
+                ),
                 norm_layer(ndf * nf_mult),
                 nn.LeakyReLU(0.2, True),
                 *([AntialiasDownsample(ndf * nf_mult)] if antialias else []),
@@ -122,8 +127,16 @@ def _patchgan_depth(text: str) -> dict[str, int]:
 # A discriminator's ganvas_arch output_nc is its one logit channel (output_nc=1 below).
 
 
-@NETWORKS.register("patchgan", kind="discriminator", flag="--netD", pattern="basic|n_layers",
-                   form=("basic", "n_layers"), parse=_patchgan_depth, options={"n_layers": "n_layers_D"}, output_nc=1)
+@NETWORKS.register(
+    "patchgan",
+    kind="discriminator",
+    flag="--netD",
+    pattern="basic|n_layers",
+    form=("basic", "n_layers"),
+    parse=_patchgan_depth,
+    options={"n_layers": "n_layers_D"},
+    output_nc=1,
+)
 def patchgan(
     input_nc: int, ndf: int = 64, n_layers: int = 3, norm: str = "batch", antialias: bool = False
 ) -> NLayerDiscriminator:
@@ -137,10 +150,15 @@ def pixel(input_nc: int, ndf: int = 64, norm: str = "batch") -> PixelDiscriminat
     return PixelDiscriminator(input_nc, ndf, get_norm_layer(norm))
 
 
-@NETWORKS.register("dcgan_discriminator", kind="discriminator", family="dcgan", flag="--netD", pattern="dcgan",
-                   form="dcgan", output_nc=1)
-def dcgan_discriminator(
-    input_nc: int, ndf: int = 64, image_size: int = 64, norm: str = "batch"
-) -> DCGANDiscriminator:
+@NETWORKS.register(
+    "dcgan_discriminator",
+    kind="discriminator",
+    family="dcgan",
+    flag="--netD",
+    pattern="dcgan",
+    form="dcgan",
+    output_nc=1,
+)
+def dcgan_discriminator(input_nc: int, ndf: int = 64, image_size: int = 64, norm: str = "batch") -> DCGANDiscriminator:
     """The DCGAN discriminator (--netD dcgan) for image_size x image_size images."""
     return DCGANDiscriminator(input_nc, ndf, image_size, get_norm_layer(norm))

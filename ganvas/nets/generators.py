@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -109,9 +109,7 @@ class UnetGenerator(nn.Module):
 class ResnetBlock(nn.Module):
     """Residual block of two 3x3 convs with normalisation, padded by padding_type."""
 
-    def __init__(
-        self, dim: int, padding_type: str, norm_layer: NormFactory, use_dropout: bool, use_bias: bool
-    ) -> None:
+    def __init__(self, dim: int, padding_type: str, norm_layer: NormFactory, use_dropout: bool, use_bias: bool) -> None:
         super().__init__()
         self.conv_block = self.build_conv_block(dim, padding_type, norm_layer, use_dropout, use_bias)
 
@@ -260,7 +258,12 @@ class ResnetGenerator(nn.Module):
             else:
                 layers += [
                     nn.ConvTranspose2d(
-                        ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1,
+                        ngf * mult,
+                        ngf * mult // 2,
+                        kernel_size=3,
+                        stride=2,
+                        padding=1,
+                        output_padding=1,
                         bias=use_bias,
                     ),
                     norm_layer(ngf * mult // 2),
@@ -279,9 +282,7 @@ class ResnetGenerator(nn.Module):
         if not layers:
             raise ValueError("encode needs at least one layer index, e.g. [0, 4, 8, 12, 16]")
         if any(b <= a for a, b in zip(layers, layers[1:])) or layers[0] < 0 or layers[-1] >= len(self.model):
-            raise ValueError(
-                f"layer indices {layers} must be strictly increasing and within 0..{len(self.model) - 1}"
-            )
+            raise ValueError(f"layer indices {layers} must be strictly increasing and within 0..{len(self.model) - 1}")
         return layers
 
     def encode(self, x: Tensor, layers: Sequence[int]) -> list[Tensor]:
@@ -365,16 +366,20 @@ def _unet_depth(text: str, size: str) -> dict[str, int]:
     """--netG unet_<size>: the U-Net whose bottleneck is 1x1 at size x size, so size must be a power of two >= 4."""
     side = int(size)
     if side < 4 or side & (side - 1):
-        raise OptionsError(f"unknown generator {text!r}: {side} is not a power of two >= 4; pass --netG unet_<size> "
-                           f"with such a size, e.g. unet_128 or unet_256")
+        raise OptionsError(
+            f"unknown generator {text!r}: {side} is not a power of two >= 4; pass --netG unet_<size> "
+            f"with such a size, e.g. unet_128 or unet_256"
+        )
     return {"num_downs": side.bit_length() - 1}
 
 
 def _resnet_blocks(text: str, blocks: str) -> dict[str, int]:
     """--netG resnet_<blocks>blocks: at least one residual block."""
     if int(blocks) < 1:
-        raise OptionsError(f"unknown generator {text!r}: needs at least 1 block; pass --netG resnet_<blocks>blocks "
-                           f"with blocks >= 1, e.g. resnet_6blocks or resnet_9blocks")
+        raise OptionsError(
+            f"unknown generator {text!r}: needs at least 1 block; pass --netG resnet_<blocks>blocks "
+            f"with blocks >= 1, e.g. resnet_6blocks or resnet_9blocks"
+        )
     return {"n_blocks": int(blocks)}
 
 
@@ -382,8 +387,9 @@ def _resnet_blocks(text: str, blocks: str) -> dict[str, int]:
 # nets.build's make_* helpers, not here, so that loading a file builds no random weights it throws away.
 
 
-@NETWORKS.register("unet", kind="generator", flag="--netG", pattern=r"unet_(?P<size>\d+)", form="unet_<size>",
-                   parse=_unet_depth)
+@NETWORKS.register(
+    "unet", kind="generator", flag="--netG", pattern=r"unet_(?P<size>\d+)", form="unet_<size>", parse=_unet_depth
+)
 def unet(
     input_nc: int, output_nc: int, num_downs: int, ngf: int = 64, norm: str = "batch", use_dropout: bool = False
 ) -> UnetGenerator:
@@ -391,8 +397,14 @@ def unet(
     return UnetGenerator(input_nc, output_nc, num_downs, ngf, norm_layer=get_norm_layer(norm), use_dropout=use_dropout)
 
 
-@NETWORKS.register("resnet", kind="generator", flag="--netG", pattern=r"resnet_(?P<blocks>\d+)blocks",
-                   form="resnet_<blocks>blocks", parse=_resnet_blocks)
+@NETWORKS.register(
+    "resnet",
+    kind="generator",
+    flag="--netG",
+    pattern=r"resnet_(?P<blocks>\d+)blocks",
+    form="resnet_<blocks>blocks",
+    parse=_resnet_blocks,
+)
 def resnet(
     input_nc: int,
     output_nc: int,
@@ -405,13 +417,15 @@ def resnet(
     antialias_up: bool = False,
 ) -> ResnetGenerator:
     """CycleGAN's ResNet generator (--netG resnet_<n_blocks>blocks); antialias / antialias_up: CUT's variant."""
-    return ResnetGenerator(input_nc, output_nc, ngf, get_norm_layer(norm), use_dropout, n_blocks, padding_type,
-                           antialias, antialias_up)
+    return ResnetGenerator(
+        input_nc, output_nc, ngf, get_norm_layer(norm), use_dropout, n_blocks, padding_type, antialias, antialias_up
+    )
 
 
 # Registered apart from the DCGAN discriminator (one name per network), both of family "dcgan" as interop names them.
-@NETWORKS.register("dcgan_generator", kind="generator", family="dcgan", flag="--netG", pattern="dcgan", form="dcgan",
-                   input_nc="nz")
+@NETWORKS.register(
+    "dcgan_generator", kind="generator", family="dcgan", flag="--netG", pattern="dcgan", form="dcgan", input_nc="nz"
+)
 def dcgan_generator(
     nz: int, output_nc: int, ngf: int = 64, image_size: int = 64, norm: str = "batch"
 ) -> DCGANGenerator:

@@ -10,7 +10,7 @@ from ganvas.speed import unwrap
 
 
 def pad_to_multiple(x: Tensor, multiple: int, min_side: int = 1) -> Tensor:
-    """Pad an N x C x H x W tensor at the bottom and right so H and W are multiples of multiple, and at least min_side."""
+    """Pad an N x C x H x W tensor at the bottom and right so H and W are multiples of `multiple`, at least min_side."""
     if multiple < 1:
         raise ValueError(f"pad multiple must be >= 1, got {multiple}")
     height, width = x.shape[-2:]

@@ -9,7 +9,8 @@ and the discriminator's padding is 2 and its widths are capped at 512 (absolute)
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -133,7 +134,12 @@ class LocalEnhancer(nn.Module):
         self.min_side = 2 * self.size_multiple  # the global part's residual blocks need 2 x 2 maps
 
         global_net = GlobalGenerator(
-            input_nc, output_nc, ngf * 2**n_local_enhancers, n_downsample_global, n_blocks_global, norm_layer,
+            input_nc,
+            output_nc,
+            ngf * 2**n_local_enhancers,
+            n_downsample_global,
+            n_blocks_global,
+            norm_layer,
             padding_type,
         )
         # The original drops the head by rebuilding the Sequential from all but its last 3 layers.
@@ -200,9 +206,13 @@ class NLayerDiscriminatorHD(nn.Module):
         nf = ndf
         for _ in range(1, n_layers):
             nf_prev, nf = nf, min(nf * 2, 512)
-            stages.append([
-                nn.Conv2d(nf_prev, nf, kernel_size=kw, stride=2, padding=padw), norm_layer(nf), nn.LeakyReLU(0.2, True)
-            ])
+            stages.append(
+                [
+                    nn.Conv2d(nf_prev, nf, kernel_size=kw, stride=2, padding=padw),
+                    norm_layer(nf),
+                    nn.LeakyReLU(0.2, True),
+                ]
+            )
         nf_prev, nf = nf, min(nf * 2, 512)
         stages.append(
             [nn.Conv2d(nf_prev, nf, kernel_size=kw, stride=1, padding=padw), norm_layer(nf), nn.LeakyReLU(0.2, True)]
@@ -396,8 +406,12 @@ class Encoder(nn.Module):
 # which pix2pixHD never changes, stay at the classes' defaults.
 
 
-@NETWORKS.register("global", kind="generator", flag="--netG",
-                   options={"n_downsampling": "n_downsample_global", "n_blocks": "n_blocks_global"})
+@NETWORKS.register(
+    "global",
+    kind="generator",
+    flag="--netG",
+    options={"n_downsampling": "n_downsample_global", "n_blocks": "n_blocks_global"},
+)
 def global_generator(
     input_nc: int, output_nc: int, ngf: int = 64, n_downsampling: int = 3, n_blocks: int = 9, norm: str = "instance"
 ) -> GlobalGenerator:
@@ -417,8 +431,16 @@ def local_enhancer(
     norm: str = "instance",
 ) -> LocalEnhancer:
     """pix2pixHD's coarse-to-fine generator (--netG local)."""
-    return LocalEnhancer(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global, n_local_enhancers,
-                         n_blocks_local, get_norm_layer(norm))
+    return LocalEnhancer(
+        input_nc,
+        output_nc,
+        ngf,
+        n_downsample_global,
+        n_blocks_global,
+        n_local_enhancers,
+        n_blocks_local,
+        get_norm_layer(norm),
+    )
 
 
 @NETWORKS.register("encoder", kind="encoder")
@@ -437,7 +459,11 @@ def patchgan_hd(
 
 @NETWORKS.register("multiscale", kind="discriminator", output_nc=1)
 def multiscale(
-    input_nc: int, ndf: int = 64, n_layers: int = 3, num_D: int = 3, get_interm_feat: bool = False,
+    input_nc: int,
+    ndf: int = 64,
+    n_layers: int = 3,
+    num_D: int = 3,
+    get_interm_feat: bool = False,
     norm: str = "instance",
 ) -> MultiscaleDiscriminator:
     """pix2pixHD's multi-scale discriminator D."""

@@ -21,9 +21,7 @@ logger = logging.getLogger(__name__)
 
 VGG19_FILENAME = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILENAME}"
-VGG_REMEDY = (
-    f"pass --vgg_weights FILE (download {VGG19_URL}) or train without the perceptual loss with --no_vgg_loss"
-)
+VGG_REMEDY = f"pass --vgg_weights FILE (download {VGG19_URL}) or train without the perceptual loss with --no_vgg_loss"
 
 # torchvision's VGG19 configuration ("E") up to conv5_1: widths in units of the first conv's, "M" a max-pool.
 _VGG19_LAYOUT = (1, 1, "M", 2, 2, "M", 4, 4, 4, 4, "M", 8, 8, 8, 8, "M", 8)
