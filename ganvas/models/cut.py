@@ -17,8 +17,7 @@ from ganvas.options import RUN, TRAIN, Options, option
 # The published settings of each mode (the CUT repository's cut_model.py and train options).
 CUT_MODES = {
     "cut": {"nce_idt": True, "lambda_NCE": 1.0, "flip_equivariance": False, "n_epochs": 200, "n_epochs_decay": 200},
-    "fastcut": {"nce_idt": False, "lambda_NCE": 10.0, "flip_equivariance": True, "n_epochs": 150,
-                "n_epochs_decay": 50},
+    "fastcut": {"nce_idt": False, "lambda_NCE": 10.0, "flip_equivariance": True, "n_epochs": 150, "n_epochs_decay": 50},
 }
 
 
@@ -26,34 +25,69 @@ CUT_MODES = {
 class AntialiasOptions(Options):
     """CUT's anti-aliased sampling (the test model takes them too, to run CUT's generators)."""
 
-    no_antialias: bool = option(False, "strided convs instead of anti-aliased downsampling in G and D",
-                                optional_value=True, commands=RUN)
-    no_antialias_up: bool = option(False, "transposed convs instead of anti-aliased upsampling in the generator",
-                                   optional_value=True, commands=RUN)
+    no_antialias: bool = option(
+        False, "strided convs instead of anti-aliased downsampling in G and D", optional_value=True, commands=RUN
+    )
+    no_antialias_up: bool = option(
+        False, "transposed convs instead of anti-aliased upsampling in the generator", optional_value=True, commands=RUN
+    )
 
 
 @dataclass(frozen=True)
 class CUTOptions(AntialiasOptions):
     """CUT's and FastCUT's own options."""
 
-    CUT_mode: str = option("CUT", "CUT or FastCUT: sets the published defaults of each",
-                           choices=("CUT", "cut", "FastCUT", "fastcut"), commands=TRAIN)
+    CUT_mode: str = option(
+        "CUT",
+        "CUT or FastCUT: sets the published defaults of each",
+        choices=("CUT", "cut", "FastCUT", "fastcut"),
+        commands=TRAIN,
+    )
     lambda_GAN: float = option(1.0, "weight of the GAN loss", minimum=0, commands=TRAIN)
     lambda_NCE: float = option(1.0, "weight of the PatchNCE loss (FastCUT: 10)", minimum=0, commands=TRAIN)
-    nce_idt: bool = option(False, "PatchNCE identity loss on B images too (on for CUT, off for FastCUT)",
-                           optional_value=True, commands=TRAIN)
-    nce_layers: str = option("0,4,8,12,16", "generator layers whose features the PatchNCE loss compares",
-                             commands=TRAIN)
+    nce_idt: bool = option(
+        False,
+        "PatchNCE identity loss on B images too (on for CUT, off for FastCUT)",
+        optional_value=True,
+        commands=TRAIN,
+    )
+    nce_layers: str = option(
+        "0,4,8,12,16", "generator layers whose features the PatchNCE loss compares", commands=TRAIN
+    )
     num_patches: int = option(256, "patches sampled per layer for the PatchNCE loss", minimum=0, commands=TRAIN)
     nce_T: float = option(0.07, "temperature of the PatchNCE loss", positive=True, commands=TRAIN)
-    netF: str = option("mlp_sample", "patch feature head: mlp_sample (2-layer MLP) or sample (none)",
-                       choices=("mlp_sample", "sample"), commands=TRAIN)
+    netF: str = option(
+        "mlp_sample",
+        "patch feature head: mlp_sample (2-layer MLP) or sample (none)",
+        choices=("mlp_sample", "sample"),
+        commands=TRAIN,
+    )
     netF_nc: int = option(256, "output features of the patch MLP", minimum=1, commands=TRAIN)
-    flip_equivariance: bool = option(False, "flip the input at random and the features back (on for FastCUT)",
-                                     optional_value=True, commands=TRAIN)
+    flip_equivariance: bool = option(
+        False, "flip the input at random and the features back (on for FastCUT)", optional_value=True, commands=TRAIN
+    )
     nce_includes_all_negatives_from_minibatch: bool = option(
-        False, "draw negatives from every image of the batch, not only the same one", optional_value=True,
-        commands=TRAIN)
+        False,
+        "draw negatives from every image of the batch, not only the same one",
+        optional_value=True,
+        commands=TRAIN,
+    )
+
+
+def antialiased_generator(opt: AntialiasOptions, input_nc: int, output_nc: int) -> torch.nn.Module:
+    """--netG with CUT's blurred down- and upsampling unless --no_antialias / --no_antialias_up."""
+    return make_generator(
+        opt.netG,
+        input_nc,
+        output_nc,
+        opt.ngf,
+        opt.norm,
+        not opt.no_dropout,
+        opt.init_type,
+        opt.init_gain,
+        antialias=not opt.no_antialias,
+        antialias_up=not opt.no_antialias_up,
+    )
 
 
 def parse_layers(text: str) -> list[int]:
@@ -77,8 +111,15 @@ class CUTModel(Model):
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         mode = str(chosen.get("CUT_mode", "CUT")).lower()
-        return {"norm": "instance", "netG": "resnet_9blocks", "dataset_mode": "unaligned", "gan_mode": "lsgan",
-                "no_dropout": True, "init_type": "xavier", **CUT_MODES.get(mode, CUT_MODES["cut"])}
+        return {
+            "norm": "instance",
+            "netG": "resnet_9blocks",
+            "dataset_mode": "unaligned",
+            "gan_mode": "lsgan",
+            "no_dropout": True,
+            "init_type": "xavier",
+            **CUT_MODES.get(mode, CUT_MODES["cut"]),
+        }
 
     @classmethod
     def small_options(cls) -> dict[str, Any]:
@@ -87,42 +128,65 @@ class CUTModel(Model):
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
         if not opt.netG.startswith("resnet_"):
-            raise OptionsError(f"cut computes its PatchNCE loss on a ResNet generator's layers; --netG {opt.netG} "
-                               f"is not one: use resnet_9blocks (the default) or resnet_<n>blocks")
+            raise OptionsError(
+                f"cut computes its PatchNCE loss on a ResNet generator's layers; --netG {opt.netG} "
+                f"is not one: use resnet_9blocks (the default) or resnet_<n>blocks"
+            )
         parse_layers(opt.nce_layers)
         if train and opt.lambda_GAN == 0 and opt.lambda_NCE == 0:
-            raise OptionsError("--lambda_GAN 0 and --lambda_NCE 0 leave the generator nothing to learn; "
-                               "give one of them a positive weight")
+            raise OptionsError(
+                "--lambda_GAN 0 and --lambda_NCE 0 leave the generator nothing to learn; "
+                "give one of them a positive weight"
+            )
         if train and opt.num_patches < 1 and opt.lambda_NCE > 0:
-            raise OptionsError(f"--num_patches {opt.num_patches}: the PatchNCE loss needs at least one patch per "
-                               f"layer (the original uses 256)")
+            raise OptionsError(
+                f"--num_patches {opt.num_patches}: the PatchNCE loss needs at least one patch per "
+                f"layer (the original uses 256)"
+            )
         if train and opt.dataset_mode != "unaligned":
-            raise OptionsError(f"cut trains on two folders of unpaired images and needs --dataset_mode unaligned "
-                               f"(<phase>A/ and <phase>B/), not {opt.dataset_mode}")
+            raise OptionsError(
+                f"cut trains on two folders of unpaired images and needs --dataset_mode unaligned "
+                f"(<phase>A/ and <phase>B/), not {opt.dataset_mode}"
+            )
         if train and opt.nce_idt and opt.input_nc != opt.output_nc:
-            raise OptionsError(f"the identity PatchNCE loss runs G on B images and needs as many input as output "
-                               f"channels (--input_nc {opt.input_nc}, --output_nc {opt.output_nc}); "
-                               f"pass --nce_idt False")
+            raise OptionsError(
+                f"the identity PatchNCE loss runs G on B images and needs as many input as output "
+                f"channels (--input_nc {opt.input_nc}, --output_nc {opt.output_nc}); "
+                f"pass --nce_idt False"
+            )
 
     def __init__(self, opt, device, train: bool):
         super().__init__(opt, device, train)
-        self.nets["G"] = make_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout,
-                                        opt.init_type, opt.init_gain, antialias=not opt.no_antialias,
-                                        antialias_up=not opt.no_antialias_up).to(device)
+        self.nets["G"] = antialiased_generator(opt, opt.input_nc, opt.output_nc).to(device)
         if not train:
             return
         self.layers = parse_layers(opt.nce_layers)
         if self.layers[-1] >= len(self.nets["G"].model):  # checked here, where the layer count is known
-            raise OptionsError(f"--nce_layers {opt.nce_layers} names layer {self.layers[-1]}, but --netG {opt.netG} "
-                               f"has layers 0 to {len(self.nets['G'].model) - 1}")
-        self.nets["D"] = make_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm,
-                                            opt.init_type, opt.init_gain, antialias=not opt.no_antialias).to(device)
+            raise OptionsError(
+                f"--nce_layers {opt.nce_layers} names layer {self.layers[-1]}, but --netG {opt.netG} "
+                f"has layers 0 to {len(self.nets['G'].model) - 1}"
+            )
+        self.nets["D"] = make_discriminator(
+            opt.netD,
+            opt.output_nc,
+            opt.ndf,
+            opt.n_layers_D,
+            opt.norm,
+            opt.init_type,
+            opt.init_gain,
+            antialias=not opt.no_antialias,
+        ).to(device)
         # F's MLPs are built here, not on the first batch as in the original, so that optimisers,
         # checkpoints and resume see every parameter from the first step.
         G: ResnetGenerator = self.nets["G"]
-        self.nets["F"] = make_network("patch_sample", opt.init_type, opt.init_gain,
-                                      channels=G.feature_channels(self.layers), use_mlp=opt.netF == "mlp_sample",
-                                      nc=opt.netF_nc).to(device)
+        self.nets["F"] = make_network(
+            "patch_sample",
+            opt.init_type,
+            opt.init_gain,
+            channels=G.feature_channels(self.layers),
+            use_mlp=opt.netF == "mlp_sample",
+            nc=opt.netF_nc,
+        ).to(device)
         self.gan_loss = GANLoss(opt.gan_mode).to(device)
         self.nce_loss = PatchNCELoss(opt.nce_T, opt.batch_size, opt.nce_includes_all_negatives_from_minibatch)
         self.optimizers = {"G": self.make_adam(self.nets["G"]), "D": self.make_adam(self.nets["D"])}
@@ -152,7 +216,7 @@ class CUTModel(Model):
         idt_b = None
         if opt.nce_idt and real_a.shape == real_b.shape:  # one pass over A and B, as the original
             fake = forward_padded(G, flip(torch.cat([real_a, real_b])))
-            fake_b, idt_b = fake[:len(real_a)], fake[len(real_a):]
+            fake_b, idt_b = fake[: len(real_a)], fake[len(real_a) :]
         else:  # A and B of different sizes: two passes (instance norm makes them equivalent)
             fake_b = forward_padded(G, flip(real_a))
             if opt.nce_idt:

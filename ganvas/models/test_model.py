@@ -12,8 +12,8 @@ from torch import Tensor
 from ganvas.checkpoint import network_path
 from ganvas.errors import OptionsError
 from ganvas.models.base import Model, register_model
-from ganvas.models.cut import AntialiasOptions
-from ganvas.nets import forward_padded, make_generator
+from ganvas.models.cut import AntialiasOptions, antialiased_generator
+from ganvas.nets import forward_padded
 from ganvas.options import INFER, option
 
 
@@ -22,8 +22,7 @@ class TestOptions(AntialiasOptions):
     """The test model's own options (and CUT's sampling flags, to run CUT's generators)."""
 
     __test__ = False  # not a pytest test class, despite the name
-    model_suffix: str = option("", "which saved generator to run: '' for G, _A for G_A, _B for G_B",
-                               commands=INFER)
+    model_suffix: str = option("", "which saved generator to run: '' for G, _A for G_A, _B for G_B", commands=INFER)
 
 
 @register_model("test", trainable=False)
@@ -39,8 +38,13 @@ class TestModel(Model):
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
         # As the original's test model: single images; generators of the ResNet family CycleGAN trains.
-        return {"dataset_mode": "single", "norm": "instance", "netG": "resnet_9blocks", "no_antialias": True,
-                "no_antialias_up": True}
+        return {
+            "dataset_mode": "single",
+            "norm": "instance",
+            "netG": "resnet_9blocks",
+            "no_antialias": True,
+            "no_antialias_up": True,
+        }
 
     @classmethod
     def inherit(cls, saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -64,24 +68,27 @@ class TestModel(Model):
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
         if train:
-            raise OptionsError("the test model only runs a trained generator; train with --model cycle_gan, cut or "
-                               "pix2pix and test with --model test --model_suffix _A")
+            raise OptionsError(
+                "the test model only runs a trained generator; train with --model cycle_gan, cut or "
+                "pix2pix and test with --model test --model_suffix _A"
+            )
         if opt.model_suffix not in ("", "_A", "_B"):
-            raise OptionsError(f"--model_suffix {opt.model_suffix!r} names no generator; use '' (G), _A (G_A) or "
-                               f"_B (G_B)")
+            raise OptionsError(
+                f"--model_suffix {opt.model_suffix!r} names no generator; use '' (G), _A (G_A) or _B (G_B)"
+            )
         wanted = network_path(opt.run_dir, opt.epoch, "G" + opt.model_suffix)
         others = [s for s in ("", "_A", "_B") if network_path(opt.run_dir, opt.epoch, "G" + s).is_file()]
         if not wanted.is_file() and others:
-            raise OptionsError(f"{wanted} does not exist; this run has "
-                               f"{', '.join(f'G{s} (--model_suffix {s})' if s else 'G (no --model_suffix)' for s in others)}")
+            raise OptionsError(
+                f"{wanted} does not exist; this run has "
+                f"{', '.join(f'G{s} (--model_suffix {s})' if s else 'G (no --model_suffix)' for s in others)}"
+            )
 
     def __init__(self, opt, device, train: bool):
         super().__init__(opt, device, train)
         self.key = "G" + opt.model_suffix
         self.inference_nets = (self.key,)
-        self.nets[self.key] = make_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout,
-                                             opt.init_type, opt.init_gain, antialias=not opt.no_antialias,
-                                             antialias_up=not opt.no_antialias_up).to(device)
+        self.nets[self.key] = antialiased_generator(opt, opt.input_nc, opt.output_nc).to(device)
 
     def generator(self) -> torch.nn.Module:
         return self.nets[self.key]
