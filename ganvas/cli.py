@@ -209,7 +209,7 @@ def _export(argv: Sequence[str]) -> int:
 
 def _bench(argv: Sequence[str]) -> int:
     from ganvas.bench import bench_models, format_table, run_bench
-    from ganvas.options import Options, build_parser, option_fields
+    from ganvas.options import Options, build_parser, option_fields, reject_unknown
 
     parser = ArgumentParser(
         prog="ganvas bench",
@@ -238,14 +238,14 @@ def _bench(argv: Sequence[str]) -> int:
     # The model's own flags, parsed as `ganvas train --model M` parses them.
     model_flags = build_parser("ganvas bench", "train", args.model)
     own, unknown = model_flags.parse_known_args(rest)
-    if unknown:
-        raise GanvasError(
-            f"unknown flag {unknown[0]} for ganvas bench --model {args.model}; see ganvas bench --help "
-            f"and ganvas train --model {args.model} --help"
-        )
+    reject_unknown(unknown, model_flags, args.model, "bench")  # another model's flag names its model
     shared = sorted(set(vars(own)) & set(option_fields(Options)))
     if shared:
-        raise GanvasError(f"ganvas bench sets --{shared[0]} itself; drop it (see ganvas bench --help)")
+        raise GanvasError(
+            f"ganvas bench times each model with its published settings and takes --{shared[0]} only where "
+            f"ganvas bench --help lists it; of the model's options it takes its own (ganvas train --model "
+            f"{args.model} --help, under 'options of --model {args.model}')"
+        )
     extra = vars(own)
     results = run_bench(
         args.model,

@@ -9,6 +9,7 @@ import torch
 
 from ganvas.checkpoint import load_torch
 from ganvas.cli import main
+from ganvas.errors import OptionsError
 from ganvas.models import create_model
 from ganvas.train import train
 
@@ -128,3 +129,20 @@ def test_half_precision_on_a_cpu_without_native_support_is_warned_about(tiny_pix
         assert "no native" not in caplog.text
         losses_of(tiny_pix2pix, amp="bf16")
     assert "--amp bf16: this CPU" in caplog.text and "use fp32 here" in caplog.text
+
+
+def test_bench_passes_a_models_own_flags_through_and_names_them(capsys) -> None:
+    argv = ["bench", "--model", "cut", "--CUT_mode", "FastCUT", "--size", "32", "--steps", "1", "--warmup", "0"]
+    assert main([*argv, "--gpu_ids", "-1", "--infer"]) == 0
+    assert capsys.readouterr().out.startswith("cut (CUT_mode FastCUT), inference")
+    with pytest.raises(OptionsError, match="--lambda_L1 is an option of --model pix2pix"):
+        from ganvas.cli import _bench
+
+        _bench(["--model", "cut", "--lambda_L1", "3"])
+
+
+def test_bench_offers_every_registered_model_that_trains() -> None:
+    from ganvas.bench import bench_models
+    from ganvas.registry import MODELS
+
+    assert set(bench_models()) == {e.name for e in MODELS if e.meta.get("trainable")} and "test" not in bench_models()
