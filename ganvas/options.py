@@ -71,12 +71,14 @@ def option(
     optional_value: bool = False,
     commands: Sequence[str] = ALL,
     registry: str = "",
+    inherited: bool = True,
 ) -> Any:
     """A field of an options dataclass: its default, help, allowed values and the commands that take it.
 
     `minimum` / `positive` are checked for every run; `registry` names the registry whose entries are
     the choices (read when the parser is built, so models registered later are listed too);
-    `optional_value` gives CUT's style of booleans (`--nce_idt`, `--nce_idt False`).
+    `optional_value` gives CUT's style of booleans (`--nce_idt`, `--nce_idt False`); `inherited=False`
+    for options each command decides for itself, never taken from the saved run (--phase, --epoch ...).
     """
     meta = {
         "help": help,
@@ -87,6 +89,7 @@ def option(
         "parse": parse,
         "optional_value": optional_value,
         "registry": registry,
+        "inherited": inherited,
     }
     return field(default=default, metadata=meta)
 
@@ -103,8 +106,10 @@ class Options:
     name: str = option("experiment_name", "run name; files go to <checkpoints_dir>/<name>")
     model: str = option("pix2pix", "method to train or run", registry="models")
     checkpoints_dir: str = option("./checkpoints", "where runs keep their checkpoints")
-    results_dir: str = option("./results", "where test writes its pages", commands=TEST)
-    gpu_ids: str = option("0", "GPU ids, e.g. 0 or 0,1; -1 for the CPU (used anyway when no GPU is present)")
+    results_dir: str = option("./results", "where test writes its pages", commands=TEST, inherited=False)
+    gpu_ids: str = option(
+        "0", "GPU ids, e.g. 0 or 0,1; -1 for the CPU (used anyway when no GPU is present)", inherited=False
+    )
     seed: int | None = option(None, "random seed; a run without one draws one and saves it", minimum=0)
     # --- networks -----------------------------------------------------------------------------
     input_nc: int = option(3, "channels of input images (1 gray, 3 RGB, 4 RGBA)", choices=(1, 3, 4), commands=RUN)
@@ -122,7 +127,9 @@ class Options:
     dataset_mode: str = option("aligned", "data layout", registry="datasets", commands=RUN)
     direction: str = option("AtoB", "translate A to B or B to A", choices=("AtoB", "BtoA"))
     serial_batches: bool = option(False, "take images in order instead of shuffling", commands=TRAIN)
-    num_threads: int = option(4, "data loading worker processes (0 loads in the main process)", minimum=0, commands=RUN)
+    num_threads: int = option(
+        4, "data loading worker processes (0 loads in the main process)", minimum=0, commands=RUN, inherited=False
+    )
     batch_size: int = option(1, "images per step", minimum=1, commands=TRAIN)
     load_size: int = option(286, "scale images to this size", minimum=1, commands=LOAD)
     crop_size: int = option(256, "then crop to this size", minimum=1, commands=LOAD)
@@ -133,8 +140,8 @@ class Options:
         "resize_and_crop", "resizing and cropping at load time", choices=tuple(PREPROCESS_MODES), commands=LOAD
     )
     no_flip: bool = option(False, "no random horizontal flips", commands=TRAIN)
-    phase: str = option("train", "data split: train, val, test ...", commands=TEST)
-    epoch: str = option("latest", "which checkpoint to load: latest or an epoch number")
+    phase: str = option("train", "data split: train, val, test ...", commands=TEST, inherited=False)
+    epoch: str = option("latest", "which checkpoint to load: latest or an epoch number", inherited=False)
     # --- training -----------------------------------------------------------------------------
     n_epochs: int = option(100, "epochs at the starting learning rate", minimum=0, commands=TRAIN)
     n_epochs_decay: int = option(
@@ -146,8 +153,10 @@ class Options:
     epoch_count: int = option(
         1, "number of the first epoch (for runs continued from foreign checkpoints)", minimum=1, commands=TRAIN
     )
-    continue_train: bool = option(False, "resume the run <name> where it stopped", commands=TRAIN)
-    overwrite: bool = option(False, "delete an earlier run of the same --name and start afresh", commands=TRAIN)
+    continue_train: bool = option(False, "resume the run <name> where it stopped", commands=TRAIN, inherited=False)
+    overwrite: bool = option(
+        False, "delete an earlier run of the same --name and start afresh", commands=TRAIN, inherited=False
+    )
     lr: float = option(0.0002, "initial Adam learning rate", positive=True, commands=TRAIN)
     beta1: float = option(0.5, "Adam beta1", commands=TRAIN)
     lr_policy: str = option(
@@ -161,6 +170,7 @@ class Options:
         "number format of test and translate: fp32, bf16 or fp16 (fp16 on GPUs)",
         choices=tuple(PRECISIONS),
         commands=("test", "translate"),
+        inherited=False,
     )
     print_freq: int = option(100, "log losses every this many images", commands=TRAIN)
     display_freq: int = option(400, "write training visuals every this many images", commands=TRAIN)
@@ -173,21 +183,33 @@ class Options:
         "gradient scaler per G and D step)",
         choices=("off", "bf16", "fp16"),
         commands=TRAIN,
+        inherited=False,
     )
     channels_last: bool = option(
         False,
         "channels-last memory layout for the networks (helps batch-norm and "
         "no-norm networks on GPUs; measure with ganvas bench)",
         commands=TRAIN,
+        inherited=False,
     )
     compile: bool = option(
-        False, "torch.compile G and D separately (the first steps are slow while they compile)", commands=TRAIN
+        False,
+        "torch.compile G and D separately (the first steps are slow while they compile)",
+        commands=TRAIN,
+        inherited=False,
     )
     # --- test ---------------------------------------------------------------------------------
     num_test: float = option(
-        math.inf, "test at most this many images (default: all)", minimum=1, parse=_int_or_inf, commands=TEST
+        math.inf,
+        "test at most this many images (default: all)",
+        minimum=1,
+        parse=_int_or_inf,
+        commands=TEST,
+        inherited=False,
     )
-    eval: bool = option(False, "eval mode at test time (running batch-norm statistics, no dropout)", commands=INFER)
+    eval: bool = option(
+        False, "eval mode at test time (running batch-norm statistics, no dropout)", commands=INFER, inherited=False
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every option, for saving."""
@@ -204,12 +226,17 @@ def option_fields(options_class: type[Options]) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in fields(options_class)}
 
 
-def known_option_names() -> set[str]:
-    """Every option of every registered model (saved files may hold any of them)."""
-    names = set(option_fields(Options))
+def all_option_fields() -> dict[str, dataclasses.Field]:
+    """Every option of every registered model by name (saved files may hold any of them)."""
+    found = option_fields(Options)
     for entry in MODELS:
-        names |= set(option_fields(entry.obj.options_class))
-    return names
+        found = {**option_fields(entry.obj.options_class), **found}
+    return found
+
+
+def known_option_names() -> set[str]:
+    """The names of every option of every registered model."""
+    return set(all_option_fields())
 
 
 def owners(name: str) -> list[str]:
@@ -252,33 +279,6 @@ IGNORED_FLAGS = {
     "--tf_log": 0,
     "--debug": 0,
 }
-# Flags of one model that old scripts of another pass with a different meaning.
-MODEL_FLAG_HINTS = {
-    "pix2pix": {
-        "lambda_A": "pix2pix's L1 weight is --lambda_L1 (the old pix2pix README's --lambda_A; "
-        "--lambda_A is CycleGAN's cycle weight)"
-    }
-}
-
-# Options a command decides for itself rather than inheriting from the saved run.
-INVOCATION_OPTIONS = (
-    "phase",
-    "continue_train",
-    "overwrite",
-    "epoch",
-    "num_test",
-    "eval",
-    "gpu_ids",
-    "num_threads",
-    "results_dir",
-    "load_pretrain",
-    "cluster_seed",
-    "use_encoded_image",
-    "precision",
-    "amp",
-    "channels_last",
-    "compile",
-)
 TEST_OVERRIDES = {
     "phase": "test",
     "batch_size": 1,
@@ -379,8 +379,9 @@ def translate_legacy(argv: Sequence[str]) -> list[str]:
 
 def foreign_option(name: str, model: str, command: str) -> str:
     """Why `name` is not an option here: another model's, another command's, or a hint for old scripts."""
-    if name in MODEL_FLAG_HINTS.get(model, {}):
-        return f"--{name} is not an option of --model {model}; {MODEL_FLAG_HINTS[model][name]}"
+    hints = MODELS.get(model).flag_hints
+    if name in hints:
+        return f"--{name} is not an option of --model {model}; {hints[name]}"
     models = owners(name)
     if models:
         return (
@@ -398,7 +399,7 @@ def reject_unknown(unknown: Sequence[str], parser: argparse.ArgumentParser, mode
     flag = bad.partition("=")[0]
     if not flag.startswith("-"):
         raise OptionsError(f"unexpected argument {bad!r}; flags start with -- (see ganvas --help)")
-    if flag[2:] in known_option_names() or flag[2:] in MODEL_FLAG_HINTS.get(model, {}):
+    if flag[2:] in known_option_names() or flag[2:] in MODELS.get(model).flag_hints:
         raise OptionsError(foreign_option(flag[2:], model, command))
     known = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
     close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
@@ -459,7 +460,8 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
     inherits = command in INHERITING or given.get("continue_train", False)
     if inherits and (run_dir / OPT_FILE).is_file():
         saved = load_saved_options(run_dir / OPT_FILE)
-        saved = {k: v for k, v in saved.items() if k not in INVOCATION_OPTIONS}
+        decided_here = {n for n, f in all_option_fields().items() if not f.metadata.get("inherited", True)}
+        saved = {k: v for k, v in saved.items() if k not in decided_here}
     model = given.get("model", saved.get("model", Options.model))
     model_class = MODELS.get(model)
     own = option_fields(model_class.options_class)

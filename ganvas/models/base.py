@@ -63,6 +63,8 @@ class Model(ABC):
     name: ClassVar[str] = ""
     # The options this model adds to the shared ones (a frozen dataclass extending Options).
     options_class: ClassVar[type[Options]] = Options
+    # Flags of other models that old scripts of this one pass with another meaning: flag -> what to use.
+    flag_hints: ClassVar[dict[str, str]] = {}
     # Loss that the plateau learning-rate policy watches (epoch mean).
     monitor: ClassVar[str] = ""
     # Networks needed at inference; the rest are built only for training.

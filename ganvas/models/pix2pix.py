@@ -27,6 +27,10 @@ class Pix2PixModel(Model):
     """G maps A to B; D judges (A, B) pairs; D step then G step, as in the paper."""
 
     options_class = Pix2PixOptions
+    flag_hints = {
+        "lambda_A": "pix2pix's L1 weight is --lambda_L1 (the old pix2pix README's --lambda_A; --lambda_A is "
+        "CycleGAN's cycle weight)"
+    }
     monitor = "G_L1"
     scored = (("fake_B", "real_B"),)
 

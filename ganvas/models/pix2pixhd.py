@@ -50,6 +50,7 @@ class Pix2PixHDOptions(Options):
         "",
         "run folder whose networks initialise this run where names and shapes match, e.g. a global run for a local one",
         commands=TRAIN,
+        inherited=False,
     )
     num_D: int = option(2, "discriminator scales", minimum=1, commands=TRAIN)
     no_ganFeat_loss: bool = option(False, "no discriminator feature-matching loss", commands=TRAIN)
@@ -68,10 +69,13 @@ class Pix2PixHDOptions(Options):
     n_downsample_E: int = option(4, "encoder downsampling layers", minimum=1, commands=RUN)
     n_clusters: int = option(10, "style clusters per class made by encode-features", minimum=1, commands=RUN)
     cluster_seed: int = option(
-        0, "seed of the style cluster chosen for each instance at test time", minimum=0, commands=INFER
+        0, "seed of the style cluster chosen for each instance at test time", minimum=0, commands=INFER, inherited=False
     )
     use_encoded_image: bool = option(
-        False, "at test time, take styles from the real image rather than from the clusters", commands=TEST
+        False,
+        "at test time, take styles from the real image rather than from the clusters",
+        commands=TEST,
+        inherited=False,
     )
 
 
