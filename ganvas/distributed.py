@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -162,4 +163,13 @@ def barrier(world: World) -> None:
 def close_world(world: World) -> None:
     """Leave the process group at the end of training."""
     if world.active and dist.is_initialized():
+        # Leave together: a process that tears its gloo group down while another still finishes its last
+        # collective can abort at exit ("terminate called without an active exception", SIGABRT).
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=60))
+            else:
+                dist.barrier()
+        except RuntimeError as err:  # another process has died: leave anyway, its error is the one to see
+            log.warning("not every training process reached the end together (%s)", err)
         dist.destroy_process_group()
