@@ -18,6 +18,7 @@ from torch import nn
 
 from ganvas.errors import CheckpointError
 from ganvas.registry import NETWORKS
+from ganvas.safe import load_json, load_safetensors, load_torch
 from ganvas.speed import unwrap
 
 STATE_FILE = "latest_state.pt"
@@ -75,26 +76,6 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file atomically."""
     atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def load_torch(
-    path: Path,
-    what: str = "checkpoint",
-    fix: str = "train the run first, or check --name, --checkpoints_dir and --epoch",
-) -> Any:
-    """torch.load without running pickled code; a missing or broken file names itself and the fix."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist; {fix}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"cannot read {what} {path} ({reason}); the file is damaged or not a PyTorch "
-            f"state_dict file (an exported TorchScript or ONNX model is not one): use another file, "
-            f"another --epoch or retrain"
-        ) from err
 
 
 def network_path(run_dir: Path, tag: str, net_name: str) -> Path:
@@ -155,10 +136,7 @@ def network_writes(nets: dict[str, nn.Module], run_dir: Path, tag: str) -> list[
 def read_network_spec(path: Path) -> dict[str, Any]:
     """The contents of a network's .json, checked for its format (not yet for its network or arguments)."""
     fix = f"repair it or delete {path} to let ganvas infer the architecture from the weights"
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise CheckpointError(f"cannot read the network description {path} ({err}); {fix}") from None
+    document = load_json(Path(path), "the network description", fix)
     if not isinstance(document, dict) or document.get("format") != SPEC_FORMAT:
         raise CheckpointError(f'{path} is not a ganvas network description (no "format": "{SPEC_FORMAT}"); {fix}')
     version = document.get("version")
@@ -243,23 +221,6 @@ def compare_keys(file: Layout, net: Layout) -> KeyMismatch:
     )
 
 
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a .safetensors file (needs the optional safetensors package)."""
-    if not path.is_file():
-        raise CheckpointError(f"network file {path} does not exist; check the path")
-    try:
-        from safetensors.torch import load_file
-    except ImportError as err:
-        raise CheckpointError(
-            f"reading {path} needs the safetensors package, which is not installed: "
-            f"pip install safetensors (or save the network with torch.save as .pth)"
-        ) from err
-    try:
-        return load_file(str(path), device="cpu")
-    except Exception as err:  # safetensors raises its own error type for damaged headers
-        raise CheckpointError(f"cannot read {path} ({err}); the file is damaged or not a safetensors file") from err
-
-
 def read_state_dict(path: str | PathLike[str], in_run: bool = False) -> dict[str, torch.Tensor]:
     """The tensors of a .pth / .pt file (loaded weights_only: no pickled code runs) or a .safetensors file.
 
@@ -267,7 +228,7 @@ def read_state_dict(path: str | PathLike[str], in_run: bool = False) -> dict[str
     """
     path = Path(path)
     fix = "train the run first, or check --name, --checkpoints_dir and --epoch" if in_run else "check the path"
-    state = _read_safetensors(path) if path.suffix == ".safetensors" else load_torch(path, "network file", fix)
+    state = load_safetensors(path) if path.suffix == ".safetensors" else load_torch(path, "network file", fix)
     if not isinstance(state, Mapping):
         raise CheckpointError(
             f"{path} holds a {type(state).__name__}, not a state_dict; save the network's with "

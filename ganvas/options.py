@@ -27,6 +27,7 @@ from ganvas.errors import OptionsError
 from ganvas.losses import GAN_MODES
 from ganvas.nets.norm import INIT_TYPES, NORM_TYPES
 from ganvas.registry import DATASETS, MODELS, NETWORKS
+from ganvas.safe import load_yaml_mapping
 from ganvas.speed import PRECISIONS, parse_gpu_ids
 
 log = logging.getLogger("ganvas")
@@ -524,14 +525,7 @@ def ensure_seed(opt: Options) -> Options:
 
 def load_saved_options(path: Path) -> dict[str, Any]:
     """Options saved with a run; keys no model knows (from newer versions) are dropped with a warning."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise OptionsError(f"cannot read the saved options {path} ({err}); delete the file or fix it by hand") from err
-    if not isinstance(data, dict):
-        raise OptionsError(
-            f"the saved options {path} are not a mapping of option names to values; delete the file or fix it by hand"
-        )
+    data = load_yaml_mapping(path, "the saved options", "delete the file or fix it by hand")
     known = known_option_names()
     unknown = sorted(set(data) - known)
     if unknown:

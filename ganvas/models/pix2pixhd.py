@@ -21,6 +21,7 @@ from ganvas.nets import forward_padded, make_generator, make_network, net_size, 
 from ganvas.nets.pix2pixhd import LabelInputs, feature_matching_loss, instance_edges, one_hot_labels
 from ganvas.nets.vgg import VGGLoss, find_vgg19_weights
 from ganvas.options import INFER, RUN, TEST, TRAIN, Options, option
+from ganvas.safe import load_array_dict
 from ganvas.speed import PRECISIONS, autocast, unwrap
 
 log = logging.getLogger("ganvas")
@@ -389,7 +390,7 @@ class Pix2PixHDModel(Model):
                     f"{path} does not exist; run `ganvas encode-features --name {self.opt.name}` "
                     f"first, or pass --use_encoded_image"
                 )
-            self.clusters = {int(k): np.asarray(v) for k, v in np.load(path, allow_pickle=True).item().items()}
+            self.clusters = load_array_dict(path, "the style cluster file")
         return self.clusters
 
     def sample_styles(
