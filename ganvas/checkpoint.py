@@ -1,11 +1,9 @@
-"""Every file the project writes or reads for weights and run state; all writes are atomic."""
+"""Every file the project writes or reads for weights and run state; all writes are atomic (`ganvas.files`)."""
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from os import PathLike
@@ -17,8 +15,9 @@ import torch
 from torch import nn
 
 from ganvas.errors import CheckpointError
+from ganvas.files import atomic_write, atomic_write_many, atomic_write_text  # noqa: F401 (re-exported)
 from ganvas.registry import NETWORKS
-from ganvas.safe import load_json, load_safetensors, load_torch
+from ganvas.safe import file_kind, load_json, load_safetensors, load_torch
 from ganvas.speed import unwrap
 
 STATE_FILE = "latest_state.pt"
@@ -26,56 +25,6 @@ STATE_FILE = "latest_state.pt"
 # "kind": <its kind>, "kwargs": {<its builder's arguments>}}; the .pth stays the original code bases' state_dict.
 SPEC_FORMAT = "ganvas.network"
 SPEC_VERSION = 1
-
-
-def atomic_write_many(writes: list[tuple[Path, Callable[[Path], None]]]) -> None:
-    """Write every file to a temporary name beside it, then rename them all into place.
-
-    A full disk, a crash or Ctrl-C while writing leaves the previous files untouched, and the
-    files of one checkpoint (networks and run state) are renamed together.
-    """
-    temps: list[Path] = []
-    try:
-        for path, write in writes:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.close(fd)
-            temps.append(Path(name))
-            try:
-                write(temps[-1])
-                with open(temps[-1], "rb+") as fh:
-                    os.fsync(fh.fileno())
-            except OSError as err:
-                raise CheckpointError(
-                    f"could not write {path} ({err.strerror or err}); free some disk space or "
-                    f"choose another --checkpoints_dir; the previous file there is intact"
-                ) from err
-    except BaseException:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-        raise
-    mode = 0o666 & ~_umask()  # mkstemp makes private files; give them the usual permissions
-    for tmp, (path, _) in zip(temps, writes):
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) on a temporary file beside `path`, then rename it into place."""
-    atomic_write_many([(path, write)])
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file atomically."""
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def network_path(run_dir: Path, tag: str, net_name: str) -> Path:
@@ -221,14 +170,45 @@ def compare_keys(file: Layout, net: Layout) -> KeyMismatch:
     )
 
 
+_RUN_STATE = "a run's training state (optimisers, progress and random states, for --continue_train)"
+
+
+def _network_file_instead(path: Path) -> str:
+    """The network file to pass instead of `path`: a generator in its run folder, or where a run keeps one."""
+    folders = [path] if path.is_dir() else list(path.parents)[:3]  # up from a run's web/images/ too
+    beside = [path.with_suffix(".pth")] + [
+        p for folder in folders for p in (folder / "latest_net_G.pth", *sorted(folder.glob("*_net_G*.pth")))
+    ]
+    found = next((p for p in beside if p != path and p.is_file()), None)
+    return str(found) if found else "checkpoints/<name>/latest_net_G.pth, which training writes"
+
+
+def refuse_non_network(path: str | PathLike[str]) -> None:
+    """CheckpointError in one sentence when a path given as a network's weights is plainly something else
+    (a run's options or state, an image, a text file, an exported model), naming the file to pass instead."""
+    path = Path(path)
+    kind = file_kind(path)
+    if path.name == STATE_FILE:
+        kind = _RUN_STATE
+    elif path.suffix == ".json" and path.is_file() and f'"{SPEC_FORMAT}"' in path.read_text(errors="replace"):
+        kind = "the description of a network's architecture"
+    elif path.name == "opt.yaml":
+        kind = "a run's options"
+    if kind:
+        raise CheckpointError(f"{path} is {kind}, not a network's weights; pass {_network_file_instead(path)}")
+
+
 def read_state_dict(path: str | PathLike[str], in_run: bool = False) -> dict[str, torch.Tensor]:
     """The tensors of a .pth / .pt file (loaded weights_only: no pickled code runs) or a .safetensors file.
 
     `in_run`: the file belongs to a run folder, so a missing one means a run not trained that far.
     """
     path = Path(path)
+    refuse_non_network(path)
     fix = "train the run first, or check --name, --checkpoints_dir and --epoch" if in_run else "check the path"
     state = load_safetensors(path) if path.suffix == ".safetensors" else load_torch(path, "network file", fix)
+    if isinstance(state, Mapping) and {"progress", "optimizers"} <= state.keys():  # a renamed latest_state.pt
+        raise CheckpointError(f"{path} is {_RUN_STATE}, not a network's weights; pass {_network_file_instead(path)}")
     if not isinstance(state, Mapping):
         raise CheckpointError(
             f"{path} holds a {type(state).__name__}, not a state_dict; save the network's with "

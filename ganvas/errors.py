@@ -23,3 +23,7 @@ class ExportError(GanvasError):
 
 class DivergedError(GanvasError):
     """Training produced NaN or infinite weights; the last checkpoint before it is kept as it was."""
+
+
+class WriteError(GanvasError):
+    """A file that could not be written (full disk, no permission); the previous file there is intact."""

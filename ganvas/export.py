@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from ganvas.api import Translator
-from ganvas.checkpoint import atomic_write
 from ganvas.errors import ExportError, OptionsError
+from ganvas.files import atomic_write
 from ganvas.nets import net_size
 
 log = logging.getLogger("ganvas")

@@ -43,6 +43,7 @@ from ganvas.checkpoint import (
     network_spec_path,
     read_network_spec,
     read_state_dict,
+    refuse_non_network,
     tensor_shapes,
 )
 from ganvas.errors import CheckpointError
@@ -505,6 +506,7 @@ def load_network(path: str | PathLike[str], device: str | torch.device | None = 
     """
     path = Path(path)
     target = pick_device(device)
+    refuse_non_network(path)  # before its .json is looked for: the path may be that .json, or an opt.yaml
     spec_path = network_spec_path(path)
     if spec_path.is_file():
         net = _described_network(spec_path, path)

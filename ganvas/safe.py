@@ -11,13 +11,16 @@ loaded because it would run code, and never suggests turning the protection off:
 - `opt.yaml`: YAML's safe loader (plain values; Python tags refused).
 - `.json` descriptions: the json module, which has no way to name code.
 - `.safetensors`: the safetensors package (a header and raw tensors).
+- `.npz` arrays (an editor scene's maps): NumPy with `allow_pickle=False`.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 import yaml
 
-from ganvas.errors import CheckpointError, OptionsError
+from ganvas.errors import CheckpointError, DataError, OptionsError
 
 # The globals a pickled NumPy object array of arrays needs (numpy moved core to _core in 2.0; files from
 # either version name theirs).
@@ -57,6 +60,59 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name}")
 
 
+# First bytes of the image formats people pass where a file of weights belongs.
+_IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+_TEXT_KINDS = {
+    ".yaml": "a YAML file",
+    ".yml": "a YAML file",
+    ".json": "a JSON file",
+    ".csv": "a CSV table",
+    ".html": "a web page",
+    ".py": "a Python script",
+}
+
+
+def file_kind(path: Path) -> str | None:
+    """What a file holds, in words ("a PNG image", "an exported TorchScript model"), when its name or first
+    bytes show it is no PyTorch file of tensors; None when it may be one."""
+    path = Path(path)
+    if path.is_dir():
+        return "a folder"
+    if path.suffix.lower() == ".onnx":
+        return "an exported ONNX model"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None  # the reader says why it cannot open it
+    if head.startswith(b"PK\x03\x04"):  # a zip: PyTorch's own format, or a TorchScript archive (code and all)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return None
+        return "an exported TorchScript model" if any("/code/" in n for n in names) else None
+    image = next((fmt for magic, fmt in _IMAGE_SIGNATURES.items() if head.startswith(magic)), None)
+    if image or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return f"a {image or 'WebP'} image"
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy array file"
+    try:  # text: no NUL byte and valid UTF-8 (a character cut at the end of the sample is fine)
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    if not head or b"\x00" in head:
+        return None
+    return _TEXT_KINDS.get(path.suffix.lower(), "a text file")
+
+
 def load_torch(
     path: Path,
     what: str = "checkpoint",
@@ -79,6 +135,8 @@ def load_torch(
         ) from None
     except Exception as err:  # torch raises several types for truncated or foreign files
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in reason:  # PyTorch's advice to turn the protection off (TorchScript archives)
+            reason = f"it is {file_kind(path) or 'no file of tensors and plain values'}"
         raise CheckpointError(
             f"cannot read {what} {path} ({reason}); the file is damaged or not a PyTorch "
             f"state_dict file (an exported TorchScript or ONNX model is not one): use another file, "
@@ -141,6 +199,22 @@ def load_json(path: Path, what: str, fix: str) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise CheckpointError(f"cannot read {what} {path} ({err}); {fix}") from None
+
+
+def load_npz_arrays(path: Path, what: str, fix: str) -> dict[str, np.ndarray]:
+    """The arrays of a NumPy .npz file (an editor scene's maps); object arrays, which need pickle, are refused."""
+    try:
+        data = np.load(Path(path), allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise DataError(f"{what} {path} is a single array, not an .npz archive of named arrays; {fix}")
+        with data:
+            return {key: data[key] for key in data.files}
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise DataError(_would_run_code(Path(path), what, "pickled Python objects")) from None
+        raise DataError(f"cannot read {what} {path} ({err}); {fix}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"cannot read {what} {path} ({err}); {fix}") from None
 
 
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:

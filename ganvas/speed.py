@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -100,9 +101,14 @@ def select_device(gpu_ids: str) -> torch.device:
     if not ids or ids[0] < 0:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        log.info("no CUDA device found; running on the CPU (pass --gpu_ids -1 to say so)")
+        _say_no_cuda()
         return torch.device("cpu")
     return torch.device("cuda", ids[0])
+
+
+@functools.cache  # once per process: a command looks its device up several times (loading, translating ...)
+def _say_no_cuda() -> None:
+    log.info("no CUDA device found; running on the CPU (pass --gpu_ids -1 to say so)")
 
 
 def pick_device(device: str | torch.device | None, default: str = "cpu") -> torch.device:

@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -26,19 +27,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ganvas import __version__
-from ganvas.checkpoint import (
-    STATE_FILE,
-    atomic_write_many,
-    atomic_write_text,
-    load_networks,
-    load_torch,
-    network_writes,
-    rng_state,
-    set_rng_state,
-)
+from ganvas.checkpoint import STATE_FILE, load_networks, load_torch, network_writes, rng_state, set_rng_state
 from ganvas.data import collate_batch, make_dataset
 from ganvas.distributed import any_process, barrier, close_world, init_world, mean_losses, shard, wrap_networks
 from ganvas.errors import CheckpointError, DataError, DivergedError, GanvasError
+from ganvas.files import atomic_write_many, atomic_write_text
 from ganvas.models import Model, create_model
 from ganvas.options import OPT_FILE, Options, ensure_seed, save_options
 from ganvas.report import write_training_page
@@ -73,6 +66,8 @@ class TrainResult:
     progress: Progress
     interrupted: bool
     losses: dict[str, float] = field(default_factory=dict)
+    # The signal that stopped an interrupted run (SIGINT, SIGTERM); None for request_stop.
+    stop_signal: int | None = None
 
 
 @dataclass(frozen=True)
@@ -197,39 +192,50 @@ def make_loader(dataset: Any, sampler: EpochSampler, opt: Options, pin_memory: b
         collate_fn=collate_batch,
         pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(opt.seed),
-        worker_init_fn=_ignore_sigint if workers > 0 else None,
+        worker_init_fn=_ignore_stop_signals if workers > 0 else None,
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
     )
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group; workers leave it to the main process, which
-    # finishes the step, saves and exits.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# Ctrl-C, and SIGTERM: what `timeout`, SLURM before a pre-emption, Kubernetes, `docker stop` and torchrun's
+# agent send before they kill.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # Ctrl-C, `timeout`, SLURM and torchrun signal the whole process group; workers leave it to the main
+    # process, which finishes the step, saves and exits (a worker killed first would fail that step).
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class StopRequest:
-    """Turns the first Ctrl-C into a request to stop after the current step; a second one aborts."""
+    """Turns the first Ctrl-C or SIGTERM into a request to stop after the current step; a second one aborts."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signal: int | None = None  # the signal that asked for the stop (None: none, or request_stop)
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        log.warning("stopping after this step and saving a checkpoint; press Ctrl-C again to abort without saving")
+        self.requested, self.signal = True, signum
+        log.warning(
+            "%s: stopping after this step and saving a checkpoint; press Ctrl-C to abort without saving",
+            signal.Signals(signum).name,
+        )
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)  # None: set outside Python
+        self._previous = {}
 
 
 RUN_FILES = ("*_net_*.pth", STATE_FILE, LOSS_LOG, "web")
@@ -384,35 +390,64 @@ class LatestCheckpoint(Callback):
             trainer.save()  # in every process: the save checks the weights of all of them
 
 
+def bar_columns(stream: Any, fallback: int = 100) -> int:
+    """Columns for a progress line on `stream`: COLUMNS when set, else the terminal's; `fallback` where neither
+    gives a width (a pipe, or a terminal that reports 0 columns, where tqdm would draw an empty bar)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):  # no file descriptor, or not a terminal
+            columns = 0
+    return columns - 1 if columns > 0 else fallback  # tqdm's margin: a full line would wrap
+
+
 class ProgressBar(Callback):
-    """A tqdm bar per epoch showing the last step's losses and the images per second since the epoch began."""
+    """One tqdm line for the whole run: the epoch, images done of the run's total, its speed in images per
+    second, the time left until the run ends, and the last step's losses."""
+
+    # A bar of fixed width, so that long loss lists (trimmed at the line's end) never squeeze it away.
+    FORMAT = (
+        "{desc}{percentage:3.0f}%|{bar:16}| {n_fmt}/{total_fmt} img, "
+        "{rate_noinv_fmt}, {remaining} left in the run{postfix}"
+    )
 
     def __init__(self) -> None:
         self.bar: tqdm | None = None
-        self.tick, self.tick_images = 0.0, 0
+        self.stream: Any = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.close()
+        self.stream = sys.stderr
+        self.bar = tqdm(
+            total=trainer.run_images(),
+            initial=trainer.progress.images,
+            desc=self.describe(trainer, trainer.progress.epoch),
+            unit=" img",
+            leave=False,
+            file=self.stream,
+            ncols=bar_columns(self.stream),
+            bar_format=self.FORMAT,
+        )
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
-        self.close()
-        opt, p = trainer.opt, trainer.progress
-        self.bar = tqdm(
-            total=trainer.epoch_steps(),
-            initial=p.epoch_iter,
-            unit="step",
-            leave=False,
-            desc=f"epoch {epoch}/{opt.n_epochs + opt.n_epochs_decay}",
-            dynamic_ncols=True,
-        )
-        self.tick, self.tick_images = time.perf_counter(), p.images
+        if self.bar is not None:
+            self.bar.set_description(self.describe(trainer, epoch), refresh=False)
+
+    @staticmethod
+    def describe(trainer: Trainer, epoch: int) -> str:
+        """The line's start: 'epoch 3/200'."""
+        return f"epoch {epoch}/{trainer.opt.n_epochs + trainer.opt.n_epochs_decay}"
 
     def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
         if self.bar is None:
             return
-        rate = (step.images - self.tick_images) / max(time.perf_counter() - self.tick, 1e-9)
-        self.bar.update(1)
-        self.bar.set_postfix({**{k: f"{v:.3g}" for k, v in step.losses.items()}, "img/s": f"{rate:.1f}"})
-
-    def on_epoch_end(self, trainer: Trainer, epoch: EpochInfo) -> None:
-        self.close()
+        self.bar.ncols = bar_columns(self.stream)  # the terminal may have been resized
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in step.losses.items()}, refresh=False)
+        self.bar.update(step.batch)
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         self.close()
@@ -597,11 +632,15 @@ class Trainer:
             self.loader = make_loader(self.dataset, self.sampler, opt, pin_memory=self.device.type == "cuda")
         return self.loader
 
-    def epoch_steps(self) -> int:
-        """Optimisation steps of the epoch in progress: those done and those left at this run's batch size."""
-        p = self.progress
-        items_left = math.ceil((len(self.dataset) - p.epoch_images) / self.world.size)  # per process (see shard)
-        return p.epoch_iter + math.ceil(items_left / self.opt.batch_size)
+    def run_images(self) -> int:
+        """Images of the whole run once its last epoch is done (all processes, as `Progress.images` counts them)."""
+        p, n, size = self.progress, len(self.dataset), self.world.size
+        last_epoch = self.opt.n_epochs + self.opt.n_epochs_decay
+        if p.epoch > last_epoch:
+            return p.images
+        epochs_after = last_epoch - p.epoch
+        # Each process takes ceil(items / size) items of an epoch (see shard), so an epoch counts a multiple of size.
+        return p.images + math.ceil((n - p.epoch_images) / size) * size + epochs_after * math.ceil(n / size) * size
 
     def _call(self, hook: str, *args: Any) -> None:
         """Call `hook` of every callback, in order."""
@@ -609,7 +648,7 @@ class Trainer:
             getattr(callback, hook)(self, *args)
 
     def run(self) -> TrainResult:
-        """Train until the last epoch, or until Ctrl-C or `request_stop`; the latest state is saved either way.
+        """Train until the last epoch, or until Ctrl-C, SIGTERM or `request_stop`; the latest state is saved either way.
 
         A data error met mid-run (an image that only fails when decoded) also saves the state of the
         last finished step before it propagates, so the run resumes once the file is fixed.
@@ -639,7 +678,7 @@ class Trainer:
                     interrupted = True
                     break
                 self._end_epoch()
-        result = TrainResult(self.run_dir, p, interrupted, losses)
+        result = TrainResult(self.run_dir, p, interrupted, losses, self._stop.signal if interrupted else None)
         # Outside the Ctrl-C handler: the run is saved, so a Ctrl-C here may simply abort the hooks.
         self._call("on_train_end", result)
         return result

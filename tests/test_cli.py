@@ -228,6 +228,25 @@ def test_python_dash_m_ganvas_runs():
     assert proc.stdout.startswith("ganvas ")
 
 
+def test_sigterm_to_the_process_group_saves_then_exits_143(paired_root, tmp_path):
+    """SIGTERM to `ganvas train` and its loader workers, as `timeout`, SLURM and torchrun send it."""
+    argv = [sys.executable, "-m", "ganvas", "train", "--dataroot", str(paired_root), "--name", "term"]
+    argv += ["--checkpoints_dir", str(tmp_path / "ck"), *NETS, "--n_epochs", "1000", "--n_epochs_decay", "0"]
+    argv += ["--num_threads", "2", "--print_freq", "1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = tmp_path / "ck/term/loss_log.csv"
+    deadline = time.monotonic() + 60
+    while not (log.is_file() and len(log.read_text().splitlines()) > 3) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "SIGTERM" in out and "--continue_train" in out and "Traceback" not in err
+    # Saved at the step it stopped after: the last row of the loss log (a row per step here).
+    steps = load_torch(tmp_path / "ck/term/latest_state.pt")["progress"]["steps"]
+    assert steps >= 3 and steps == int(log.read_text().splitlines()[-1].split(",")[2])
+
+
 def test_ctrl_c_saves_a_checkpoint_that_continue_train_resumes(paired_root, tmp_path):
     """A real SIGINT to `ganvas train` (with loader workers): exit 130, resumable state, then resume."""
     argv = [

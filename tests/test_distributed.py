@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from ganvas.checkpoint import read_state_dict
+from ganvas.checkpoint import STATE_FILE, load_torch, read_state_dict
 from ganvas.data.synthetic import write_paired_set
 from ganvas.distributed import World, shard
 from ganvas.interop import load_network
@@ -194,6 +196,37 @@ def test_a_run_of_two_processes_resumes_in_one(runs) -> None:
             .max()
         )
     assert difference < 5e-3
+
+
+def test_sigterm_to_torchrun_saves_every_process_and_the_run_resumes(tmp_path) -> None:
+    # torchrun's agent passes SIGTERM (from Kubernetes, docker stop, SLURM) to each process's group and
+    # kills them 30 s later. Rank 0 can only save if every process reaches the save's collectives.
+    write_paired_set(tmp_path / "data", n_train=80, n_test=1, size=32, seed=1)
+    flags = pix2pix_flags(tmp_path, 1)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    agent = subprocess.Popen(
+        [*launcher, "-m", "ganvas", "train", *flags, "--name", "term", "--batch_size", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    log = tmp_path / "ck" / "term" / "loss_log.csv"
+    try:
+        deadline = time.monotonic() + 120
+        while not (log.is_file() and len(log.read_text().splitlines()) > 3) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        agent.send_signal(signal.SIGTERM)
+        output = agent.communicate(timeout=120)[0]
+    finally:
+        agent.kill()
+    assert "stopped by SIGTERM" in output, output[-3000:]
+    state = load_torch(tmp_path / "ck" / "term" / STATE_FILE)["progress"]
+    # Saved mid-epoch at the step the processes stopped after (a loss row per step: 2 images, --print_freq 2).
+    assert 0 < state["epoch_iter"] < 40 and state["steps"] == int(log.read_text().splitlines()[-1].split(",")[2])
+    ganvas_train(*flags, "--name", "term", "--batch_size", "2", "--continue_train")
+    after = load_torch(tmp_path / "ck" / "term" / STATE_FILE)["progress"]
+    assert after["epoch"] == 2 and after["images"] == 80
 
 
 def test_sync_batch_norm_on_cpu_processes_is_refused_with_the_alternatives(tmp_path) -> None:

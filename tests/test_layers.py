@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ganvas"
 # Lowest first. A module may import modules of its own layer or of lower ones; a package's modules
 # belong to the package's layer unless named themselves.
 LAYERS = [
-    ("ganvas.errors", "ganvas.registry", "ganvas.speed", "ganvas.safe"),
+    ("ganvas.errors", "ganvas.registry", "ganvas.speed", "ganvas.safe", "ganvas.files"),
     (
         "ganvas.checkpoint",
         "ganvas.data",

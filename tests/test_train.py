@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganvas.checkpoint import STATE_FILE, atomic_write, load_torch
-from ganvas.errors import CheckpointError, GanvasError
+from ganvas.checkpoint import STATE_FILE, load_torch
+from ganvas.errors import CheckpointError, GanvasError, WriteError
+from ganvas.files import atomic_write
 from ganvas.models.pix2pix import Pix2PixModel
 from ganvas.options import Options
 from ganvas.train import Trainer, lr_factor, lr_multiplier, make_plateau, train
@@ -84,6 +85,28 @@ def test_interrupted_and_resumed_run_reaches_the_same_weights(tiny_pix2pix, monk
     assert strip(read_log(second.run_dir)) == strip(read_log(reference.run_dir))
 
 
+def test_sigterm_saves_a_resumable_state_as_ctrl_c_does(tiny_pix2pix, monkeypatch):
+    reference = train(tiny_pix2pix(name="straight", netG="unet_64"), show_progress=False)
+
+    def unhandled(signum, frame):  # what SIGTERM would do outside the trainer: end the process unsaved
+        raise AssertionError("the trainer left SIGTERM to the default handler, which kills the run unsaved")
+
+    outside = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        original = fault_after_step(monkeypatch, 5, lambda model, losses: os.kill(os.getpid(), signal.SIGTERM))
+        first = train(tiny_pix2pix(name="terminated", netG="unet_64"), show_progress=False)
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the trainer gives the handler back
+    finally:
+        signal.signal(signal.SIGTERM, outside)
+    assert first.interrupted and first.stop_signal == signal.SIGTERM and first.progress.steps == 5
+    assert_finite_checkpoint_of_step(first.run_dir, 5)
+    monkeypatch.setattr(Pix2PixModel, "train_step", original)
+    second = train(tiny_pix2pix(name="terminated", netG="unet_64", continue_train=True), show_progress=False)
+    assert second.progress.steps == reference.progress.steps
+    want, got = read_state_dicts(reference.run_dir), read_state_dicts(second.run_dir)
+    assert all(torch.equal(want["G"][k], got["G"][k]) for k in want["G"])
+
+
 def test_resume_without_a_checkpoint_names_the_missing_file(tiny_pix2pix):
     with pytest.raises(CheckpointError, match="latest_net_G.pth does not exist"):
         Trainer(tiny_pix2pix(name="never_trained", continue_train=True), show_progress=False)
@@ -103,7 +126,7 @@ def test_atomic_write_keeps_the_previous_file_when_the_disk_is_full(tmp_path):
         tmp.write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(CheckpointError, match="latest_net_G.pth.*No space left"):
+    with pytest.raises(WriteError, match="latest_net_G.pth.*No space left"):
         atomic_write(target, fill_disk)
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["latest_net_G.pth"]

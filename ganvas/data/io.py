@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import torch
 from PIL import Image
 
 from ganvas.errors import DataError, OptionsError
+from ganvas.files import atomic_write
 
 IMG_EXTENSIONS: tuple[str, ...] = (
     ".png",
@@ -174,7 +173,19 @@ def image_size(path: Path) -> tuple[int, int]:
         raise DataError(f"cannot read image {path} ({err}); re-export it or remove it from the data set") from err
 
 
+def uses_alpha(image: Image.Image) -> bool:
+    """Whether a PIL image has pixels that are not fully opaque (by its alpha channel or palette transparency)."""
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.mode in ("LA", "La", "RGBA", "RGBa", "PA") and image.getextrema()[-1][0] < 255
+
+
 def read_image(path: Path, channels: int) -> torch.Tensor:
+    """Read an image file as a float32 C x H x W tensor in [0, 1] with `channels` = 1, 3 or 4 (see read_image_alpha)."""
+    return read_image_alpha(path, channels)[0]
+
+
+def read_image_alpha(path: Path, channels: int) -> tuple[torch.Tensor, bool]:
     """Read an image file as a float32 C x H x W tensor in [0, 1] with `channels` = 1, 3 or 4.
 
     8-bit data is divided by 255; 16-bit grayscale PNG/TIFF (Pillow modes I;16*, I) by 65535,
@@ -183,6 +194,7 @@ def read_image(path: Path, channels: int) -> torch.Tensor:
     8-bit precision (it keeps the high byte), so those are still scaled correctly but lose the low
     byte. Channel conversion: 1 = ITU-R 601-2 luma (as Pillow's 'L'), 3 = RGB (gray repeated, alpha
     dropped like convert('RGB')), 4 = RGBA (opaque alpha added when the file has none).
+    Also returns whether `channels` dropped transparency the file had (see uses_alpha).
     """
     path = Path(path)
     if channels not in (1, 3, 4):
@@ -192,7 +204,7 @@ def read_image(path: Path, channels: int) -> torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()  # decode now so truncated files fail here, not later
-            return torch.from_numpy(decode_image(img, channels, str(path)))
+            return torch.from_numpy(decode_image(img, channels, str(path))), channels != 4 and uses_alpha(img)
     except _PIL_READ_ERRORS as err:
         raise DataError(f"cannot read image {path} ({err}); re-export it or remove it from the data set") from err
 
@@ -265,17 +277,9 @@ def save_label_map(ids: np.ndarray, path: Path, bits: int | None = None) -> None
 
 
 def _save_atomic(image: Image.Image, path: Path, image_format: str) -> None:
-    """Save image to a temporary file next to path and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            options = {"quality": 95} if image_format == "JPEG" else {}
-            image.save(file, format=image_format, **options)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    """Save image to a temporary file next to path and rename it into place (`files.atomic_write`)."""
+    options = {"quality": 95} if image_format == "JPEG" else {}
+    atomic_write(path, lambda tmp: image.save(tmp, format=image_format, **options), sync=False)
 
 
 def save_image(image: torch.Tensor, path: Path) -> None:
