@@ -15,12 +15,12 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from ganvas.data.io import check_label_mode, decode_image, read_image, read_label_map, tensor_to_uint8
+from ganvas.data.io import check_label_mode, decode_image, read_image_alpha, read_label_map, tensor_to_uint8, uses_alpha
 from ganvas.errors import CheckpointError, DataError, OptionsError
 from ganvas.interop import load_network
 from ganvas.models import load_for_inference
 from ganvas.nets import LabelInputs, forward_padded, instance_edges, one_hot_labels
-from ganvas.options import OPT_FILE, resolve_options
+from ganvas.options import OPT_FILE, paper_mode_from, resolve_options
 from ganvas.speed import PRECISIONS, autocast, pick_device, select_device, warn_if_slow
 
 log = logging.getLogger("ganvas")
@@ -59,6 +59,23 @@ class _Item:
     kind: str  # "path", "pil", "array", "tensor"
     like: Any = None  # the input's dtype, device or layout details
     name: str = "input"
+    alpha_dropped: bool = False  # the input had transparent pixels and the model takes no alpha channel
+
+
+def warn_alpha_dropped(names: Sequence[str], channels: int) -> None:
+    """Say once, for all the inputs of one call or run, that their transparency was dropped."""
+    if not names:
+        return
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    log.warning(
+        "%d input%s had transparent pixels (%s): this model takes %s, so the alpha channel was dropped and the "
+        "colours stored under transparent pixels were translated as they are; flatten the images onto a "
+        "background first to choose those colours",
+        len(names),
+        "s" if len(names) != 1 else "",
+        shown,
+        "RGB" if channels == 3 else "gray images",
+    )
 
 
 def _array_to_unit(array: np.ndarray) -> np.ndarray:
@@ -83,9 +100,12 @@ def _array_to_unit(array: np.ndarray) -> np.ndarray:
 def _image_item(x: Any, channels: int) -> _Item:
     """Decode one image input (path, PIL image, H x W [x C] array, [1 x] C x H x W tensor) for the model."""
     if isinstance(x, (str, PathLike)):
-        return _Item(read_image(Path(x), channels)[None] * 2 - 1, "path", name=str(x))
+        image, dropped = read_image_alpha(Path(x), channels)
+        return _Item(image[None] * 2 - 1, "path", name=str(x), alpha_dropped=dropped)
     if isinstance(x, Image.Image):
-        return _Item(torch.from_numpy(decode_image(x, channels, "the PIL image"))[None] * 2 - 1, "pil", x.mode)
+        unit = decode_image(x, channels, "the PIL image")
+        dropped = channels != 4 and uses_alpha(x)
+        return _Item(torch.from_numpy(unit)[None] * 2 - 1, "pil", x.mode, alpha_dropped=dropped)
     if isinstance(x, np.ndarray):
         if x.ndim == 2:
             x3, alpha = x[..., None], False
@@ -96,8 +116,10 @@ def _image_item(x: Any, channels: int) -> _Item:
                 f"image arrays must be H x W or H x W x C with 1 to 4 channels, got shape {x.shape}; "
                 f"for a batch pass a list of arrays"
             )
-        unit = decode_image(_array_to_unit(x3), channels, "the array", has_alpha=alpha)
-        return _Item(torch.from_numpy(unit)[None] * 2 - 1, "array", (x.dtype, x.ndim))
+        x3 = _array_to_unit(x3)
+        unit = decode_image(x3, channels, "the array", has_alpha=alpha)
+        dropped = alpha and channels != 4 and bool(x3[..., -1].min() < 1)
+        return _Item(torch.from_numpy(unit)[None] * 2 - 1, "array", (x.dtype, x.ndim), alpha_dropped=dropped)
     if isinstance(x, Tensor):
         batch = x[None] if x.dim() == 3 else x
         if batch.dim() != 4 or batch.shape[1] != channels or not batch.is_floating_point():
@@ -184,6 +206,7 @@ class Translator:
         seed: int = 0,
         batch_size: int = 8,
         description: str = "",
+        model: Any = None,
     ):
         self._forward = forward
         # The generator itself: it takes the encoded input (pix2pixHD: one-hot labels, then the
@@ -200,6 +223,8 @@ class Translator:
         self.one_at_a_time = one_at_a_time
         self.seed, self.batch_size = seed, batch_size
         self.description = description
+        # The run's model (None for a bare network file): what editor() edits scenes with.
+        self.model = model
 
     @property
     def takes_labels(self) -> bool:
@@ -212,6 +237,27 @@ class Translator:
         if not self.takes_labels:
             return ("image",)
         return ("label",) + (("instance",) if self.uses_instances else ()) + (("style",) if self.style_channels else ())
+
+    def editor(self, label: Any, instance: Any = None, seed: int = 0) -> Any:
+        """A ganvas.edit.SceneEditor of one scene, rendered by this run (pix2pixHD runs on label maps).
+
+        `label` and `instance` are maps as translate() takes them (path, PIL, array, tensor), or
+        `label` is a folder that SceneEditor.save wrote (its maps, styles and seed are used).
+        """
+        from ganvas.edit import SceneEditor
+
+        if self.model is None or not self.takes_labels:
+            what = "a bare network file" if self.model is None else "a run that translates images"
+            raise OptionsError(
+                f"the scene editor needs a pix2pixHD run on label maps, and this translator is {what}; "
+                f"load the run folder: ganvas.load('checkpoints/<name>')"
+            )
+        if isinstance(label, (str, PathLike)) and Path(label).is_dir():
+            return SceneEditor.open(self.model, label)
+        maps = [_label_item(x).tensor for x in (label, instance) if x is not None]
+        if any(m.shape[0] != 1 for m in maps):
+            raise DataError(f"the editor edits one scene; got a batch of {maps[0].shape[0]} maps")
+        return SceneEditor(self.model, maps[0][0, 0], maps[1][0, 0] if len(maps) > 1 else None, seed=seed)
 
     def __repr__(self) -> str:
         return f"Translator({self.description}, device={self.device}, dtype={self.dtype})"
@@ -233,6 +279,9 @@ class Translator:
         if len(instances) != len(inputs):
             raise DataError(f"{len(inputs)} inputs but {len(instances)} instance maps; give one per label map")
         items = [self._decode(a, b) for a, b in zip(inputs, instances)]
+        unnamed = {"pil": "a PIL image", "array": "an array"}
+        dropped = [unnamed.get(item.kind, item.name) for item, _ in items if item.alpha_dropped]
+        warn_alpha_dropped(dropped, self.input_nc)
         if name is not None:
             for item, _ in items:
                 item.name = name
@@ -341,6 +390,7 @@ def run_translator(opt: Any, seed: int = 0, batch_size: int = 8) -> Translator:
         seed=seed,
         batch_size=batch_size,
         description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}",
+        model=model,
     )
 
 
@@ -348,7 +398,7 @@ def _from_file(
     path: Path,
     device: torch.device,
     dtype: torch.dtype,
-    eval_mode: bool,
+    paper_mode: bool,
     seed: int,
     batch_size: int,
     label_nc: int | None,
@@ -364,7 +414,7 @@ def _from_file(
         )
     if arch["family"] == "dcgan":
         raise OptionsError(f"{path} is a DCGAN generator, which maps noise to images and has no input to translate")
-    net.train(not eval_mode)
+    net.train(paper_mode)
     input_nc = arch["input_nc"]
     # A global generator with two downsamplings has the layout of CycleGAN's ResNet: both may take labels.
     labels = arch["family"] in ("global", "local", "resnet") and (
@@ -427,7 +477,8 @@ def load(
     direction: str | None = None,
     device: str | torch.device | None = None,
     dtype: Any = None,
-    eval: bool = False,
+    paper_mode: bool = False,
+    eval: bool | None = None,
     seed: int = 0,
     batch_size: int = 8,
     label_nc: int | None = None,
@@ -442,11 +493,14 @@ def load(
       architecture: it is read from the key names and shapes. pix2pixHD generators take label
       maps: `label_nc` classes plus, unless `instance=False`, an instance boundary channel.
     - `device`: default the first GPU when there is one. `dtype`: torch.bfloat16 / torch.float16
-      for autocast inference. `batch_size`: images per forward pass. `eval=True` uses running
-      batch-norm statistics and no dropout; by default layers run as the original test scripts ran
-      them (batch statistics, dropout seeded by `seed`), so each image is then translated on its
-      own, and gives the same result alone or in a batch.
+      for autocast inference. `batch_size`: images per forward pass.
+    - Layers run in eval mode (running batch-norm statistics, no dropout), as `ganvas test`,
+      `translate` and exported files run them. `paper_mode=True` runs them as the pix2pix paper and
+      the original test scripts did (batch statistics, dropout seeded by `seed`); each image is then
+      translated on its own, and gives the same result alone or in a batch. `eval=True` (the
+      default) and `eval=False` (paper_mode) are the older spelling.
     """
+    paper_mode = paper_mode_from(eval, paper_mode or None)
     path = Path(source)
     target = pick_device(device, default="cuda" if torch.cuda.is_available() else "cpu")
     chosen = inference_dtype(dtype, target)
@@ -461,7 +515,7 @@ def load(
             "name": path.name,
             "checkpoints_dir": str(path.parent),
             "epoch": str(epoch),
-            "eval": eval,
+            "paper_mode": paper_mode,
             "gpu_ids": str(target.index or 0) if target.type == "cuda" else "-1",
             "precision": PRECISION_NAMES[chosen],
             **options,
@@ -481,7 +535,7 @@ def load(
             f"{path} does not exist; pass a run folder (checkpoints/<name>) or a network file "
             f"such as checkpoints/<name>/latest_net_G.pth"
         )
-    return _from_file(path, target, chosen, eval, seed, batch_size, label_nc, instance)
+    return _from_file(path, target, chosen, paper_mode, seed, batch_size, label_nc, instance)
 
 
 __all__ = ["Translator", "load"]

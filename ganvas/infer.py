@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganvas.api import Translator, inference_dtype, run_translator
-from ganvas.checkpoint import atomic_write_text
+from ganvas.api import Translator, inference_dtype, run_translator, warn_alpha_dropped
 from ganvas.data import collate_batch, make_dataset
-from ganvas.data.datasets import files_by_stem, stem_key
-from ganvas.data.io import find_images, read_image, read_label_map, save_image
+from ganvas.data.datasets import files_by_stem, resize_rule, stem_key
+from ganvas.data.io import find_images, read_image, read_image_alpha, read_label_map, save_image
 from ganvas.data.transforms import apply_transform, make_params
 from ganvas.errors import DataError, OptionsError
-from ganvas.metrics import image_metrics
+from ganvas.files import atomic_write_text
+from ganvas.metrics import image_metrics, sample_diversity
 from ganvas.models import Model, load_for_inference
 from ganvas.options import Options
 from ganvas.report import image_table, make_grid, metrics_table, page
@@ -46,14 +46,36 @@ def results_dir(opt: Options, model: Model | None = None) -> Path:
     """results/<name>/<phase>_<epoch>/, with suffixes so that different results never overwrite each other.
 
     The model's own suffix first (the test model's generator _G, _A, _B; _BtoA / _AtoB when a CycleGAN
-    is run against the direction it was trained in), then _eval for --eval, _bf16 / _fp16 for --precision.
+    is run against the direction it was trained in), then _paper for --paper_mode, _bf16 / _fp16 for --precision.
     """
     suffix = model.results_suffix() if model is not None else ""
-    if opt.eval:
-        suffix += "_eval"
+    if opt.paper_mode:
+        suffix += "_paper"
     if opt.precision != "fp32":
         suffix += f"_{opt.precision}"
     return Path(opt.results_dir) / opt.name / f"{opt.phase}_{opt.epoch}{suffix}"
+
+
+def layer_mode_sentence(opt: Options, model: Model) -> str:
+    """Which layer mode made a results page, in plain words, and whether this model's networks care."""
+    if opt.paper_mode:
+        seed = opt.seed if opt.seed is not None else 0
+        sentence = (
+            "Layers in the pix2pix paper's test-time mode (--paper_mode): batch norm uses the statistics "
+            "of the images being made (each test image on its own) and dropout stays on, seeded by "
+            f"--seed {seed}. Without --paper_mode, test, translate, ganvas.load and exported files run "
+            "in eval mode (running batch-norm statistics, no dropout)."
+        )
+    else:
+        sentence = (
+            "Layers in eval mode: batch norm uses the running statistics from training and dropout is "
+            "off, as in translate, ganvas.load and exported files (the default; --paper_mode gives the "
+            "pix2pix paper's test-time mode)."
+        )
+    kinds = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd)
+    if not any(isinstance(m, kinds) for k in model.inference_nets for m in model.nets[k].modules()):
+        sentence += " This model's networks have no batch norm or dropout, so both modes give the same images."
+    return sentence
 
 
 def _json_safe(value):
@@ -114,7 +136,8 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
         "epoch": opt.epoch,
         "phase": opt.phase,
         "count": count,
-        "eval_mode": opt.eval,
+        "eval_mode": not opt.paper_mode,
+        "layers": layer_mode_sentence(opt, model),
         "mean": mean,
         "per_image": per_image.get(main, {}),
         "by_output": {o: {"target": targets[o], "mean": scores[o], "per_image": per_image[o]} for o in scores},
@@ -124,8 +147,8 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
         f"<h3>{html.escape(o)} against {html.escape(targets[o])}</h3>" + metrics_table(m) for o, m in scores.items()
     )
     body = (
-        f"<p>{count} images of {html.escape(opt.dataroot)} ({opt.phase}), epoch {opt.epoch}, "
-        f"{'eval' if opt.eval else 'train'}-mode layers.</p>" + tables + image_table(rows)
+        f"<p>{count} images of {html.escape(opt.dataroot)} ({opt.phase}), epoch {opt.epoch}.</p>"
+        f"<p>{html.escape(layer_mode_sentence(opt, model))}</p>" + tables + image_table(rows)
     )
     index = out / "index.html"
     atomic_write_text(index, page(f"{opt.name}: {opt.model} test results", body))
@@ -140,10 +163,42 @@ def _sample_test(opt: Options, model: Model) -> TestResult:
     for i, image in enumerate(samples):
         save_image(image, out / "images" / f"sample_{i:04d}.png")
     save_image(make_grid(samples.float()), out / "samples_grid.png")
-    body = f"<p>{count} samples, epoch {opt.epoch}.</p><img src='samples_grid.png' style='max-width:100%'>"
+    figures = _sample_set_figures(opt, samples) if count >= 2 else {}
+    layers = layer_mode_sentence(opt, model)
+    summary = {"name": opt.name, "epoch": opt.epoch, "count": count, "eval_mode": not opt.paper_mode, "layers": layers}
+    atomic_write_text(out / "metrics.json", json.dumps({**summary, **figures}))
+    body = (
+        f"<p>{count} samples, epoch {opt.epoch}.</p><p>{html.escape(layers)}</p>"
+        + "".join(f"<p>{html.escape(text)}</p>" for text in _sample_sentences(figures))
+        + "<img src='samples_grid.png' style='max-width:100%'>"
+    )
     index = out / "index.html"
     atomic_write_text(index, page(f"{opt.name}: samples", body, image_width=1024))
-    return TestResult(index, {}, count)
+    return TestResult(index, figures, count)
+
+
+def _sample_set_figures(opt: Options, samples: torch.Tensor) -> dict[str, float]:
+    """Diversity of the samples, and of as many training images (when the --dataroot folder is there) as a reference."""
+    figures = {"diversity": sample_diversity(samples)}
+    files = find_images(Path(opt.dataroot))[: len(samples)] if Path(opt.dataroot).is_dir() else []
+    size = tuple(samples.shape[-2:])
+    real = [read_image(f, samples.shape[1]) for f in files]
+    real = [r * 2 - 1 for r in real if tuple(r.shape[-2:]) == size]
+    if len(real) >= 2:
+        figures["real_diversity"] = sample_diversity(torch.stack(real))
+    return figures
+
+
+def _sample_sentences(figures: dict[str, float]) -> list[str]:
+    if "diversity" not in figures:
+        return []
+    text = (
+        "Sample diversity (mean L1 distance between two samples, 0 when the generator has collapsed): "
+        f"{figures['diversity']:.3f}"
+    )
+    if "real_diversity" in figures:
+        text += f"; {figures['real_diversity']:.3f} between training images of that size"
+    return [text + "."]
 
 
 def expand_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
@@ -201,22 +256,35 @@ def translate_files(
     if instance_dir is not None and not labels:
         raise OptionsError("--instance_dir goes with pix2pixHD label maps; this model translates images")
     instances = _instance_maps(files, instance_dir)
+    sizes = resize_rule(opt)  # pix2pixHD runs resize as pix2pixHD does
     written: list[Path] = []
+    transparent: list[str] = []  # inputs whose alpha channel the model does not take: said once, at the end
     for (path, name), inst_file in zip(files, instances):
         if labels:
             image = torch.from_numpy(read_label_map(path))[None].float()
         else:
-            image = read_image(path, translator.input_nc)
+            image, dropped = read_image_alpha(path, translator.input_nc)
+            if dropped:
+                transparent.append(str(path))
         params = make_params(
-            tuple(image.shape[-2:]), opt.preprocess, opt.load_size, opt.crop_size, True, False, np.random.default_rng(0)
+            tuple(image.shape[-2:]),
+            opt.preprocess,
+            opt.load_size,
+            opt.crop_size,
+            True,
+            False,
+            np.random.default_rng(0),
+            **sizes,
         )
         method = "nearest" if labels else "bicubic"
-        image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size, method)
+        image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size, method, **sizes)
         if labels:
             inst = None
             if inst_file is not None:
                 inst = torch.from_numpy(read_label_map(inst_file))[None].float()
-                inst = apply_transform(inst, params, opt.preprocess, opt.load_size, opt.crop_size, "nearest").long()
+                inst = apply_transform(
+                    inst, params, opt.preprocess, opt.load_size, opt.crop_size, "nearest", **sizes
+                ).long()
             fake = translator.translate(image.long()[None], None if inst is None else inst[None], name=str(path))[0]
         else:
             fake = translator.translate(image[None] * 2 - 1, name=str(path))[0]
@@ -225,4 +293,5 @@ def translate_files(
             target, n = out_dir / name.with_name(f"{name.stem}_{n}.png"), n + 1
         save_image(fake, target)
         written.append(target)
+    warn_alpha_dropped(transparent, translator.input_nc)
     return written

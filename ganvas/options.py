@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from ganvas.checkpoint import atomic_write_text
 from ganvas.data.transforms import PREPROCESS_MODES
 from ganvas.errors import OptionsError
+from ganvas.files import atomic_write_text
 from ganvas.losses import GAN_MODES
 from ganvas.nets.norm import INIT_TYPES, NORM_TYPES
 from ganvas.registry import DATASETS, MODELS, NETWORKS
@@ -208,8 +208,13 @@ class Options:
         commands=TEST,
         inherited=False,
     )
-    eval: bool = option(
-        False, "eval mode at test time (running batch-norm statistics, no dropout)", commands=INFER, inherited=False
+    # Eval mode is the default: it is the only mode an exported graph has, and it is deterministic.
+    paper_mode: bool = option(
+        False,
+        "the pix2pix paper's test-time layers: batch norm with each test image's own statistics and "
+        "dropout on, seeded by --seed (default: eval mode, running statistics and no dropout, as export)",
+        commands=("test", "translate"),
+        inherited=False,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -290,6 +295,22 @@ TEST_OVERRIDES = {
     "num_threads": 0,
 }
 INHERITING = ("test", "translate", "export")
+# --eval chose eval-mode layers when the paper's mode was the default; it is still accepted (flag,
+# resolve_options value, ganvas.load keyword) and now names the default. Runs saved before then hold it.
+EVAL_HELP = "eval-mode layers: running batch-norm statistics, no dropout (the default; kept for older scripts)"
+SAVED_BEFORE_PAPER_MODE = ("eval",)
+
+
+def paper_mode_from(eval: bool | None, paper_mode: bool | None) -> bool:
+    """Whether to run the paper's test-time layers, from the older `eval` and `paper_mode` (None: not given)."""
+    if eval is None:
+        return bool(paper_mode)
+    if eval and paper_mode:
+        raise OptionsError(
+            "eval and paper_mode contradict each other: eval mode (running batch-norm statistics, no "
+            "dropout) is the default and paper_mode asks for the pix2pix paper's test-time layers; drop one"
+        )
+    return not eval
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -354,6 +375,8 @@ def build_parser(
     for f in fields(model_class.options_class):
         if command in f.metadata.get("commands", ALL):
             _add_field(common if f.name in shared else own, f, defaults.get(f.name))
+    if command in INFER:
+        common.add_argument("--eval", action="store_true", help=EVAL_HELP)
     return parser
 
 
@@ -389,6 +412,8 @@ def foreign_option(name: str, model: str, command: str) -> str:
             f"--{name} is an option of --model {' and '.join(models)}, not of {model}; pass --model "
             f"{models[0]} or drop --{name}"
         )
+    if name == "paper_mode" and command == "export":
+        return "--paper_mode is not an option of `ganvas export`: an exported graph runs its layers in eval mode"
     return f"--{name} is not an option of `ganvas {command}`; see `ganvas {command} --help`"
 
 
@@ -400,7 +425,7 @@ def reject_unknown(unknown: Sequence[str], parser: argparse.ArgumentParser, mode
     flag = bad.partition("=")[0]
     if not flag.startswith("-"):
         raise OptionsError(f"unexpected argument {bad!r}; flags start with -- (see ganvas --help)")
-    if flag[2:] in known_option_names() or flag[2:] in MODELS.get(model).flag_hints:
+    if flag[2:] in known_option_names() | set(SAVED_BEFORE_PAPER_MODE) or flag[2:] in MODELS.get(model).flag_hints:
         raise OptionsError(foreign_option(flag[2:], model, command))
     known = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
     close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
@@ -443,7 +468,7 @@ def parse_options(
     # Intermixed, so that `translate a.png --out o b.png` takes both files.
     args, unknown = parser.parse_known_intermixed_args(argv)
     reject_unknown(unknown, parser, model, command)
-    names = known_option_names()
+    names = known_option_names() | set(SAVED_BEFORE_PAPER_MODE)
     given = {k: v for k, v in vars(args).items() if k in names}
     extra = argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in names})
     return resolve_options(given, command), extra
@@ -455,7 +480,11 @@ def resolve_options(given: dict[str, Any], command: str = "train") -> Options:
     The model's defaults may depend on the options chosen (CUT's --CUT_mode); a model run on another
     model's checkpoints (the test model) adapts the saved options through its `inherit`. Values of
     options the model does not have are refused; saved ones (old runs saved every model's) are dropped.
+    `eval` is taken as ganvas.load takes it (True: the default eval mode; False: paper_mode).
     """
+    if "eval" in given:
+        given_eval, given = given["eval"], {k: v for k, v in given.items() if k != "eval"}
+        given["paper_mode"] = paper_mode_from(given_eval, given.get("paper_mode") or None)
     saved: dict[str, Any] = {}
     run_dir = Path(given.get("checkpoints_dir", Options.checkpoints_dir)) / given.get("name", Options.name)
     inherits = command in INHERITING or given.get("continue_train", False)
@@ -527,7 +556,7 @@ def load_saved_options(path: Path) -> dict[str, Any]:
     """Options saved with a run; keys no model knows (from newer versions) are dropped with a warning."""
     data = load_yaml_mapping(path, "the saved options", "delete the file or fix it by hand")
     known = known_option_names()
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known - set(SAVED_BEFORE_PAPER_MODE))
     if unknown:
         log.warning("ignoring unknown saved options in %s: %s", path, ", ".join(map(str, unknown)))
     return {k: v for k, v in data.items() if k in known}

@@ -138,15 +138,16 @@ def test_train_mode_batch_norm_translates_each_image_on_its_own_and_reproducibly
     # pix2pix's test mode: batch statistics and dropout; a batch must not mix its images.
     # unet_64: its innermost level has dropout, as the original's.
     path = saved(UnetGenerator(3, 3, 6, ngf=4, norm_layer=get_norm_layer("batch")), tmp_path / "G.pth")
-    t = load(path, device="cpu")
+    t = load(path, device="cpu", paper_mode=True)
     inputs = [photo(64, 64, i) for i in range(3)]
     together = t.translate(inputs)
     for x, y in zip(inputs, together):
         np.testing.assert_array_equal(y, t.translate(x))
-    assert not np.array_equal(together[0], load(path, device="cpu", seed=1).translate(inputs[0]))  # dropout seed
+    # The seed drives dropout.
+    assert not np.array_equal(together[0], load(path, device="cpu", paper_mode=True, seed=1).translate(inputs[0]))
     # A tensor batch too is translated image by image: batch statistics and dropout draws never mix images.
     batch = torch.stack([torch.from_numpy(x).permute(2, 0, 1).float() / 127.5 - 1 for x in inputs])
-    as_batch = load(path, device="cpu", batch_size=2).translate(batch)
+    as_batch = load(path, device="cpu", paper_mode=True, batch_size=2).translate(batch)
     for k in range(3):
         torch.testing.assert_close(as_batch[k : k + 1], t.translate(batch[k : k + 1]))
     evaluated = load(path, device="cpu", eval=True).translate(inputs[0])
@@ -387,7 +388,7 @@ def test_translate_checkpoint_runs_a_bare_file_with_no_architecture_flags(resnet
             "-1",
         ]
     )
-    assert code == 0 and "translated 1 images" in capsys.readouterr().out
+    assert code == 0 and f"translated 1 image into {tmp_path / 'o'}" in capsys.readouterr().out
     written = np.asarray(Image.open(tmp_path / "o" / "a.png"))
     np.testing.assert_array_equal(written, np.asarray(load(resnet_file, device="cpu").translate(tmp_path / "a.png")))
     assert main(["translate", "--checkpoint", str(resnet_file), "--name", "x", str(tmp_path / "a.png")]) == 2
@@ -398,5 +399,5 @@ def test_test_and_translate_take_bf16_for_every_model(tiny_pix2pix, tmp_path) ->
     train(tiny_pix2pix(n_epochs=1, n_epochs_decay=0), show_progress=False)
     fp32 = run_test(tiny_pix2pix("test", eval=True))
     bf16 = run_test(tiny_pix2pix("test", eval=True, precision="bf16"))
-    assert bf16.page.parent.name == "test_latest_eval_bf16" and fp32.page.parent.name == "test_latest_eval"
+    assert bf16.page.parent.name == "test_latest_bf16" and fp32.page.parent.name == "test_latest"
     assert 0 < abs(fp32.metrics["psnr"] - bf16.metrics["psnr"]) < 1.0

@@ -28,11 +28,11 @@ def create_model(opt, device, train: bool) -> Model:
 
 
 def load_for_inference(opt) -> Model:
-    """The run's model with its --epoch weights; train-mode layers unless --eval (the paper tests in train mode)."""
+    """The run's model with its --epoch weights, in eval mode (train-mode layers with --paper_mode, as the paper)."""
     torch.manual_seed(opt.seed if opt.seed is not None else 0)
     model = create_model(opt, select_device(opt.gpu_ids), train=False)
     load_networks({k: model.nets[k] for k in model.inference_nets}, opt.run_dir, opt.epoch)
-    model.set_mode(not opt.eval)
+    model.set_mode(opt.paper_mode)
     return model
 
 
