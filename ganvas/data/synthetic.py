@@ -153,6 +153,19 @@ def _boundaries(labels: np.ndarray) -> np.ndarray:
     return edge
 
 
+def touching_boundaries(labels: np.ndarray, instances: np.ndarray) -> np.ndarray:
+    """Pixels whose right or lower neighbour (or left or upper) is another instance of the same class: the
+    boundaries between touching objects that the label map does not show."""
+    edge = np.zeros(instances.shape, dtype=bool)
+    vertical = (instances[1:, :] != instances[:-1, :]) & (labels[1:, :] == labels[:-1, :])
+    horizontal = (instances[:, 1:] != instances[:, :-1]) & (labels[:, 1:] == labels[:, :-1])
+    edge[1:, :] |= vertical
+    edge[:-1, :] |= vertical
+    edge[:, 1:] |= horizontal
+    edge[:, :-1] |= horizontal
+    return edge
+
+
 def render_facade(labels: np.ndarray, rng: np.random.Generator, palette: str = "day") -> np.ndarray:
     """A "photo" (uint8 H x W x 3) of a label map in one of PHOTO_PALETTES: mostly a fixed, learnable function
     of the labels.
@@ -319,6 +332,8 @@ _PART_COLORS = {
     _LANE: [0.90, 0.90, 0.86],
     _HEAD: [0.86, 0.68, 0.55],
 }
+# The gap between two parked cars or two tree crowns (render_street's seams): one colour, whatever the paints.
+_SEAM_COLOR = np.array([0.05, 0.05, 0.06], dtype=np.float32)
 # How strongly each class darkens towards its bottom (the sky lightens towards the horizon).
 _STREET_SHADE = np.array([-0.35, -0.25, 0.10, 0.20, 0.30, 0.35, 0.10, 0.20], dtype=np.float32)
 
@@ -385,14 +400,17 @@ def _draw_tree(street: _Street, rng: np.random.Generator, base: float, cx: float
     street.paint(street.ellipse(base - trunk - ry, cx, ry, rx), _VEGETATION, instance)
 
 
-def _draw_car(street: _Street, base: float, cx: float, car_width: float) -> None:
-    """A body, a cabin with windows and two wheels, one car instance."""
+def _draw_car(
+    street: _Street, base: float, cx: float, car_width: float, cabin_shift: float = 0.0, wheel_shift: float = 0.0
+) -> None:
+    """A body, a cabin with windows and two wheels, one car instance; the shifts (fractions of the width)
+    move the cabin and the wheels along the body."""
     body = car_width * 0.32
     wheel = body * 0.42
     left, right = cx - car_width / 2, cx + car_width / 2
     bottom = base - wheel * 0.6
     instance = street.new_instance(_CAR)
-    cabin_left, cabin_right = left + car_width * 0.2, right - car_width * 0.18
+    cabin_left, cabin_right = left + car_width * (0.2 + cabin_shift), right - car_width * (0.18 - cabin_shift)
     cabin = street.box(bottom - body - body * 0.75, bottom - body + 1, cabin_left, cabin_right)
     street.paint(cabin, _CAR, instance)
     street.paint(
@@ -404,7 +422,7 @@ def _draw_car(street: _Street, base: float, cx: float, car_width: float) -> None
         _CAR_WINDOW,
     )
     street.paint(street.box(bottom - body, bottom, left, right), _CAR, instance)
-    for wheel_x in (left + car_width * 0.22, right - car_width * 0.22):
+    for wheel_x in (left + car_width * (0.22 + wheel_shift), right - car_width * (0.22 - wheel_shift)):
         street.paint(street.ellipse(bottom, wheel_x, wheel, wheel), _CAR, instance, _WHEEL)
 
 
@@ -418,13 +436,41 @@ def _draw_person(street: _Street, rng: np.random.Generator, base: float, cx: flo
     street.paint(street.ellipse(base - tall + head, cx, head, head), _PERSON, instance, _HEAD)
 
 
+def _draw_tree_row(street: _Street, rng: np.random.Generator, base: float, x: float, scale: float) -> None:
+    """Two to four trees from column x rightwards, spaced closer than their crowns are wide, so the crowns
+    overlap into one vegetation region that only the instance map (and the photo's seams) divides."""
+    height = street.labels.shape[0]
+    scale = 0.4 + 0.6 * scale
+    spacing = max(2.0, 0.2 * height * scale) * rng.uniform(0.9, 1.3)
+    for k in range(int(rng.integers(2, 5))):
+        _draw_tree(street, rng, base + rng.uniform(-0.5, 0.5), x + k * spacing, scale)
+
+
+def _draw_parked_row(street: _Street, rng: np.random.Generator, base: float, scale: float) -> None:
+    """Cars of one width parked bumper to bumper across the image, cabins and wheels shifted per car, so
+    the label map barely shows where one car ends: the instance map does (and the photo's seams)."""
+    width = street.labels.shape[1]
+    car_width = max(6.0, width * 0.3 * (0.4 + 0.6 * scale) * rng.uniform(0.9, 1.1))
+    left = -rng.uniform(0.0, car_width)
+    while left < width:
+        cabin_shift, wheel_shift = rng.uniform(-0.08, 0.08), rng.uniform(-0.06, 0.06)
+        _draw_car(street, base, left + car_width / 2, car_width, cabin_shift, wheel_shift)
+        left += car_width
+
+
 def street_scene(
-    rng: np.random.Generator, size: tuple[int, int] = (64, 128), n_classes: int = len(STREET_CLASSES)
+    rng: np.random.Generator,
+    size: tuple[int, int] = (64, 128),
+    n_classes: int = len(STREET_CLASSES),
+    touching: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A random street as (class ids uint8, instance ids int64, photo-only parts uint8), each H x W.
 
     Classes are STREET_CLASSES[:n_classes] (later ones are not drawn). Instance ids are
     class * 1000 + k for the objects of STREET_THINGS and the class id elsewhere, as in Cityscapes.
+    With touching, cars stand in rows bumper to bumper and trees in rows of overlapping crowns, so
+    objects of one class touch and only the instance map tells them apart (the default scenes,
+    unchanged, keep cars apart).
     """
     if not 2 <= n_classes <= len(STREET_CLASSES):
         raise ValueError(
@@ -462,21 +508,29 @@ def street_scene(
             return float(rng.uniform(0.0, max(1.0, vanish_x - row_depth * spread_left)))
         return float(rng.uniform(min(width - 1.0, vanish_x + row_depth * spread_right), width))
 
-    for base, scale in sorted(base_at(0.1) for _ in range(int(rng.integers(2, 5)))):
-        _draw_tree(street, rng, base, sidewalk_x(scale), 0.4 + 0.6 * scale)
+    if touching:
+        for base, scale in sorted(base_at(0.1) for _ in range(int(rng.integers(1, 3)))):
+            _draw_tree_row(street, rng, base, sidewalk_x(scale), scale)
+    else:
+        for base, scale in sorted(base_at(0.1) for _ in range(int(rng.integers(2, 5)))):
+            _draw_tree(street, rng, base, sidewalk_x(scale), 0.4 + 0.6 * scale)
     for _ in range(int(rng.integers(0, 3))):
         base, scale = base_at(0.2)
         half = max(0.6, 0.01 * width * (0.4 + 0.6 * scale))
         x = sidewalk_x(scale)
         street.paint(street.box(base - 0.75 * height * (0.4 + 0.6 * scale), base, x - half, x + half), _POLE)
 
-    # Cars, far to near, each centred in its own slot across the image so none hides another.
-    n_cars = int(rng.integers(2, 5))
-    slot = width / n_cars
-    cars = sorted((base_at(0.3), position) for position in range(n_cars))
-    for (base, scale), position in cars:
-        cx = (position + 0.5 + rng.uniform(-0.15, 0.15)) * slot
-        _draw_car(street, base, cx, min(slot * 1.1, width * 0.3 * (0.4 + 0.6 * scale)))
+    if touching:
+        for base, scale in sorted(base_at(0.3) for _ in range(int(rng.integers(1, 3)))):
+            _draw_parked_row(street, rng, base, scale)
+    else:
+        # Cars, far to near, each centred in its own slot across the image so none hides another.
+        n_cars = int(rng.integers(2, 5))
+        slot = width / n_cars
+        cars = sorted((base_at(0.3), position) for position in range(n_cars))
+        for (base, scale), position in cars:
+            cx = (position + 0.5 + rng.uniform(-0.15, 0.15)) * slot
+            _draw_car(street, base, cx, min(slot * 1.1, width * 0.3 * (0.4 + 0.6 * scale)))
     for base, scale in sorted(base_at(0.3) for _ in range(int(rng.integers(0, 4)))):
         _draw_person(street, rng, base, sidewalk_x(scale), 0.4 + 0.6 * scale)
 
@@ -485,10 +539,14 @@ def street_scene(
     return street.labels, street.instances, street.parts
 
 
-def render_street(labels: np.ndarray, instances: np.ndarray, parts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def render_street(
+    labels: np.ndarray, instances: np.ndarray, parts: np.ndarray, rng: np.random.Generator, seams: bool = False
+) -> np.ndarray:
     """A "photo" (uint8 H x W x 3) of a street: class colours, a colour per car, tree and person, shading, noise.
 
-    The per-object colours are the style pix2pixHD's encoder can pick up from the instance map.
+    The per-object colours are the style pix2pixHD's encoder can pick up from the instance map. With
+    seams, the boundaries between touching objects of one class (touching_boundaries) are drawn as a
+    dark gap, the same in every photo, so a generator can draw them exactly where the instance map has them.
     """
     height, width = labels.shape
     photo = _STREET_COLORS[labels].copy()
@@ -506,6 +564,8 @@ def render_street(labels: np.ndarray, instances: np.ndarray, parts: np.ndarray, 
     photo[facade_windows] = photo[facade_windows] * 0.45 + np.array([0.10, 0.14, 0.20], dtype=np.float32)
     for part, color in _PART_COLORS.items():
         photo[parts == part] = color
+    if seams:
+        photo[touching_boundaries(labels, instances)] = _SEAM_COLOR
 
     y = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None]
     photo *= (1.0 - _STREET_SHADE[labels] * y)[..., None]
@@ -523,13 +583,15 @@ def write_street_set(
     size: tuple[int, int] = (64, 128),
     seed: int = 0,
     n_classes: int = len(STREET_CLASSES),
+    touching: bool = False,
 ) -> Path:
     """Write street scenes in pix2pixHD's layout <root>/<split>_label, _inst and _img (NNNN.png); return root.
 
     Label maps are 8-bit class ids (STREET_CLASSES[:n_classes]), instance maps 16-bit ids
     (class * 1000 + k for STREET_THINGS, the class id elsewhere), photos 8-bit RGB of
     size = (height, width). Every scene has its own generator (seed, split, index), so the same seed
-    gives byte-identical files and changing one split's count leaves the others unchanged.
+    gives byte-identical files and changing one split's count leaves the others unchanged. touching
+    draws rows of parked cars and of trees whose instances touch (see street_scene).
     """
     root = Path(root)
     for split, count in (("train", n_train), ("test", n_test)):
@@ -541,8 +603,8 @@ def write_street_set(
             _check_only_ours(folder, set(names))
         for index, name in enumerate(names):
             rng = np.random.default_rng([seed, _STREET_STREAM, _SPLIT_STREAMS[split], index])
-            labels, instances, parts = street_scene(rng, size, n_classes)
+            labels, instances, parts = street_scene(rng, size, n_classes, touching)
             save_label_map(labels, folders[0] / name, bits=8)
             save_label_map(instances, folders[1] / name, bits=16)
-            save_uint8(render_street(labels, instances, parts, rng), folders[2] / name)
+            save_uint8(render_street(labels, instances, parts, rng, seams=touching), folders[2] / name)
     return root
