@@ -27,6 +27,27 @@ class ImageDataset(Dataset):
         self.opt = opt
         self.train = train
         self.epoch = 0
+        self.size_rule = self.resize_rule(opt)
+        # CUT's data set loads the decay epochs at --crop_size: see load_size.
+        self.crop_size_in_decay = train and _model_says(opt, "decay_loads_at_crop_size")
+
+    @property
+    def load_size(self) -> int:
+        """--load_size, or --crop_size in the decay epochs (epoch > --n_epochs) of a model that asks for it.
+
+        CUT's unaligned data set drops the --load_size zoom once the learning rate decays: with
+        resize_and_crop those epochs see each whole image resized to --crop_size, not a crop of a larger
+        one (Model.decay_loads_at_crop_size).
+        """
+        opt = self.opt
+        if self.crop_size_in_decay and self.epoch > getattr(opt, "n_epochs", math.inf):
+            return opt.crop_size
+        return opt.load_size
+
+    @classmethod
+    def resize_rule(cls, opt: Any) -> dict[str, Any]:
+        """The `rule` and `multiple` of data.transforms for this layout: pytorch-CycleGAN-and-pix2pix's sizes."""
+        return {"rule": "pix2pix", "multiple": 1}
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose crops and flips __getitem__ draws (call before iterating a DataLoader)."""
@@ -49,19 +70,30 @@ class ImageDataset(Dataset):
         return make_params(
             (int(image.shape[-2]), int(image.shape[-1])),
             opt.preprocess,
-            opt.load_size,
+            self.load_size,
             opt.crop_size,
             opt.no_flip,
             self.train,
             self.item_rng(index) if rng is None else rng,
             source=str(source),
+            **self.size_rule,
         )
 
     def transform(self, image: torch.Tensor, params: dict) -> torch.Tensor:
         """Resize, crop and flip a [0, 1] photo with params and map it to [-1, 1]."""
         opt = self.opt
-        image = apply_transform(image, params, opt.preprocess, opt.load_size, opt.crop_size, "bicubic")
+        image = apply_transform(
+            image, params, opt.preprocess, self.load_size, opt.crop_size, "bicubic", **self.size_rule
+        )
         return image * 2.0 - 1.0
+
+
+def _model_says(opt: Any, flag: str) -> bool:
+    """The class attribute `flag` of the model --model names (False for options of no registered model)."""
+    from ganvas.registry import MODELS  # the models register themselves when ganvas.models is imported
+
+    model = getattr(opt, "model", None)
+    return bool(model in MODELS and getattr(MODELS.get(model), flag, False))
 
 
 def _channels(opt: Any) -> tuple[int, int]:
@@ -396,7 +428,22 @@ class Pix2PixHDDataset(ImageDataset):
     reference. Label and instance maps are integer ids read without scaling and resized with
     nearest neighbours; all maps and the photo of an item share one crop and flip. The photo
     folder may be missing at test time; the instance folder is not read with --no_instance.
+    Sizes follow pix2pixHD's rule (see resize_rule).
     """
+
+    @classmethod
+    def resize_rule(cls, opt: Any) -> dict[str, Any]:
+        """pix2pixHD's sizes: scale_width keeps the aspect ratio; none rounds to the generator's multiple.
+
+        The multiple is the original's: 2 ** n_downsample_global, times 2 ** n_local_enhancers for --netG local
+        (1 for options without a pix2pixHD generator's).
+        """
+        if getattr(opt, "n_downsample_global", None) is None:
+            return {"rule": "pix2pixhd", "multiple": 1}
+        multiple = 2 ** int(opt.n_downsample_global)
+        if getattr(opt, "netG", "global") == "local":
+            multiple *= 2 ** int(getattr(opt, "n_local_enhancers", 1))
+        return {"rule": "pix2pixhd", "multiple": multiple}
 
     def __init__(self, opt: Any, train: bool) -> None:
         """Pair the folders and read every header, so missing partners and size mismatches fail before training."""
@@ -484,7 +531,7 @@ class Pix2PixHDDataset(ImageDataset):
     def _transform_ids(self, ids: torch.Tensor, params: dict) -> torch.Tensor:
         """Resize (nearest neighbours: no made-up ids), crop and flip a 1 x H x W id map with params."""
         opt = self.opt
-        return apply_transform(ids, params, opt.preprocess, opt.load_size, opt.crop_size, "nearest")
+        return apply_transform(ids, params, opt.preprocess, opt.load_size, opt.crop_size, "nearest", **self.size_rule)
 
     def __getitem__(self, index: int) -> dict:
         """{'label', 'inst', 'image', 'path', 'A_paths'} with one crop and flip.
@@ -518,6 +565,13 @@ class Pix2PixHDDataset(ImageDataset):
 def make_dataset(opt: Any, train: bool) -> ImageDataset:
     """The data set --dataset_mode names (a layout registered in DATASETS), built from opt."""
     return DATASETS.get(getattr(opt, "dataset_mode", None))(opt, train)
+
+
+def resize_rule(opt: Any) -> dict[str, Any]:
+    """The `rule` and `multiple` of data.transforms that --dataset_mode's layout resizes with (for files read
+    outside a data set, as translate reads them)."""
+    layout = DATASETS.get(getattr(opt, "dataset_mode", None))
+    return getattr(layout, "resize_rule", ImageDataset.resize_rule)(opt)
 
 
 def _describe(items: list[dict], index: int, key: str) -> str:
