@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -25,7 +26,7 @@ commands:
   export     ONNX / TorchScript:  ganvas export --name RUN --format onnx   (or --checkpoint latest_net_G.pth)
   bench      speed and memory:    ganvas bench --model cycle_gan --size 256 --amp bf16 --baseline
   encode-features  cluster a pix2pixHD run's instance styles: ganvas encode-features --name RUN
-  demo       build the built-in data set, train pix2pix on it, test it and print the results page
+  demo       train a model (--model, default pix2pix) on a built-in data set, test it, print the results page
   data       data tools:          ganvas data synth --out datasets/synth_facades
 
 `ganvas <command> --help` lists the command's flags; `ganvas train --model MODEL --help` adds the model's."""
@@ -40,14 +41,18 @@ def _train(argv: Sequence[str]) -> int:
     main_process = os.environ.get("RANK", "0") == "0"
     result = train(opt, show_progress=sys.stderr.isatty() and main_process)
     p = result.progress
+    # The shell's convention for a process ended by a signal: 128 + its number (130 Ctrl-C, 143 SIGTERM), once saved.
+    code = 128 + (result.stop_signal or signal.SIGINT) if result.interrupted else 0
     if not main_process:
-        return 130 if result.interrupted else 0
+        return code
     if result.interrupted:
+        other = result.stop_signal not in (None, signal.SIGINT)
+        cause = f"stopped by {signal.Signals(result.stop_signal).name}" if other else "interrupted"
         print(
-            f"interrupted in epoch {p.epoch} after {p.steps} steps; saved {result.run_dir}. Resume with the same "
+            f"{cause} in epoch {p.epoch} after {p.steps} steps; saved {result.run_dir}. Resume with the same "
             f"command plus --continue_train."
         )
-        return 130
+        return code
     print(f"trained {opt.name}: {p.steps} steps, {p.images} images; checkpoints in {result.run_dir}")
     return 0
 
@@ -59,7 +64,8 @@ def _test(argv: Sequence[str]) -> int:
     result = run_test(opt)
     for output, m in result.scores.items():
         scored = f" ({output})" if len(result.scores) > 1 else ""
-        print(f"{result.count} images{scored}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, L1 {m['l1']:.4f}")
+        images = f"{result.count} image{'' if result.count == 1 else 's'}"
+        print(f"{images}{scored}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, L1 {m['l1']:.4f}")
     print(f"results page: {result.page}")
     return 0
 
@@ -144,13 +150,13 @@ def _translate(argv: Sequence[str]) -> int:
             extra,
             device=select_device(opt.gpu_ids),
             dtype=opt.precision,
-            eval=opt.eval,
+            paper_mode=opt.paper_mode,
             seed=opt.seed or 0,
         )
     written = translate_files(
         opt, list(getattr(extra, "inputs", [])), out, translator, getattr(extra, "instance_dir", None)
     )
-    print(f"translated {len(written)} images into {out}")
+    print(f"translated {len(written)} image{'' if len(written) == 1 else 's'} into {out}")
     return 0
 
 
@@ -174,7 +180,7 @@ def _export(argv: Sequence[str]) -> int:
     checkpoint = getattr(extra, "checkpoint", None)
     _refuse_file_flags_for_runs(checkpoint, extra)
     if checkpoint is not None:
-        translator = _file_translator(checkpoint, argv, extra, device="cpu", eval=True)
+        translator = _file_translator(checkpoint, argv, extra, device="cpu")
         default = checkpoint.with_name(f"{checkpoint.stem}_{fmt}{FORMATS[fmt]}")
     else:
         if not (opt.run_dir / OPT_FILE).is_file():
@@ -182,7 +188,7 @@ def _export(argv: Sequence[str]) -> int:
                 f"{opt.run_dir} is no trained run (it has no opt.yaml); check --name and "
                 f"--checkpoints_dir, or pass --checkpoint FILE"
             )
-        translator = run_translator(replace(opt, gpu_ids="-1", eval=True))
+        translator = run_translator(replace(opt, gpu_ids="-1", paper_mode=False))  # a graph has eval mode only
         default = opt.run_dir / f"{opt.name}_{opt.epoch}_{opt.direction}{FORMATS[fmt]}"
     out = getattr(extra, "out", None) or default
     if checkpoint is not None and Path(out).resolve() == checkpoint.resolve():
@@ -288,10 +294,18 @@ def _encode_features(argv: Sequence[str]) -> int:
 
 
 def _demo(argv: Sequence[str]) -> int:
-    from ganvas.demo import run_demo
+    from ganvas.demo import DEFAULT_DEMO, demo_names, run_demo
 
     parser = ArgumentParser(
-        prog="ganvas demo", description="train pix2pix on the built-in data set and write a results page"
+        prog="ganvas demo",
+        description="train a model on a built-in data set for a few CPU minutes, test it against trivial "
+        "baselines and write a results page",
+    )
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_DEMO,
+        choices=demo_names(),
+        help=f"which model's demo (default: {DEFAULT_DEMO})",
     )
     parser.add_argument("--out", type=Path, default=Path("ganvas_demo"), help="working folder (default: ganvas_demo)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs at full learning rate (as many again decay)")
@@ -299,15 +313,31 @@ def _demo(argv: Sequence[str]) -> int:
     parser.add_argument("--gpu_ids", default="-1", help="-1 for the CPU (default), 0 for the first GPU")
     args = parser.parse_args(argv)
     summary = run_demo(
-        args.out, epochs=args.epochs, seed=args.seed, gpu_ids=args.gpu_ids, show_progress=sys.stderr.isatty()
+        args.out,
+        model=args.model,
+        epochs=args.epochs,
+        seed=args.seed,
+        gpu_ids=args.gpu_ids,
+        show_progress=sys.stderr.isatty(),
     )
-    print(
-        f"test PSNR {summary['psnr']:.2f} dB vs {summary['baseline_psnr']:.2f} dB for the mean training image "
-        f"(+{summary['psnr'] - summary['baseline_psnr']:.2f} dB); SSIM {summary['ssim']:.3f} vs "
-        f"{summary['baseline_ssim']:.3f}"
-    )
-    print(f"results page: {summary['page']}")
+    print(demo_report(summary))
     return 0
+
+
+def demo_report(summary: dict) -> str:
+    """The demo's figures against its baselines, its page and the commands to go on with, as printed."""
+    from ganvas.demo import BUILTIN_SETS, demo_recipe
+
+    figures = BUILTIN_SETS[demo_recipe(summary["demo"]).data].figures
+    lines = [f"trained in {summary['train_seconds']:.0f} s; on {summary['count']} held-out test images:"]
+    rows = [("this run", summary)] + list(summary["baselines"].items())
+    for name, values in rows:
+        lines.append(f"  {name}: " + ", ".join(f"{f.label} {f.format(values[f.key])}" for f in figures))
+    lines.append(f"margin of {figures[0].label} over the best baseline: {figures[0].format(summary['margin'])}")
+    lines.append(f"results page: {summary['page']}")
+    lines.append("next:")
+    lines.extend(f"  {step}" for step in summary["next_steps"])
+    return "\n".join(lines)
 
 
 def _data(argv: Sequence[str]) -> int:
@@ -318,6 +348,7 @@ def _data(argv: Sequence[str]) -> int:
         write_street_set,
         write_unpaired_set,
     )
+    from ganvas.demo import demo_names, demo_recipe, train_command
 
     parser = ArgumentParser(prog="ganvas data", description="data set tools")
     sub = parser.add_subparsers(dest="tool", required=True)
@@ -337,7 +368,15 @@ def _data(argv: Sequence[str]) -> int:
     synth.add_argument("--n_test", type=int, default=40)
     synth.add_argument("--size", type=int, default=64, help="image side (street: height; the width is twice it)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--touching",
+        action="store_true",
+        help="street: cars parked bumper to bumper and rows of trees, with a dark seam where two objects of "
+        "one class touch (only the instance map tells them apart)",
+    )
     args = parser.parse_args(argv)
+    if args.touching and args.kind != "street":
+        parser.error(f"--touching draws street scenes, not --kind {args.kind}; add --kind street")
     out = args.out or Path(
         {
             "paired": "datasets/synth_facades",
@@ -357,15 +396,23 @@ def _data(argv: Sequence[str]) -> int:
         )
     elif args.kind == "street":
         root = write_street_set(
-            out, n_train=args.n_train, n_test=args.n_test, size=(args.size, 2 * args.size), seed=args.seed
+            out,
+            n_train=args.n_train,
+            n_test=args.n_test,
+            size=(args.size, 2 * args.size),
+            seed=args.seed,
+            touching=args.touching,
         )
         print(
-            f"wrote {args.n_train} training and {args.n_test} test street scenes under {root}; train with "
-            f"--model pix2pixhd --label_nc {len(STREET_CLASSES)}"
+            f"wrote {args.n_train} training and {args.n_test} test street scenes under {root} "
+            f"({len(STREET_CLASSES)} classes: --label_nc {len(STREET_CLASSES)})"
         )
     else:
         root = write_image_folder(out, n=args.n_train, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} images under {root}")
+    for name in demo_names():
+        if demo_recipe(name).data == args.kind:
+            print(f"a CPU-sized {name} run on it (as `ganvas demo --model {name}`): {train_command(name, root)}")
     return 0
 
 

@@ -1,98 +1,358 @@
-"""`ganvas demo`: the built-in paired data set, a few CPU minutes of pix2pix, a test page and a baseline."""
+"""`ganvas demo [--model NAME]`: a built-in data set, a few CPU minutes of training, a test page with baselines.
+
+Each model file registers its demos (`register_demo` in ganvas.models.base: a DemoRecipe naming a built-in
+set, the training flags and the epochs). This module writes the set, trains, tests, scores the test
+outputs and the set's trivial baselines the same way, and writes one page with the figures and pictures.
+"""
 
 from __future__ import annotations
 
+import html
 import json
+import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ganvas.checkpoint import atomic_write_text
-from ganvas.data.io import find_images, read_image
-from ganvas.data.synthetic import write_paired_set
+from ganvas.data.io import find_images, read_image, save_image, save_uint8
+from ganvas.data.synthetic import write_image_folder, write_paired_set, write_street_set, write_unpaired_set
 from ganvas.infer import run_test
-from ganvas.metrics import image_metrics
+from ganvas.metrics import image_metrics, sample_diversity, thumbnail_fd
+from ganvas.models.base import DemoRecipe
 from ganvas.options import resolve_options
+from ganvas.registry import DEMOS
+from ganvas.report import page
 from ganvas.train import train
 
-DEMO_SIZE = 64
-# A U-Net as deep as the images allow (64 px -> 6 levels) at half the reference widths: the
-# paper's recipe, scaled to a 2-core CPU.
-DEMO_FLAGS = {
-    "model": "pix2pix",
-    "netG": "unet_64",
-    "ngf": 32,
-    "ndf": 32,
-    "batch_size": 4,
-    "load_size": DEMO_SIZE,
-    "crop_size": DEMO_SIZE,
-    "num_threads": 0,
-    "print_freq": 40,
-    "display_freq": 400,
-    "save_latest_freq": 100_000,
-    "save_epoch_freq": 1000,
-}
-DEMO_EPOCHS = 8
+log = logging.getLogger("ganvas")
+
+DEFAULT_DEMO = "pix2pix"
 
 
-def mean_image_baseline(dataroot: Path, test_files: list[Path]) -> dict[str, float]:
-    """Metrics of the trivial predictor that outputs the mean training target for every input."""
-    half = DEMO_SIZE
-    train_b = [read_image(f, 3)[:, :, half:] for f in find_images(dataroot / "train")]
-    mean = torch.stack(train_b).mean(0) * 2 - 1
-    scores = [image_metrics(mean, read_image(f, 3)[:, :, half:] * 2 - 1) for f in test_files]
+@dataclass(frozen=True)
+class Figure:
+    """One figure of a demo: how it is named and written, and which way is better."""
+
+    key: str
+    label: str
+    unit: str = ""
+    higher_is_better: bool = True
+    digits: int = 2
+
+    def format(self, value: float) -> str:
+        return f"{value:.{self.digits}f}{' ' + self.unit if self.unit else ''}"
+
+
+PSNR = Figure("psnr", "PSNR", "dB")
+SSIM = Figure("ssim", "SSIM", digits=3)
+FD = Figure("fd", "Fréchet distance of 8x8 thumbnails to held-out photos", higher_is_better=False, digits=3)
+DIVERSITY = Figure("diversity", "sample diversity (held-out photos: 1.00)")
+
+
+def _mean_scores(outputs: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, float]:
+    scores = [image_metrics(o, t) for o, t in zip(outputs, targets)]
     return {k: float(np.mean([s[k] for s in scores])) for k in ("psnr", "ssim", "l1")}
+
+
+def _images(files: list[Path], channels: int = 3) -> list[torch.Tensor]:
+    """Images in [-1, 1], as the metrics take them."""
+    return [read_image(f, channels) * 2 - 1 for f in files]
+
+
+def _mean_image(images: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(images).mean(0)
+
+
+# ------------------------------------------------------------------------ built-in sets
+
+
+@dataclass(frozen=True)
+class BuiltinSet:
+    """A built-in data set: how to write it, its trivial baselines and the example inputs for `ganvas translate`.
+
+    `write(folder, seed, **args)` returns the --dataroot to train on; `baselines(dataroot)` scores each
+    trivial predictor on the test split the way `ganvas test` scores the model; `translate_args(dataroot)`
+    are the inputs of a `ganvas translate` command for the trained model (empty: it samples, nothing to
+    translate). `figures` are what is compared, the first being the headline.
+    """
+
+    write: Callable[..., Path]
+    baselines: Callable[[Path], dict[str, dict[str, float]]]
+    translate_args: Callable[[Path], list[str]]
+    figures: tuple[Figure, ...] = (PSNR, SSIM)
+    # The test page's images shown side by side in the demo's picture (none: its grid of samples).
+    picture: tuple[str, ...] = ()
+
+
+def _write_paired(folder: Path, seed: int, size: int = 64, n_train: int = 200, n_test: int = 20) -> Path:
+    root = write_paired_set(folder, n_train=n_train, n_test=n_test, size=size, seed=seed)
+    # The A halves of a few test pairs, as a user's own label maps to translate.
+    for f in find_images(root / "test")[:4]:
+        image = read_image(f, 3)
+        save_image(image[:, :, : image.shape[2] // 2] * 2 - 1, root / "examples" / f.name)
+    return root
+
+
+def _paired_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
+    def target(f: Path) -> torch.Tensor:
+        image = read_image(f, 3) * 2 - 1
+        return image[:, :, image.shape[2] // 2 :]
+
+    mean = _mean_image([target(f) for f in find_images(dataroot / "train")])
+    tests = [target(f) for f in find_images(dataroot / "test")]
+    return {"the mean training photo": _mean_scores([mean] * len(tests), tests)}
+
+
+def _write_unpaired(folder: Path, seed: int, size: int = 64, n_train: int = 200, n_test: int = 20) -> Path:
+    return write_unpaired_set(folder, n_train=n_train, n_test=n_test, size=size, seed=seed)
+
+
+def _unpaired_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
+    """The input left as it is, and the mean training B image, each against the true B rendering of the input."""
+    inputs = find_images(dataroot / "testA")
+    truth = _images([dataroot / "truth" / "testB" / f.name for f in inputs])
+    mean = _mean_image(_images(find_images(dataroot / "trainB")))
+    return {
+        "the input, unchanged": _mean_scores(_images(inputs), truth),
+        "the mean training B image": _mean_scores([mean] * len(truth), truth),
+    }
+
+
+def _write_street(folder: Path, seed: int, size: int = 64, n_train: int = 200, n_test: int = 20) -> Path:
+    return write_street_set(folder, n_train=n_train, n_test=n_test, size=(size, 2 * size), seed=seed)
+
+
+def _street_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
+    mean = _mean_image(_images(find_images(dataroot / "train_img")))
+    tests = _images(find_images(dataroot / "test_img"))
+    return {"the mean training photo": _mean_scores([mean] * len(tests), tests)}
+
+
+def _write_images(folder: Path, seed: int, size: int = 32, n_train: int = 2000, n_test: int = 256) -> Path:
+    # Held-out photos (another seed's stream) to score samples against; the model trains on train/.
+    write_image_folder(folder / "test", n_test, size=size, seed=seed + 1_000_003)
+    return write_image_folder(folder / "train", n_train, size=size, seed=seed)
+
+
+def sample_figures(samples: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    """FD of 8x8 thumbnails to `real` and diversity relative to `real`'s (N x C x H x W in [-1, 1])."""
+    return {"fd": thumbnail_fd(samples, real), "diversity": sample_diversity(samples) / sample_diversity(real)}
+
+
+def _image_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
+    """A collapsed generator (the mean training photo every time) and one that knows each pixel but not images."""
+    train_images = torch.stack(_images(find_images(dataroot)))
+    real = torch.stack(_images(find_images(dataroot.parent / "test")))
+    n = len(real)
+    # Every pixel drawn from the same position of a random training photo: right colours, no structure.
+    gen = torch.Generator().manual_seed(0)
+    pick = torch.randint(len(train_images), (n, 1, *train_images.shape[2:]), generator=gen)
+    shuffled = torch.gather(train_images, 0, pick.expand(n, train_images.shape[1], -1, -1).contiguous())
+    mean = train_images.mean(0, keepdim=True).expand(n, -1, -1, -1)
+    return {
+        "the mean training photo every time (collapse)": sample_figures(mean, real),
+        "pixels drawn independently from the training photos": sample_figures(shuffled, real),
+    }
+
+
+BUILTIN_SETS: dict[str, BuiltinSet] = {
+    "paired": BuiltinSet(
+        _write_paired,
+        _paired_baselines,
+        lambda root: [str(root / "examples")],
+        picture=("real_A", "fake_B", "real_B"),
+    ),
+    "unpaired": BuiltinSet(
+        _write_unpaired,
+        _unpaired_baselines,
+        lambda root: [str(root / "testA")],
+        picture=("real_A", "fake_B", "truth_B"),
+    ),
+    "street": BuiltinSet(
+        _write_street,
+        _street_baselines,
+        lambda root: [str(root / "test_label"), "--instance_dir", str(root / "test_inst")],
+        picture=("input_label", "fake_B", "real_B"),
+    ),
+    "images": BuiltinSet(_write_images, _image_baselines, lambda root: [], figures=(FD, DIVERSITY)),
+}
+
+
+# ------------------------------------------------------------------------ running a demo
+
+
+def demo_names() -> tuple[str, ...]:
+    return DEMOS.names()
+
+
+def demo_recipe(name: str) -> DemoRecipe:
+    return DEMOS.entry(name).meta["recipe"]
+
+
+def _model_scores(builtin: BuiltinSet, result, dataroot: Path) -> dict[str, float]:
+    if builtin.figures[0] is PSNR:
+        return result.metrics
+    samples = torch.stack(_images(sorted((result.page.parent / "images").glob("sample_*.png"))))
+    real = torch.stack(_images(find_images(dataroot.parent / "test")))
+    return sample_figures(samples, real)
 
 
 def run_demo(
     out: Path,
+    model: str = DEFAULT_DEMO,
     epochs: int | None = None,
     seed: int = 0,
     gpu_ids: str = "-1",
     show_progress: bool = True,
     amp: str = "off",
 ) -> dict[str, Any]:
-    """Write the data, train (with --amp `amp`), test in fp32 and compare with the mean-image baseline.
+    """Write the demo's data, train (with --amp `amp`), test in fp32, score the baselines and write the demo page.
 
-    Returns the summary: test metrics, the baseline's, the page, and the training's wall seconds.
+    Returns the summary: the model's figures, each baseline's, the margin of the headline figure over the
+    best baseline, the pages, the commands to go on with and the training's wall seconds.
     """
     out = Path(out)
-    dataroot = write_paired_set(out / "data", n_train=200, n_test=20, size=DEMO_SIZE, seed=seed)
-    epochs = DEMO_EPOCHS if epochs is None else epochs
+    recipe = demo_recipe(model)
+    builtin = BUILTIN_SETS[recipe.data]
+    dataroot = builtin.write(out / "data" / model, seed, **recipe.data_args)
+    epochs = recipe.epochs if epochs is None else epochs
+    run = f"demo_{model}"
     common = {
-        "name": "demo_pix2pix",
+        "name": run,
         "checkpoints_dir": str(out / "checkpoints"),
         "results_dir": str(out / "results"),
         "gpu_ids": gpu_ids,
         "seed": seed,
     }
     # A demo run starts afresh each time (--overwrite): it is a showcase, not a run to resume.
+    flags = {"num_threads": 0, "save_latest_freq": 100_000, "save_epoch_freq": 1000, **recipe.flags}
     opt = resolve_options(
         {
             **common,
-            **DEMO_FLAGS,
+            **flags,
             "dataroot": str(dataroot),
             "n_epochs": epochs,
-            "overwrite": True,
             "n_epochs_decay": epochs,
+            "overwrite": True,
             "amp": amp,
         },
         "train",
     )
+    log.info("demo %s: %s", model, recipe.shows)
     started = time.perf_counter()
     train(opt, show_progress=show_progress)
     train_seconds = time.perf_counter() - started
-    result = run_test(resolve_options(common, "test"))
-    baseline = mean_image_baseline(dataroot, find_images(dataroot / "test"))
+    result = run_test(resolve_options({**common, **recipe.test_flags}, "test"))
+    scores = _model_scores(builtin, result, dataroot)
+    baselines = builtin.baselines(dataroot)
+    head = builtin.figures[0]
+    best = (max if head.higher_is_better else min)(b[head.key] for b in baselines.values())
+    margin = scores[head.key] - best if head.higher_is_better else best - scores[head.key]
     summary = {
-        **result.metrics,
-        **{f"baseline_{k}": v for k, v in baseline.items()},
-        "page": str(result.page),
+        "demo": model,
+        "shows": recipe.shows,
+        **{k: scores[k] for k in scores},
+        "baselines": baselines,
+        "headline": head.key,
+        "margin": margin,
+        "test_page": str(result.page),
         "count": result.count,
         "train_seconds": train_seconds,
+        "next_steps": next_steps(out, run, dataroot, builtin),
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    summary["picture"] = str(write_picture(result.page.parent, builtin.picture, out / "results" / run / "demo.png"))
+    summary["page"] = str(write_demo_page(out / "results" / run / "demo.html", summary, builtin, result.page))
+    atomic_write_text(out / "results" / run / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def write_picture(test_dir: Path, keys: tuple[str, ...], path: Path, rows: int = 4, scale: int = 2) -> Path:
+    """The demo at a glance: `keys` of the first `rows` test images side by side (or the sample grid), enlarged."""
+    if keys:
+        stems = sorted({f.name[: -len(f"_{keys[0]}.png")] for f in (test_dir / "images").glob(f"*_{keys[0]}.png")})
+        gap = 2
+
+        def row(stem: str) -> np.ndarray:
+            cells = [np.asarray(Image.open(test_dir / "images" / f"{stem}_{k}.png").convert("RGB")) for k in keys]
+            white = np.full((cells[0].shape[0], gap, 3), 255, np.uint8)
+            return np.concatenate([c for cell in cells for c in (cell, white)][:-1], axis=1)
+
+        lines = [row(stem) for stem in stems[:rows]]
+        white = np.full((gap, lines[0].shape[1], 3), 255, np.uint8)
+        grid = np.concatenate([c for line in lines for c in (line, white)][:-1], axis=0)
+    else:  # the first samples, 8 a row
+        samples = [np.asarray(Image.open(f).convert("RGB")) for f in sorted((test_dir / "images").glob("sample_*.png"))]
+        gap = np.full((samples[0].shape[0], 2, 3), 255, np.uint8)
+        lines = [
+            np.concatenate([c for cell in samples[i : i + 8] for c in (cell, gap)][:-1], axis=1)
+            for i in range(0, min(len(samples), 8 * rows), 8)
+            if len(samples[i : i + 8]) == 8
+        ]
+        white = np.full((2, lines[0].shape[1], 3), 255, np.uint8)
+        grid = np.concatenate([c for line in lines for c in (line, white)][:-1], axis=0)
+    save_uint8(grid.repeat(scale, axis=0).repeat(scale, axis=1), path)
+    return path
+
+
+def flags_to_argv(flags: dict[str, Any]) -> list[str]:
+    """Options as command-line flags (`--no_vgg_loss` for a true switch, `--ngf 16` for a value)."""
+    argv: list[str] = []
+    for key, value in flags.items():
+        if value is True:
+            argv.append(f"--{key}")
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def train_command(name: str, dataroot: Path) -> str:
+    """The `ganvas train` command line of demo `name` on the data at `dataroot`."""
+    recipe = demo_recipe(name)
+    epochs = ["--n_epochs", str(recipe.epochs), "--n_epochs_decay", str(recipe.epochs)]
+    return " ".join(
+        ["ganvas", "train", "--dataroot", str(dataroot), "--name", name, *flags_to_argv(recipe.flags), *epochs]
+    )
+
+
+def next_steps(out: Path, run: str, dataroot: Path, builtin: BuiltinSet) -> list[str]:
+    """`ganvas` commands that work as printed on the trained demo run."""
+    where = f"--name {run} --checkpoints_dir {out / 'checkpoints'}"
+    steps = [f"ganvas test {where} --results_dir {out / 'results'}"]
+    inputs = builtin.translate_args(dataroot)
+    if inputs:
+        steps.insert(0, f"ganvas translate {where} {' '.join(inputs)} --out {out / 'translated' / run}")
+    return steps
+
+
+def write_demo_page(path: Path, summary: dict[str, Any], builtin: BuiltinSet, test_page: Path) -> Path:
+    """The demo's page: what it shows, the figures against the baselines (with units), the test images."""
+    rows = [("ganvas (this run)", summary)] + list(summary["baselines"].items())
+    head = "".join(f"<th>{html.escape(f.label)}</th>" for f in builtin.figures)
+    body_rows = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(f"<td>{html.escape(f.format(values[f.key]))}</td>" for f in builtin.figures)
+        + "</tr>"
+        for name, values in rows
+    )
+    figure = builtin.figures[0]
+    better = "higher" if figure.higher_is_better else "lower"
+    rel = test_page.relative_to(path.parent)
+    body = (
+        f"<p>{html.escape(summary['shows'])}</p>"
+        f"<p>Trained for {summary['train_seconds']:.0f} s; scored on {summary['count']} held-out test images "
+        f"the model never saw ({figure.label}: {better} is better).</p>"
+        f"<table border=1 cellpadding=4><tr><th></th>{head}</tr>{body_rows}</table>"
+        f"<p>Margin of {figure.label} over the best baseline: {html.escape(figure.format(summary['margin']))}.</p>"
+        f"<p><img src='{html.escape(Path(summary['picture']).name)}' style='max-width:100%'></p>"
+        f"<p>Every test image: <a href='{html.escape(str(rel))}'>{html.escape(str(rel))}</a></p>"
+        f"<iframe src='{html.escape(str(rel))}' style='width:100%;height:1400px;border:0'></iframe>"
+    )
+    atomic_write_text(path, page(f"ganvas demo: {summary['demo']}", body))
+    return path

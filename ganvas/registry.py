@@ -140,6 +140,9 @@ NETWORKS = Registry("network", provider="ganvas.nets")
 # interop's key-shape readers for bare state_dict files, each named as the NETWORKS entry it proposes; tried in
 # registration order, where two fit the same file the first wins.
 LAYOUT_DETECTORS = Registry("layout detector", provider="ganvas.interop")
+# `ganvas demo --model NAME`: each model file registers the CPU-sized demos that show it working (a
+# model may have several, as CUT and FastCUT); the entry's `recipe` is a ganvas.models.base.DemoRecipe.
+DEMOS = Registry("demo", "--model", provider="ganvas.models")
 
 
 def build_network(name: str, **kwargs: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ganvas.losses import gradient_penalty
 from ganvas.nets import forward_padded, net_size
 from ganvas.options import Options
-from ganvas.registry import MODELS
+from ganvas.registry import DEMOS, MODELS
 
 log = logging.getLogger("ganvas")
 
@@ -30,6 +30,29 @@ def register_model(name: str, **meta: Any) -> Any:
         return MODELS.register(name, **{"trainable": True, **meta})(cls)
 
     return add
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """A CPU-sized run of a model on a built-in data set that shows it doing its task (`ganvas demo --model`).
+
+    `data` names the built-in set (paired, unpaired, street, images; see ganvas.demo.BUILTIN_SETS),
+    written with `data_args`; `flags` are the training options (the model included); training runs
+    `epochs` epochs at the full learning rate and as many again decaying to zero. `shows` says in
+    plain words what the results page shows.
+    """
+
+    data: str
+    flags: dict[str, Any]
+    epochs: int
+    shows: str
+    data_args: dict[str, Any] = field(default_factory=dict)
+    test_flags: dict[str, Any] = field(default_factory=dict)
+
+
+def register_demo(name: str, recipe: DemoRecipe) -> None:
+    """Offer `recipe` as `ganvas demo --model name`."""
+    DEMOS.register(name, recipe=recipe)(recipe)
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,9 @@ class Model(ABC):
     conditional: ClassVar[bool] = True
     # True when a trained run translates both ways (test/translate may flip --direction).
     reversible: ClassVar[bool] = False
+    # True when training loads the decay epochs (epoch > --n_epochs) at --crop_size instead of --load_size,
+    # as CUT's unaligned data set does (read by data.datasets.ImageDataset.load_size).
+    decay_loads_at_crop_size: ClassVar[bool] = False
     # (output visual, target visual) pairs that test scores when both are present.
     scored: ClassVar[tuple[tuple[str, str], ...]] = (("fake_B", "truth_B"), ("fake_A", "truth_A"))
 

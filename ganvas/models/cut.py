@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ganvas.errors import OptionsError
 from ganvas.losses import GANLoss, PatchNCELoss
-from ganvas.models.base import Model, register_model, set_requires_grad
+from ganvas.models.base import DemoRecipe, Model, register_demo, register_model, set_requires_grad
 from ganvas.nets import ResnetGenerator, forward_padded, make_discriminator, make_generator, make_network
 from ganvas.options import RUN, TRAIN, Options, option
 
@@ -107,6 +107,8 @@ class CUTModel(Model):
 
     options_class = CUTOptions
     monitor = "NCE"
+    # CUT's data set drops the --load_size zoom in the decay epochs (its is_finetuning rule).
+    decay_loads_at_crop_size = True
 
     @classmethod
     def option_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
@@ -254,3 +256,32 @@ class CUTModel(Model):
         images = self.inputs(batch)
         out = {"real_A": images["real_A"], "fake_B": forward_padded(self.nets["G"], images["real_A"])}
         return out | {k: v for k, v in images.items() if k in ("real_B", "truth_B")}
+
+
+# CUT's and FastCUT's published settings with the generator at half width and two thirds of the depth,
+# on 64 px day and night facades of different scenes.
+_DEMO_FLAGS = {"model": "cut", "netG": "resnet_6blocks", "ngf": 32, "ndf": 32, "load_size": 64, "crop_size": 64}
+register_demo(
+    "cut",
+    DemoRecipe(
+        data="unpaired",
+        flags={**_DEMO_FLAGS, "CUT_mode": "CUT"},
+        epochs=2,
+        shows=(
+            "Day facades turned into night ones by one generator, without paired examples: day input, CUT's "
+            "night, the true night rendering of the same scene (never shown in training)."
+        ),
+    ),
+)
+register_demo(
+    "fastcut",
+    DemoRecipe(
+        data="unpaired",
+        flags={**_DEMO_FLAGS, "CUT_mode": "FastCUT"},
+        epochs=2,
+        shows=(
+            "Day facades turned into night ones by FastCUT (no identity term, flip equivariance): day input, "
+            "FastCUT's night, the true night rendering of the same scene (never shown in training)."
+        ),
+    ),
+)

@@ -16,7 +16,7 @@ from ganvas.checkpoint import load_matching, network_path
 from ganvas.data.datasets import label_channels
 from ganvas.errors import DataError, OptionsError
 from ganvas.losses import GANLoss
-from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
+from ganvas.models.base import DemoRecipe, InferenceSpec, Model, register_demo, register_model, set_requires_grad
 from ganvas.nets import forward_padded, make_generator, make_network, net_size, pad_to_multiple
 from ganvas.nets.pix2pixhd import LabelInputs, feature_matching_loss, instance_edges, one_hot_labels
 from ganvas.nets.vgg import VGGLoss, find_vgg19_weights
@@ -549,3 +549,30 @@ def encode_features(opt, show_progress: bool = False) -> Path:
     atomic_write(opt.run_dir / "features.npy", saver(features))
     atomic_write(out, saver(centres))
     return out
+
+
+# The global generator with three downsamplings and three blocks at a quarter of the paper's width on
+# 64 x 128 street scenes; two discriminator scales with feature matching; no VGG loss (its weights are a
+# download).
+register_demo(
+    "pix2pixhd",
+    DemoRecipe(
+        data="street",
+        flags={
+            "model": "pix2pixhd",
+            "label_nc": 8,
+            "ngf": 16,
+            "ndf": 32,
+            "n_downsample_global": 3,
+            "n_blocks_global": 3,
+            "no_vgg_loss": True,
+            "preprocess": "none",
+            "batch_size": 2,
+        },
+        epochs=4,
+        shows=(
+            "Street photos synthesised from label and instance maps: label map, pix2pixHD's photo, the real photo "
+            "(cars, trees and people are separate instances, each painted its own colour in the photo)."
+        ),
+    ),
+)
