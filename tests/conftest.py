@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from ganvas.data.synthetic import write_paired_set
 from ganvas.options import resolve_options
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Train a module's small networks on one thread (two threads on a busy two-core machine wait for
+    each other: ten times slower), and put the thread count back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 import hashlib
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,7 @@ LABEL_NC = len(STREET_CLASSES)
 DEFAULT_STREET_DIGEST = "1e2ed03794186a3b496fd6c79c6d2cdeaaee1259973cd02c9f0a3b3c3448de53"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Train this module's small networks on one thread (two threads on a busy two-core machine wait for
-    each other: ten times slower), and put the thread count back afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def two_touching_cars() -> tuple[torch.Tensor, torch.Tensor]:

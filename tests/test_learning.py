@@ -14,7 +14,7 @@ from ganvas.metrics import image_metrics
 from ganvas.options import resolve_options
 from ganvas.train import Trainer, train
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def test_pix2pix_beats_the_mean_image_baseline(tmp_path):
