@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import multiprocessing
 import os
 import shutil
 import signal
@@ -203,11 +204,23 @@ def make_loader(dataset: Any, sampler: EpochSampler, opt: Options, pin_memory: b
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+# Set by the main process when a stop signal reaches it (inherited by forked loader workers).
+_MAIN_STOPPING = multiprocessing.Event()
+
+
+def _worker_sigterm(signum: int, frame: Any) -> None:
+    # A SIGTERM to the whole process group reaches the main process too, which finishes the step, saves
+    # and then shuts the workers down: ignore it then. Any other SIGTERM (multiprocessing terminating
+    # leftover workers at exit) ends the worker, or its parent would wait for it forever.
+    if not _MAIN_STOPPING.wait(0.5):
+        os._exit(0)
+
+
 def _ignore_stop_signals(_worker_id: int) -> None:
     # Ctrl-C, `timeout`, SLURM and torchrun signal the whole process group; workers leave it to the main
     # process, which finishes the step, saves and exits (a worker killed first would fail that step).
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_sigterm)
 
 
 class StopRequest:
@@ -222,12 +235,14 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested, self.signal = True, signum
+        _MAIN_STOPPING.set()
         log.warning(
             "%s: stopping after this step and saving a checkpoint; press Ctrl-C to abort without saving",
             signal.Signals(signum).name,
         )
 
     def __enter__(self) -> StopRequest:
+        _MAIN_STOPPING.clear()  # a stop of an earlier run in this process is not this run's
         if threading.current_thread() is threading.main_thread():
             self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
         return self

@@ -311,3 +311,26 @@ def test_the_loader_uses_at_most_one_worker_per_cpu(tiny_pix2pix, monkeypatch):
     assert make_loader(dataset, EpochSampler(), opt, pin_memory=False).num_workers == 3
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     assert make_loader(dataset, EpochSampler(), opt, pin_memory=False).num_workers == 4
+
+
+def test_a_process_exits_with_its_loader_workers_still_alive(tmp_path, paired_root):
+    """multiprocessing terminates leftover loader workers at exit; they must not ignore that SIGTERM."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        from ganvas.options import resolve_options
+        from ganvas.train import Trainer
+        opt = resolve_options({{"dataroot": {str(paired_root)!r}, "name": "h", "model": "pix2pix",
+            "checkpoints_dir": {str(tmp_path / "ck")!r}, "netG": "unet_32", "ngf": 4, "ndf": 4, "num_threads": 2,
+            "n_epochs": 1, "n_epochs_decay": 0, "gpu_ids": "-1"}}, "train")
+        trainer = Trainer(opt, show_progress=False)
+        batches = iter(trainer._loader(1, 0))
+        next(batches)
+        KEEP = (trainer, batches)  # alive until exit, as a test's traceback keeps them
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
