@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ganvas.checkpoint import atomic_write_text
 from ganvas.data.io import find_images, read_image, save_image, save_uint8
@@ -28,7 +27,7 @@ from ganvas.metrics import image_metrics, sample_diversity, thumbnail_fd
 from ganvas.models.base import DemoRecipe
 from ganvas.options import resolve_options
 from ganvas.registry import DEMOS
-from ganvas.report import page
+from ganvas.report import make_grid, page
 from ganvas.train import train
 
 log = logging.getLogger("ganvas")
@@ -146,19 +145,24 @@ def sample_figures(samples: torch.Tensor, real: torch.Tensor) -> dict[str, float
     return {"fd": thumbnail_fd(samples, real), "diversity": sample_diversity(samples) / sample_diversity(real)}
 
 
+def trivial_sample_sets(train_images: torch.Tensor, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """n samples of two trivial generators for N x C x H x W training images: the mean image every time
+    (collapse), and every pixel drawn from the same position of a random training image (right colours,
+    no structure)."""
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randint(len(train_images), (n, 1, *train_images.shape[2:]), generator=gen)
+    structureless = torch.gather(train_images, 0, pick.expand(n, train_images.shape[1], -1, -1).contiguous())
+    return {"collapse": train_images.mean(0, keepdim=True).expand(n, -1, -1, -1), "structureless": structureless}
+
+
 def _image_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
     """A collapsed generator (the mean training photo every time) and one that knows each pixel but not images."""
     train_images = torch.stack(_images(find_images(dataroot)))
     real = torch.stack(_images(find_images(dataroot.parent / "test")))
-    n = len(real)
-    # Every pixel drawn from the same position of a random training photo: right colours, no structure.
-    gen = torch.Generator().manual_seed(0)
-    pick = torch.randint(len(train_images), (n, 1, *train_images.shape[2:]), generator=gen)
-    shuffled = torch.gather(train_images, 0, pick.expand(n, train_images.shape[1], -1, -1).contiguous())
-    mean = train_images.mean(0, keepdim=True).expand(n, -1, -1, -1)
+    trivial = trivial_sample_sets(train_images, len(real))
     return {
-        "the mean training photo every time (collapse)": sample_figures(mean, real),
-        "pixels drawn independently from the training photos": sample_figures(shuffled, real),
+        "the mean training photo every time (collapse)": sample_figures(trivial["collapse"], real),
+        "pixels drawn independently from the training photos": sample_figures(trivial["structureless"], real),
     }
 
 
@@ -274,30 +278,16 @@ def run_demo(
 
 
 def write_picture(test_dir: Path, keys: tuple[str, ...], path: Path, rows: int = 4, scale: int = 2) -> Path:
-    """The demo at a glance: `keys` of the first `rows` test images side by side (or the sample grid), enlarged."""
+    """The demo at a glance: `keys` of the first `rows` test images side by side (or 8 samples a row), enlarged."""
+    images = test_dir / "images"
     if keys:
-        stems = sorted({f.name[: -len(f"_{keys[0]}.png")] for f in (test_dir / "images").glob(f"*_{keys[0]}.png")})
-        gap = 2
-
-        def row(stem: str) -> np.ndarray:
-            cells = [np.asarray(Image.open(test_dir / "images" / f"{stem}_{k}.png").convert("RGB")) for k in keys]
-            white = np.full((cells[0].shape[0], gap, 3), 255, np.uint8)
-            return np.concatenate([c for cell in cells for c in (cell, white)][:-1], axis=1)
-
-        lines = [row(stem) for stem in stems[:rows]]
-        white = np.full((gap, lines[0].shape[1], 3), 255, np.uint8)
-        grid = np.concatenate([c for line in lines for c in (line, white)][:-1], axis=0)
-    else:  # the first samples, 8 a row
-        samples = [np.asarray(Image.open(f).convert("RGB")) for f in sorted((test_dir / "images").glob("sample_*.png"))]
-        gap = np.full((samples[0].shape[0], 2, 3), 255, np.uint8)
-        lines = [
-            np.concatenate([c for cell in samples[i : i + 8] for c in (cell, gap)][:-1], axis=1)
-            for i in range(0, min(len(samples), 8 * rows), 8)
-            if len(samples[i : i + 8]) == 8
-        ]
-        white = np.full((2, lines[0].shape[1], 3), 255, np.uint8)
-        grid = np.concatenate([c for line in lines for c in (line, white)][:-1], axis=0)
-    save_uint8(grid.repeat(scale, axis=0).repeat(scale, axis=1), path)
+        stems = sorted(f.name[: -len(f"_{keys[0]}.png")] for f in images.glob(f"*_{keys[0]}.png"))[:rows]
+        files, per_row = [images / f"{stem}_{k}.png" for stem in stems for k in keys], len(keys)
+    else:
+        files, per_row = sorted(images.glob("sample_*.png"))[: 8 * rows], 8
+    grid = make_grid(torch.stack([read_image(f, 3) for f in files]), nrow=per_row)
+    array = (grid * 255).round().byte().permute(1, 2, 0).numpy()
+    save_uint8(array.repeat(scale, axis=0).repeat(scale, axis=1), path)
     return path
 
 

@@ -5,7 +5,7 @@ import torch
 
 from ganvas.data.io import find_images, read_image
 from ganvas.data.synthetic import write_image_folder
-from ganvas.demo import BUILTIN_SETS, demo_names, demo_recipe, sample_figures
+from ganvas.demo import BUILTIN_SETS, demo_names, demo_recipe, sample_figures, trivial_sample_sets
 from ganvas.metrics import sample_diversity, thumbnail_fd
 from ganvas.models.base import DemoRecipe, register_demo
 from ganvas.options import resolve_options
@@ -49,12 +49,8 @@ def _photos(folder, n, seed):
 def test_sample_figures_tell_real_photos_from_collapse_and_from_structureless_pixels(tmp_path):
     real = _photos(tmp_path / "a", 128, 1)
     other_real = _photos(tmp_path / "b", 128, 2)
-    collapsed = real[:1].expand(128, -1, -1, -1)
-    # Right colours at each position, no structure: every pixel from another photo.
-    gen = torch.Generator().manual_seed(0)
-    pick = torch.randint(128, (128, 1, 32, 32), generator=gen).expand(-1, 3, -1, -1)
-    shuffled = torch.gather(other_real, 0, pick.contiguous())
-
+    trivial = trivial_sample_sets(other_real, 128)
+    collapsed, shuffled = trivial["collapse"], trivial["structureless"]
     assert sample_diversity(collapsed) == 0.0
     assert sample_figures(other_real, real)["diversity"] == pytest.approx(1.0, abs=0.1)
     fd_real = thumbnail_fd(other_real, real)
