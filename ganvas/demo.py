@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ganvas.checkpoint import atomic_write_text
-from ganvas.data.io import find_images, read_image, save_image, save_uint8
+from ganvas.data.io import find_images, read_image, read_label_map, save_image, save_uint8
 from ganvas.data.synthetic import write_image_folder, write_paired_set, write_street_set, write_unpaired_set
 from ganvas.infer import run_test
 from ganvas.metrics import image_metrics, sample_diversity, thumbnail_fd
@@ -129,9 +129,24 @@ def _write_street(folder: Path, seed: int, size: int = 64, n_train: int = 200, n
 
 
 def _street_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
-    mean = _mean_image(_images(find_images(dataroot / "train_img")))
+    """The mean training photo, and each test label map painted with every class's mean training colour."""
+    photos = _images(find_images(dataroot / "train_img"))
     tests = _images(find_images(dataroot / "test_img"))
-    return {"the mean training photo": _mean_scores([mean] * len(tests), tests)}
+    labels = [torch.from_numpy(read_label_map(f).astype(np.int64)) for f in find_images(dataroot / "train_label")]
+    classes = int(max(int(label.max()) for label in labels)) + 1
+    sums, counts = torch.zeros(classes, 3), torch.zeros(classes)
+    for photo, label in zip(photos, labels):
+        sums.index_add_(0, label.flatten(), photo.flatten(1).T)
+        counts += torch.bincount(label.flatten(), minlength=classes)
+    colours = sums / counts.clamp(min=1)[:, None]
+    painted = [
+        colours[torch.from_numpy(read_label_map(f).astype(np.int64)).clamp(max=classes - 1)].permute(2, 0, 1)
+        for f in find_images(dataroot / "test_label")
+    ]
+    return {
+        "the mean training photo": _mean_scores([_mean_image(photos)] * len(tests), tests),
+        "the label map in each class's mean training colour": _mean_scores(painted, tests),
+    }
 
 
 def _write_images(folder: Path, seed: int, size: int = 32, n_train: int = 2000, n_test: int = 256) -> Path:
@@ -253,6 +268,8 @@ def run_demo(
     started = time.perf_counter()
     train(opt, show_progress=show_progress)
     train_seconds = time.perf_counter() - started
+    for command in recipe.prepare:
+        _run_command(command, common)
     result = run_test(resolve_options({**common, **recipe.test_flags}, "test"))
     scores = _model_scores(builtin, result, dataroot)
     baselines = builtin.baselines(dataroot)
@@ -269,7 +286,7 @@ def run_demo(
         "test_page": str(result.page),
         "count": result.count,
         "train_seconds": train_seconds,
-        "next_steps": next_steps(out, run, dataroot, builtin),
+        "next_steps": next_steps(out, run, dataroot, builtin, recipe),
     }
     summary["picture"] = str(write_picture(result.page.parent, builtin.picture, out / "results" / run / "demo.png"))
     summary["page"] = str(write_demo_page(out / "results" / run / "demo.html", summary, builtin, result.page))
@@ -311,10 +328,20 @@ def train_command(name: str, dataroot: Path) -> str:
     )
 
 
-def next_steps(out: Path, run: str, dataroot: Path, builtin: BuiltinSet) -> list[str]:
+def _run_command(command: str, common: dict[str, Any]) -> None:
+    """`ganvas COMMAND` on the demo's run (its --name, --checkpoints_dir and --gpu_ids)."""
+    from ganvas.cli import main
+
+    argv = [command, *flags_to_argv({k: common[k] for k in ("name", "checkpoints_dir", "gpu_ids")})]
+    if main(argv) != 0:
+        raise RuntimeError(f"`ganvas {' '.join(argv)}` failed")
+
+
+def next_steps(out: Path, run: str, dataroot: Path, builtin: BuiltinSet, recipe: DemoRecipe) -> list[str]:
     """`ganvas` commands that work as printed on the trained demo run."""
     where = f"--name {run} --checkpoints_dir {out / 'checkpoints'}"
-    steps = [f"ganvas test {where} --results_dir {out / 'results'}"]
+    test = " ".join(["ganvas test", where, "--results_dir", str(out / "results"), *flags_to_argv(recipe.test_flags)])
+    steps = [test]
     inputs = builtin.translate_args(dataroot)
     if inputs:
         steps.insert(0, f"ganvas translate {where} {' '.join(inputs)} --out {out / 'translated' / run}")

@@ -28,10 +28,17 @@ def test_each_demo_recipe_is_a_valid_training_run_on_a_builtin_set(name, tmp_pat
     assert opt.model == recipe.flags["model"]
 
 
-def test_fastcut_demo_uses_fastcuts_published_settings(tmp_path):
-    flags = demo_recipe("fastcut").flags
-    opt = resolve_options({"name": "d", "checkpoints_dir": str(tmp_path), "dataroot": str(tmp_path), **flags}, "train")
-    assert (opt.lambda_NCE, opt.nce_idt, opt.flip_equivariance) == (10.0, False, True)
+def test_fastcut_demo_takes_fastcuts_own_path_and_cut_demo_cuts(tmp_path):
+    def resolved(name):
+        flags = demo_recipe(name).flags
+        return resolve_options(
+            {"name": "d", "checkpoints_dir": str(tmp_path), "dataroot": str(tmp_path), **flags}, "train"
+        )
+
+    fast, cut = resolved("fastcut"), resolved("cut")
+    # FastCUT: no identity term, flip equivariance (its PatchNCE weight is CUT's at this size: see cut.py).
+    assert (fast.nce_idt, fast.flip_equivariance) == (False, True)
+    assert (cut.nce_idt, cut.flip_equivariance, cut.lambda_NCE) == (True, False, 1.0)
 
 
 def test_a_model_file_can_register_another_demo():
@@ -117,3 +124,50 @@ def test_data_synth_prints_a_cpu_sized_command_for_the_street_set(tmp_path, caps
     out = capsys.readouterr().out
     assert "--model pix2pixhd" in out and "--n_downsample_global 3" in out and "--no_vgg_loss" in out
     assert "--loadSize 1024" not in out and "--netG local" not in out
+
+
+def test_a_demo_runs_its_prepare_commands_and_prints_next_steps_that_work_with_its_test_flags(
+    tmp_path, monkeypatch, capsys
+):
+    """The pix2pixHD demo's path, tiny: train with styles, `encode-features`, test with encoded styles, then
+    the printed test (with --use_encoded_image) and translate (styles drawn from the clusters) commands."""
+    import shlex
+
+    from ganvas.cli import main
+    from ganvas.demo import run_demo
+
+    monkeypatch.chdir(tmp_path)
+    real = demo_recipe("pix2pixhd")
+    tiny = DemoRecipe(
+        data="street",
+        flags={
+            **real.flags,
+            "ngf": 8,
+            "ndf": 8,
+            "nef": 8,
+            "n_downsample_global": 2,
+            "n_blocks_global": 1,
+            "n_downsample_E": 2,
+            "num_D": 1,
+        },
+        epochs=1,
+        shows="tiny",
+        data_args={"n_train": 4, "n_test": 2, "size": 32},
+        test_flags=real.test_flags,
+        prepare=real.prepare,
+    )
+    with DEMOS.scoped():
+        register_demo("tiny_hd", tiny)
+        summary = run_demo(tmp_path / "out", model="tiny_hd", show_progress=False)
+    run = tmp_path / "out/checkpoints/demo_tiny_hd"
+    assert list(run.glob("features_clustered_*.npy")), "encode-features did not run"
+    test, translate = (
+        (s for s in summary["next_steps"] if s.startswith("ganvas test")),
+        (s for s in summary["next_steps"] if s.startswith("ganvas translate")),
+    )
+    test, translate = next(test), next(translate)
+    assert "--use_encoded_image" in test
+    capsys.readouterr()
+    for command in (test, translate):
+        assert main(shlex.split(command)[1:]) == 0, command
+    assert len(list((tmp_path / "out/translated/demo_tiny_hd").glob("*.png"))) == 2

@@ -39,7 +39,8 @@ class DemoRecipe:
     `data` names the built-in set (paired, unpaired, street, images; see ganvas.demo.BUILTIN_SETS),
     written with `data_args`; `flags` are the training options (the model included); training runs
     `epochs` epochs at the full learning rate and as many again decaying to zero. `shows` says in
-    plain words what the results page shows.
+    plain words what the results page shows. `prepare` names `ganvas` commands the demo runs on the
+    trained run before testing (say "encode-features"), `test_flags` the options its test adds.
     """
 
     data: str
@@ -48,6 +49,7 @@ class DemoRecipe:
     shows: str
     data_args: dict[str, Any] = field(default_factory=dict)
     test_flags: dict[str, Any] = field(default_factory=dict)
+    prepare: tuple[str, ...] = ()
 
 
 def register_demo(name: str, recipe: DemoRecipe) -> None:
