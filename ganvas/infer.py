@@ -138,6 +138,7 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
         "count": count,
         "eval_mode": not opt.paper_mode,
         "layers": layer_mode_sentence(opt, model),
+        "notes": model.test_notes(),
         "mean": mean,
         "per_image": per_image.get(main, {}),
         "by_output": {o: {"target": targets[o], "mean": scores[o], "per_image": per_image[o]} for o in scores},
@@ -148,7 +149,10 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     )
     body = (
         f"<p>{count} images of {html.escape(opt.dataroot)} ({opt.phase}), epoch {opt.epoch}.</p>"
-        f"<p>{html.escape(layer_mode_sentence(opt, model))}</p>" + tables + image_table(rows)
+        f"<p>{html.escape(layer_mode_sentence(opt, model))}</p>"
+        + "".join(f"<p>{html.escape(note)}</p>" for note in model.test_notes())
+        + tables
+        + image_table(rows)
     )
     index = out / "index.html"
     atomic_write_text(index, page(f"{opt.name}: {opt.model} test results", body))

@@ -1,5 +1,7 @@
 """`ganvas demo --model NAME`: every model has a demo, recipes are valid runs, and the figures tell collapse apart."""
 
+import json
+
 import pytest
 import torch
 
@@ -167,7 +169,14 @@ def test_a_demo_runs_its_prepare_commands_and_prints_next_steps_that_work_with_i
     )
     test, translate = next(test), next(translate)
     assert "--use_encoded_image" in test
+    # The test page and metrics.json say where the styles came from.
+    test_dir = tmp_path / "out/results/demo_tiny_hd/test_latest"
+    assert "encoded from the real photo" in (test_dir / "index.html").read_text()
+    assert "encoded from the real photo" in json.loads((test_dir / "metrics.json").read_text())["notes"][0]
     capsys.readouterr()
     for command in (test, translate):
         assert main(shlex.split(command)[1:]) == 0, command
     assert len(list((tmp_path / "out/translated/demo_tiny_hd").glob("*.png"))) == 2
+    # Without --use_encoded_image the page says the styles were drawn from the clusters.
+    assert main(["test", "--name", "demo_tiny_hd", "--checkpoints_dir", str(run.parent)]) == 0
+    assert "drawn from the style clusters" in (tmp_path / "results/demo_tiny_hd/test_latest/index.html").read_text()

@@ -145,6 +145,10 @@ class Model(ABC):
         """Images of the last training step for the training-visuals page, in [-1, 1]."""
         return self.visuals
 
+    def test_notes(self) -> list[str]:
+        """Sentences the test page and metrics.json give about how this run's outputs were made."""
+        return []
+
     @classmethod
     def test_overrides(cls, saved: dict[str, Any]) -> dict[str, Any]:
         """Options test and translate set for this model over the general ones (full-size images, no flips)."""

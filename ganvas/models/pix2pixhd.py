@@ -373,6 +373,17 @@ class Pix2PixHDModel(Model):
         return {k: float(v.detach()) for k, v in {**d_losses, **losses}.items()}
 
     # --- inference ---------------------------------------------------------------------------
+    def test_notes(self) -> list[str]:
+        if not self.style:
+            return []
+        regions = "object" if self.style == "inst" else "label region"
+        if self.opt.use_encoded_image:
+            return [f"Styles: each {regions}'s style is encoded from the real photo (--use_encoded_image)."]
+        return [
+            f"Styles: each {regions}'s style is drawn from the style clusters of the training photos "
+            f"(ganvas encode-features), the same for an image every time."
+        ]
+
     def label_image(self, batch: dict[str, Any]) -> Tensor:
         """The label map as a colour image in [-1, 1] for pages (the input image itself for --label_nc 0)."""
         label = batch["label"].to(self.device)
