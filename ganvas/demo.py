@@ -268,9 +268,10 @@ def run_demo(
     started = time.perf_counter()
     train(opt, show_progress=show_progress)
     train_seconds = time.perf_counter() - started
-    for command in recipe.prepare:
-        _run_command(command, common)
-    result = run_test(resolve_options({**common, **recipe.test_flags}, "test"))
+    test_opt = resolve_options({**common, **recipe.test_flags}, "test")
+    for step in recipe.prepare:
+        step(test_opt)
+    result = run_test(test_opt)
     scores = _model_scores(builtin, result, dataroot)
     baselines = builtin.baselines(dataroot)
     head = builtin.figures[0]
@@ -326,15 +327,6 @@ def train_command(name: str, dataroot: Path) -> str:
     return " ".join(
         ["ganvas", "train", "--dataroot", str(dataroot), "--name", name, *flags_to_argv(recipe.flags), *epochs]
     )
-
-
-def _run_command(command: str, common: dict[str, Any]) -> None:
-    """`ganvas COMMAND` on the demo's run (its --name, --checkpoints_dir and --gpu_ids)."""
-    from ganvas.cli import main
-
-    argv = [command, *flags_to_argv({k: common[k] for k in ("name", "checkpoints_dir", "gpu_ids")})]
-    if main(argv) != 0:
-        raise RuntimeError(f"`ganvas {' '.join(argv)}` failed")
 
 
 def next_steps(out: Path, run: str, dataroot: Path, builtin: BuiltinSet, recipe: DemoRecipe) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -39,8 +40,9 @@ class DemoRecipe:
     `data` names the built-in set (paired, unpaired, street, images; see ganvas.demo.BUILTIN_SETS),
     written with `data_args`; `flags` are the training options (the model included); training runs
     `epochs` epochs at the full learning rate and as many again decaying to zero. `shows` says in
-    plain words what the results page shows. `prepare` names `ganvas` commands the demo runs on the
-    trained run before testing (say "encode-features"), `test_flags` the options its test adds.
+    plain words what the results page shows. `prepare` are steps the demo runs on the trained run
+    before testing, each called with the test's options (pix2pixHD: encode_features, what `ganvas
+    encode-features` runs); `test_flags` are the options its test adds.
     """
 
     data: str
@@ -49,7 +51,7 @@ class DemoRecipe:
     shows: str
     data_args: dict[str, Any] = field(default_factory=dict)
     test_flags: dict[str, Any] = field(default_factory=dict)
-    prepare: tuple[str, ...] = ()
+    prepare: tuple[Callable[[Any], Any], ...] = ()
 
 
 def register_demo(name: str, recipe: DemoRecipe) -> None:

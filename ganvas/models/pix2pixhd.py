@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -562,6 +562,11 @@ def encode_features(opt, show_progress: bool = False) -> Path:
     return out
 
 
+def encode_training_styles(opt) -> Path:
+    """encode_features on the run's training images (what `ganvas encode-features --name RUN` does)."""
+    return encode_features(replace(opt, phase="train"))
+
+
 # The global generator with three downsamplings and three blocks at a quarter of the paper's width on
 # 64 x 128 street scenes; two discriminator scales with feature matching; no VGG loss (its weights are a
 # download). Each car, tree and person in these photos has its own paint, which no label map tells, so
@@ -586,7 +591,7 @@ register_demo(
         },
         epochs=8,
         test_flags={"use_encoded_image": True},
-        prepare=("encode-features",),
+        prepare=(encode_training_styles,),
         shows=(
             "Street photos synthesised from label and instance maps, each object in the style the encoder took "
             "from the real photo: label map, pix2pixHD's photo, the real photo (cars, trees and people are "
