@@ -283,12 +283,11 @@ def _bench(argv: Sequence[str]) -> int:
 
 
 def _encode_features(argv: Sequence[str]) -> int:
-    from ganvas.models.pix2pixhd import encode_features
+    from ganvas.models.pix2pixhd import encode_features, encode_training_styles
 
     opt, _ = parse_options(argv, "test", prog="ganvas encode-features")
-    if not _given(argv, "--phase"):
-        opt = replace(opt, phase="train")  # styles come from the training images
-    out = encode_features(opt, show_progress=sys.stderr.isatty())
+    encode = encode_features if _given(argv, "--phase") else encode_training_styles
+    out = encode(opt, show_progress=sys.stderr.isatty())
     print(f"style clusters of {opt.name} in {out}")
     return 0
 

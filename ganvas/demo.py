@@ -283,6 +283,7 @@ def run_demo(
         **{k: scores[k] for k in scores},
         "baselines": baselines,
         "headline": head.key,
+        "best_baseline": best,
         "margin": margin,
         "test_page": str(result.page),
         "count": result.count,

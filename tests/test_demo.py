@@ -128,7 +128,7 @@ def test_data_synth_prints_a_cpu_sized_command_for_the_street_set(tmp_path, caps
     assert "--loadSize 1024" not in out and "--netG local" not in out
 
 
-def test_a_demo_runs_its_prepare_commands_and_prints_next_steps_that_work_with_its_test_flags(
+def test_a_demo_runs_its_prepare_steps_and_prints_next_steps_that_work_with_its_test_flags(
     tmp_path, monkeypatch, capsys
 ):
     """The pix2pixHD demo's path, tiny: train with styles, `encode-features`, test with encoded styles, then

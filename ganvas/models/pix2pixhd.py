@@ -562,9 +562,10 @@ def encode_features(opt, show_progress: bool = False) -> Path:
     return out
 
 
-def encode_training_styles(opt) -> Path:
-    """encode_features on the run's training images (what `ganvas encode-features --name RUN` does)."""
-    return encode_features(replace(opt, phase="train"))
+def encode_training_styles(opt, show_progress: bool = False) -> Path:
+    """encode_features on the run's training images, where the styles come from (`ganvas encode-features`
+    without --phase)."""
+    return encode_features(replace(opt, phase="train"), show_progress=show_progress)
 
 
 # The global generator with three downsamplings and three blocks at a quarter of the paper's width on
