@@ -15,12 +15,13 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from ganvas.backends import attach, backend_name, backend_summary, check_backend
 from ganvas.data.io import check_label_mode, decode_image, read_image_alpha, read_label_map, tensor_to_uint8, uses_alpha
 from ganvas.errors import CheckpointError, DataError, OptionsError
 from ganvas.interop import load_network
 from ganvas.models import load_for_inference
 from ganvas.nets import LabelInputs, forward_padded, instance_edges, one_hot_labels
-from ganvas.options import OPT_FILE, paper_mode_from, resolve_options
+from ganvas.options import OPT_FILE, Options, paper_mode_from, resolve_options
 from ganvas.speed import PRECISIONS, autocast, pick_device, select_device, warn_if_slow
 
 log = logging.getLogger("ganvas")
@@ -207,6 +208,7 @@ class Translator:
         batch_size: int = 8,
         description: str = "",
         model: Any = None,
+        nets: dict[str, nn.Module] | None = None,
     ):
         self._forward = forward
         # The generator itself: it takes the encoded input (pix2pixHD: one-hot labels, then the
@@ -225,6 +227,20 @@ class Translator:
         self.description = description
         # The run's model (None for a bare network file): what editor() edits scenes with.
         self.model = model
+        # The networks inference runs, by name, some wrapped in backends.GraphNet (what `backend` reports).
+        self.nets = nets if nets is not None else {"G": network}
+
+    @property
+    def backend(self) -> str:
+        """What ran the networks: 'torch', 'onnxruntime' or 'openvino' ('auto' until something ran).
+
+        Where networks or sizes ran on different backends, each is named ('G_A at 256x256: onnxruntime, ...').
+        """
+        return backend_name(self.nets)
+
+    def backend_report(self) -> dict[str, Any]:
+        """Per network: the backend asked for, the one used at each size, auto's timings and why others were not."""
+        return backend_summary(self.nets)
 
     @property
     def takes_labels(self) -> bool:
@@ -260,7 +276,7 @@ class Translator:
         return SceneEditor(self.model, maps[0][0, 0], maps[1][0, 0] if len(maps) > 1 else None, seed=seed)
 
     def __repr__(self) -> str:
-        return f"Translator({self.description}, device={self.device}, dtype={self.dtype})"
+        return f"Translator({self.description}, device={self.device}, dtype={self.dtype}, backend={self.backend})"
 
     def __call__(self, x: Any, instance: Any = None) -> Any:
         return self.translate(x, instance)
@@ -391,6 +407,7 @@ def run_translator(opt: Any, seed: int = 0, batch_size: int = 8) -> Translator:
         batch_size=batch_size,
         description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}",
         model=model,
+        nets={k: model.nets[k] for k in model.inference_nets},
     )
 
 
@@ -403,10 +420,15 @@ def _from_file(
     batch_size: int,
     label_nc: int | None,
     instance: bool | None,
+    backend: str,
+    threads: int,
 ) -> Translator:
-    """A translator for a bare generator file: the architecture from its keys, labels for pix2pixHD ones."""
-    net = load_network(path, device)
-    arch = net.ganvas_arch
+    """A translator for a bare generator file: the architecture from its keys, labels for pix2pixHD ones.
+
+    The network runs on `backend`, its graphs cached in an export/ folder beside the file.
+    """
+    loaded = load_network(path, device)
+    arch = loaded.ganvas_arch
     if arch["kind"] != "generator":
         raise CheckpointError(
             f"{path} holds a {arch['kind']} ({arch['family']}), not a generator; load the run's "
@@ -414,7 +436,10 @@ def _from_file(
         )
     if arch["family"] == "dcgan":
         raise OptionsError(f"{path} is a DCGAN generator, which maps noise to images and has no input to translate")
-    net.train(paper_mode)
+    loaded.train(paper_mode)
+    holder: dict[str, nn.Module] = {path.stem: loaded}
+    attach(holder, [path.stem], backend, path.parent / "export", "", threads)
+    net = holder[path.stem]
     input_nc = arch["input_nc"]
     # A global generator with two downsamplings has the layout of CycleGAN's ResNet: both may take labels.
     labels = arch["family"] in ("global", "local", "resnet") and (
@@ -436,6 +461,7 @@ def _from_file(
             seed=seed,
             batch_size=batch_size,
             description=f"{path} ({arch['family']})",
+            nets=holder,
         )
     # pix2pixHD's inputs: one-hot labels, then (the original's default) the instance boundary map.
     use_inst = instance if instance is not None else (label_nc is None or label_nc < input_nc)
@@ -467,6 +493,7 @@ def _from_file(
         batch_size=batch_size,
         one_at_a_time=_layers_depend_on_the_batch([net]),
         description=f"{path} ({arch['family']}, {classes} classes{' + instance boundaries' if use_inst else ''})",
+        nets=holder,
     )
 
 
@@ -483,6 +510,8 @@ def load(
     batch_size: int = 8,
     label_nc: int | None = None,
     instance: bool | None = None,
+    backend: str | None = None,
+    num_threads_infer: int = 0,
     **options: Any,
 ) -> Translator:
     """A translator for a run folder (checkpoints/<name>, with opt.yaml) or a bare generator file.
@@ -499,6 +528,11 @@ def load(
       the original test scripts did (batch statistics, dropout seeded by `seed`); each image is then
       translated on its own, and gives the same result alone or in a batch. `eval=True` (the
       default) and `eval=False` (paper_mode) are the older spelling.
+    - `backend`: what runs the networks on the CPU: "auto" (the default: the fastest installed
+      backend, timed on the first input of each size and remembered beside the run), "torch",
+      "onnxruntime" or "openvino"; `translator.backend` says which ran. Graphs are made on first use
+      and kept in <run>/export/ (beside a bare file: export/). `num_threads_infer`: CPU threads for
+      every backend (0: the CPUs this process may use). GPUs run torch.
     """
     paper_mode = paper_mode_from(eval, paper_mode or None)
     path = Path(source)
@@ -518,6 +552,8 @@ def load(
             "paper_mode": paper_mode,
             "gpu_ids": str(target.index or 0) if target.type == "cuda" else "-1",
             "precision": PRECISION_NAMES[chosen],
+            "num_threads_infer": num_threads_infer,
+            **({"backend": backend} if backend is not None else {}),
             **options,
         }
         if direction is not None:
@@ -535,7 +571,11 @@ def load(
             f"{path} does not exist; pass a run folder (checkpoints/<name>) or a network file "
             f"such as checkpoints/<name>/latest_net_G.pth"
         )
-    return _from_file(path, target, chosen, paper_mode, seed, batch_size, label_nc, instance)
+    backend = backend if backend is not None else Options.backend
+    check_backend(backend)
+    return _from_file(
+        path, target, chosen, paper_mode, seed, batch_size, label_nc, instance, backend, num_threads_infer
+    )
 
 
 __all__ = ["Translator", "load"]

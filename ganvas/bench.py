@@ -7,17 +7,21 @@ data time apart); warm-up steps first (compilation happens there), then the medi
 from __future__ import annotations
 
 import gc
+import math
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ganvas.backends import GraphNet, cpu_threads, torch_threads
 from ganvas.errors import OptionsError
 from ganvas.models import Model, create_model
 from ganvas.options import resolve_options
@@ -206,4 +210,102 @@ def format_table(results: list[BenchResult], what: str) -> str:
             line += f" {results[0].seconds / r.seconds:>8.2f}x"
         lines.append(line)
     lines.append(f"(peak memory: {results[0].memory_kind})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inference backends: torch eager against ONNX Runtime and OpenVINO on the CPU
+
+
+@dataclass
+class BackendRow:
+    """One model's generator at one size on one backend."""
+
+    model: str
+    size: str  # "256x256"
+    backend: str
+    seconds: float  # median per image (batch 1)
+    speedup: float  # torch eager's seconds / these
+    max_difference: float  # largest absolute difference from torch eager's output
+    note: str = ""  # why the backend did not run (then torch ran and the row says so)
+
+
+def backend_bench(
+    models: list[str],
+    sizes: list[int],
+    backends: list[str],
+    steps: int = 5,
+    warmup: int = 1,
+    threads: int = 0,
+) -> list[BackendRow]:
+    """Seconds per image of each model's inference generator, published settings, at each size, on each backend.
+
+    Every backend runs with the same number of threads (`threads`, default the CPUs this process may
+    use); torch eager runs first in the same process and the ratio and difference are against it.
+    """
+    threads = threads or cpu_threads()
+    rows: list[BackendRow] = []
+    for name in models:
+        for size in sizes:
+            rows.extend(_backend_rows(name, size, backends, steps, warmup, threads))
+            gc.collect()
+    return rows
+
+
+def _backend_rows(name: str, size: int, backends: list[str], steps: int, warmup: int, threads: int) -> list[BackendRow]:
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = create_model(bench_options(name, size, 1, "-1"), cpu, train=False)
+    model.set_mode(False)
+    x = model.generator_input(model.example_batch(size, 1))
+    net = model.generator()
+    key = next(k for k, n in model.nets.items() if n is net)
+    label = "x".join(str(s) for s in x.shape[-2:]) if x.dim() == 4 and x.shape[-1] > 1 else f"{size} px (from noise)"
+    with torch.no_grad(), torch_threads(threads):
+        expected = model.run_generator(x)
+        base = timed(lambda: model.run_generator(x), warmup, steps, cpu)
+    rows = [BackendRow(name, label, "torch", base, 1.0, 0.0)]
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():  # one graph, made once, for every backend
+        for backend in backends:
+            if backend == "torch":
+                continue
+            graph = GraphNet(net, f"{name}_{size}", backend, Path(tmp), threads)
+            model.nets[key] = graph  # the model's own generator pass (padding, latent shapes) on the graph
+            out = model.run_generator(x)
+            if backend not in graph.used.values():
+                why = "; ".join(graph.reasons.values())
+                rows.append(BackendRow(name, label, backend, math.nan, math.nan, math.nan, why))
+                continue
+            seconds = timed(lambda: model.run_generator(x), warmup, steps, cpu)
+            diff = float((out - expected).abs().max())
+            rows.append(BackendRow(name, label, backend, seconds, base / seconds, diff))
+    return rows
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what platform says."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def format_backend_table(rows: list[BackendRow]) -> str:
+    """A Markdown table of backend_bench's rows."""
+    lines = [
+        "| model | size | backend | s / image | vs torch | max difference |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        if r.note:
+            lines.append(f"| {r.model} | {r.size} | {r.backend} | - | - | did not run: {r.note} |")
+        else:
+            lines.append(
+                f"| {r.model} | {r.size} | {r.backend} | {r.seconds:.4f} | {r.speedup:.2f}x | {r.max_difference:.1e} |"
+            )
     return "\n".join(lines)

@@ -66,7 +66,7 @@ def _test(argv: Sequence[str]) -> int:
         scored = f" ({output})" if len(result.scores) > 1 else ""
         images = f"{result.count} image{'' if result.count == 1 else 's'}"
         print(f"{images}{scored}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, L1 {m['l1']:.4f}")
-    print(f"results page: {result.page}")
+    print(f"results page: {result.page} (backend: {result.backend})")
     return 0
 
 
@@ -122,7 +122,8 @@ def _file_translator(checkpoint: Path, argv: Sequence[str], extra, **kwargs):  #
 
 
 def _translate(argv: Sequence[str]) -> int:
-    from ganvas.infer import translate_files
+    from ganvas.api import run_translator
+    from ganvas.infer import expand_inputs, translate_files
     from ganvas.speed import select_device
 
     def own(parser: ArgumentParser) -> None:
@@ -152,11 +153,18 @@ def _translate(argv: Sequence[str]) -> int:
             dtype=opt.precision,
             paper_mode=opt.paper_mode,
             seed=opt.seed or 0,
+            backend=opt.backend,
+            num_threads_infer=opt.num_threads_infer,
         )
+    else:
+        expand_inputs(list(getattr(extra, "inputs", [])))  # a missing input is named before the run loads
+        translator = run_translator(opt)
     written = translate_files(
         opt, list(getattr(extra, "inputs", [])), out, translator, getattr(extra, "instance_dir", None)
     )
-    print(f"translated {len(written)} image{'' if len(written) == 1 else 's'} into {out}")
+    print(
+        f"translated {len(written)} image{'' if len(written) == 1 else 's'} into {out} (backend: {translator.backend})"
+    )
     return 0
 
 
@@ -188,7 +196,8 @@ def _export(argv: Sequence[str]) -> int:
                 f"{opt.run_dir} is no trained run (it has no opt.yaml); check --name and "
                 f"--checkpoints_dir, or pass --checkpoint FILE"
             )
-        translator = run_translator(replace(opt, gpu_ids="-1", paper_mode=False))  # a graph has eval mode only
+        # A graph has eval mode only, and is made from the torch networks.
+        translator = run_translator(replace(opt, gpu_ids="-1", paper_mode=False, backend="torch", num_threads_infer=0))
         default = opt.run_dir / f"{opt.name}_{opt.epoch}_{opt.direction}{FORMATS[fmt]}"
     out = getattr(extra, "out", None) or default
     if checkpoint is not None and Path(out).resolve() == checkpoint.resolve():
@@ -214,6 +223,7 @@ def _export(argv: Sequence[str]) -> int:
 
 
 def _bench(argv: Sequence[str]) -> int:
+    from ganvas.backends import GRAPH_BACKENDS
     from ganvas.bench import bench_models, format_table, run_bench
     from ganvas.options import Options, build_parser, option_fields, reject_unknown
 
@@ -224,20 +234,39 @@ def _bench(argv: Sequence[str]) -> int:
         "--CUT_mode FastCUT) pass through",
         allow_abbrev=False,
     )
-    parser.add_argument("--model", choices=bench_models(), default="pix2pix")
-    parser.add_argument("--size", type=int, default=256, help="image side in px (pix2pixhd: height; width twice)")
+    parser.add_argument("--model", choices=bench_models(), help="the model (default pix2pix; with --backend: all)")
+    parser.add_argument(
+        "--size",
+        help="image side in px (pix2pixhd: height; width twice); with --backend a list such as 256,512 (the default)",
+    )
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--channels_last", action="store_true")
     parser.add_argument("--baseline", action="store_true", help="also time plain fp32 eager first and print the ratio")
     parser.add_argument("--infer", action="store_true", help="time the generator's inference instead of training")
+    parser.add_argument(
+        "--backend",
+        choices=("all", *GRAPH_BACKENDS),
+        help="with --infer: time the inference generator on torch eager and this backend (all: every installed "
+        "one) on the CPU, and print seconds per image, the ratio to torch and the largest output difference",
+    )
+    parser.add_argument(
+        "--num_threads_infer", type=int, default=0, help="with --backend: CPU threads of every backend (0: all)"
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps (the median is printed)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
     parser.add_argument(
         "--gpu_ids", default="0", help="0 for the first GPU (the CPU when there is none), -1 for the CPU"
     )
     args, rest = parser.parse_known_args(argv)
+    if args.backend:
+        return _bench_backends(args, rest)
+    args.model = args.model or "pix2pix"
+    try:
+        args.size = int(args.size or 256)
+    except ValueError:
+        raise GanvasError(f"--size takes one number of pixels here, not {args.size!r}") from None
     if args.size < 32 or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
         # Below 32 px the published discriminators shrink their maps to single pixels.
         raise GanvasError("--size must be at least 32, --batch_size and --steps at least 1, --warmup at least 0")
@@ -279,6 +308,36 @@ def _bench(argv: Sequence[str]) -> int:
         f"torch {torch.__version__}"
     )
     print(format_table(results, "infer" if args.infer else "step"))
+    return 0
+
+
+def _bench_backends(args, rest: Sequence[str]) -> int:  # type: ignore[no-untyped-def]
+    """ganvas bench --infer --backend B: every (or one) model's inference generator on torch and B."""
+    from ganvas.backends import backend_version, check_backend, cpu_threads, installed_backends
+    from ganvas.bench import backend_bench, bench_models, cpu_name, format_backend_table
+
+    if not args.infer or rest:
+        raise GanvasError(
+            "--backend times inference: add --infer; it runs each model with its published settings"
+            + (f", so {rest[0]} is not taken" if rest else "")
+        )
+    if args.backend != "all":
+        check_backend(args.backend)
+    backends = installed_backends() if args.backend == "all" else ["torch", args.backend]
+    try:
+        sizes = [int(s) for s in (args.size or "256,512").split(",")]
+    except ValueError:
+        raise GanvasError(f"--size takes pixel sides such as 256,512, not {args.size!r}") from None
+    if min(sizes) < 32 or args.steps < 1 or args.warmup < 0:
+        raise GanvasError("--size must be at least 32, --steps at least 1, --warmup at least 0")
+    models = [args.model] if args.model else list(bench_models())
+    threads = args.num_threads_infer or cpu_threads()
+    print(
+        f"inference, batch 1, {cpu_name()}, {threads} threads; "
+        f"{', '.join(backend_version(b) for b in backends)}; median of {args.steps} after {args.warmup} warm-up"
+    )
+    rows = backend_bench(models, sizes, backends, args.steps, args.warmup, threads)
+    print(format_backend_table(rows))
     return 0
 
 

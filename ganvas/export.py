@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import warnings
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ganvas.api import Translator
+from ganvas.backends import cpu_threads, export_onnx, installed, onnxruntime_runner, torch_copy
 from ganvas.errors import ExportError, OptionsError
 from ganvas.files import atomic_write
 from ganvas.nets import net_size
@@ -21,8 +20,6 @@ from ganvas.nets import net_size
 log = logging.getLogger("ganvas")
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-# Largest side the dynamic height and width may take, in pixels.
-MAX_SIDE = 8192
 
 
 @dataclass
@@ -41,9 +38,7 @@ INPUT_NAMES = {"image": "input", "label": "label", "instance": "instance", "styl
 
 def _module(translator: Translator, fp16: bool) -> tuple[nn.Module, list[str]]:
     """The module to export, in eval mode (running batch-norm statistics, no dropout), and its input names."""
-    import copy
-
-    net = copy.deepcopy(translator.export_module).cpu().eval()
+    net = torch_copy(translator.export_module).cpu().eval()  # the torch networks, whatever backend ran them
     return (net.half() if fp16 else net), [INPUT_NAMES[kind] for kind in translator.input_kinds]
 
 
@@ -72,51 +67,6 @@ def example_inputs(
     return tuple(inputs)
 
 
-def _dynamic_shapes(names: list[str], multiple: int) -> tuple[dict[int, object], ...]:
-    """Batch free; height and width any multiple of the network's stride, from two strides up."""
-    dim = torch.export.Dim
-    batch = dim("batch", min=1, max=4096)
-    top = max(2, MAX_SIDE // multiple)
-    height, width = dim("height_steps", min=2, max=top), dim("width_steps", min=2, max=top)
-    shape = (
-        {0: batch, 2: multiple * height, 3: multiple * width}
-        if multiple > 1
-        else {0: batch, 2: dim("height", min=2, max=MAX_SIDE), 3: dim("width", min=2, max=MAX_SIDE)}
-    )
-    return tuple(dict(shape) for _ in names)
-
-
-def _export_onnx(
-    net: nn.Module, names: list[str], example: tuple[Tensor, ...], multiple: int, tmp: Path, opset: int | None
-) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("onnxscript") is None or importlib.util.find_spec("onnx") is None:
-        raise OptionsError("ONNX export needs the onnx and onnxscript packages: pip install 'ganvas[export]'")
-    # The exporter's notes (renamed axes, skipped torchvision ops, optimiser passes) are not for users.
-    quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")]
-    levels = [logger.level for logger in quiet]
-    try:
-        for logger in quiet:
-            logger.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                net,
-                example,
-                dynamo=True,
-                dynamic_shapes=_dynamic_shapes(names, multiple),
-                input_names=names,
-                output_names=["output"],
-                opset_version=opset,
-                verbose=False,
-            )
-    finally:
-        for logger, level in zip(quiet, levels):
-            logger.setLevel(level)
-    program.save(str(tmp))
-
-
 def _export_torchscript(net: nn.Module, example: tuple[Tensor, ...], tmp: Path) -> None:
     with warnings.catch_warnings():
         # torch.jit is deprecated in favour of torch.export, and tracing notes shape-dependent Python
@@ -134,16 +84,13 @@ def _run_exported(path: Path, fmt: str, names: list[str], inputs: tuple[Tensor, 
             loaded = torch.jit.load(str(path))
         with torch.no_grad():
             return loaded(*inputs)
-    try:
-        import onnxruntime
-    except ImportError:
+    if not installed("onnxruntime"):
         log.warning(
             "onnxruntime is not installed, so the exported model was not checked (pip install 'ganvas[export]')"
         )
         return None
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {name: t.numpy() for name, t in zip(names, inputs)}
-    return torch.from_numpy(np.asarray(session.run(None, feed)[0]))
+    run = onnxruntime_runner(path.read_bytes(), names, cpu_threads())
+    return torch.from_numpy(np.asarray(run([t.numpy() for t in inputs])))
 
 
 def check_export(
@@ -194,7 +141,7 @@ def export(
     def write(tmp: Path) -> None:
         try:
             if fmt == "onnx":
-                _export_onnx(net, names, example, multiple, tmp, opset)
+                export_onnx(net, names, example, multiple, tmp, opset)
             else:
                 _export_torchscript(net, example, tmp)
         except (OptionsError, OSError):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ganvas.api import Translator, inference_dtype, run_translator, warn_alpha_dropped
+from ganvas.backends import backend_name, backend_sentences, backend_summary
 from ganvas.data import collate_batch, make_dataset
 from ganvas.data.datasets import files_by_stem, resize_rule, stem_key
 from ganvas.data.io import find_images, read_image, read_image_alpha, read_label_map, save_image
@@ -40,6 +41,7 @@ class TestResult:
     metrics: dict[str, float]
     count: int
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    backend: str = "torch"  # what ran the networks (backends.backend_name)
 
 
 def results_dir(opt: Options, model: Model | None = None) -> Path:
@@ -131,6 +133,7 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     }
     main = next(iter(scores), None)
     mean = scores[main] if main else {}
+    nets = {k: model.nets[k] for k in model.inference_nets}
     summary = {
         "name": opt.name,
         "epoch": opt.epoch,
@@ -139,6 +142,7 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
         "eval_mode": not opt.paper_mode,
         "layers": layer_mode_sentence(opt, model),
         "notes": model.test_notes(),
+        "backend": backend_summary(nets),
         "mean": mean,
         "per_image": per_image.get(main, {}),
         "by_output": {o: {"target": targets[o], "mean": scores[o], "per_image": per_image[o]} for o in scores},
@@ -150,13 +154,13 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     body = (
         f"<p>{count} images of {html.escape(opt.dataroot)} ({opt.phase}), epoch {opt.epoch}.</p>"
         f"<p>{html.escape(layer_mode_sentence(opt, model))}</p>"
-        + "".join(f"<p>{html.escape(note)}</p>" for note in model.test_notes())
+        + "".join(f"<p>{html.escape(note)}</p>" for note in model.test_notes() + backend_sentences(nets))
         + tables
         + image_table(rows)
     )
     index = out / "index.html"
     atomic_write_text(index, page(f"{opt.name}: {opt.model} test results", body))
-    return TestResult(index, mean, count, scores)
+    return TestResult(index, mean, count, scores, backend_name(nets))
 
 
 def _sample_test(opt: Options, model: Model) -> TestResult:
@@ -169,16 +173,24 @@ def _sample_test(opt: Options, model: Model) -> TestResult:
     save_image(make_grid(samples.float()), out / "samples_grid.png")
     figures = _sample_set_figures(opt, samples) if count >= 2 else {}
     layers = layer_mode_sentence(opt, model)
-    summary = {"name": opt.name, "epoch": opt.epoch, "count": count, "eval_mode": not opt.paper_mode, "layers": layers}
+    nets = {k: model.nets[k] for k in model.inference_nets}
+    summary = {
+        "name": opt.name,
+        "epoch": opt.epoch,
+        "count": count,
+        "eval_mode": not opt.paper_mode,
+        "layers": layers,
+        "backend": backend_summary(nets),
+    }
     atomic_write_text(out / "metrics.json", json.dumps({**summary, **figures}))
     body = (
         f"<p>{count} samples, epoch {opt.epoch}.</p><p>{html.escape(layers)}</p>"
-        + "".join(f"<p>{html.escape(text)}</p>" for text in _sample_sentences(figures))
+        + "".join(f"<p>{html.escape(text)}</p>" for text in _sample_sentences(figures) + backend_sentences(nets))
         + "<img src='samples_grid.png' style='max-width:100%'>"
     )
     index = out / "index.html"
     atomic_write_text(index, page(f"{opt.name}: samples", body, image_width=1024))
-    return TestResult(index, figures, count)
+    return TestResult(index, figures, count, backend=backend_name(nets))
 
 
 def _sample_set_figures(opt: Options, samples: torch.Tensor) -> dict[str, float]:

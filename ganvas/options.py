@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import logging
 import math
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ganvas.backends import BACKENDS
 from ganvas.data.transforms import PREPROCESS_MODES
 from ganvas.errors import OptionsError
 from ganvas.files import atomic_write_text
@@ -213,6 +215,22 @@ class Options:
         False,
         "the pix2pix paper's test-time layers: batch norm with each test image's own statistics and "
         "dropout on, seeded by --seed (default: eval mode, running statistics and no dropout, as export)",
+        commands=("test", "translate"),
+        inherited=False,
+    )
+    backend: str = option(
+        os.environ.get("GANVAS_BACKEND") or "auto",
+        "what runs the networks on the CPU: auto (the fastest installed backend, timed on the first inputs of "
+        "each size and remembered in <run>/export/), torch, onnxruntime or openvino; GPUs run torch "
+        "(the environment variable GANVAS_BACKEND sets the default)",
+        choices=BACKENDS,
+        commands=("test", "translate"),
+        inherited=False,
+    )
+    num_threads_infer: int = option(
+        0,
+        "CPU threads of inference, the same for every backend (0: the CPUs this process may use)",
+        minimum=0,
         commands=("test", "translate"),
         inherited=False,
     )

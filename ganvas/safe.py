@@ -12,11 +12,14 @@ loaded because it would run code, and never suggests turning the protection off:
 - `.json` descriptions: the json module, which has no way to name code.
 - `.safetensors`: the safetensors package (a header and raw tensors).
 - `.npz` arrays (an editor scene's maps): NumPy with `allow_pickle=False`.
+- Cached ONNX graphs (`<run>/export/*.onnx`): read as bytes and used only when their SHA-256 matches
+  the record written with them; ONNX Runtime and OpenVINO parse them as data (protobuf), never as code.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import pickle
 import re
@@ -233,3 +236,11 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises its own error type for damaged headers
         raise CheckpointError(f"cannot read {path} ({err}); the file is damaged or not a safetensors file") from None
+
+
+def read_verified(path: Path, sha256: str, what: str) -> bytes:
+    """A file's bytes, when their SHA-256 is the one its record holds (a changed or damaged graph is not used)."""
+    data = Path(path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise DataError(f"the {what} {path} does not match the SHA-256 its record holds (changed or damaged)")
+    return data

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+
+# Graph backends (auto, the CPU default) export each run's networks on first use, seconds per network:
+# the suite runs torch unless a test asks for a backend (tests/test_backends.py, the model contract).
+os.environ.setdefault("GANVAS_BACKEND", "torch")
+
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path
 
 import pytest

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 import ganvas
+from ganvas.backends import TOLERANCE, GraphNet, installed_backends
 from ganvas.checkpoint import atomic_write_many, load_weights, network_spec_path, network_writes, read_network_spec
 from ganvas.errors import OptionsError
 from ganvas.export import export
@@ -57,6 +58,7 @@ def import_template() -> dict[str, Entry]:
 
 
 EXTRA = import_template()
+GRAPHS = installed_backends()[1:]  # onnxruntime, openvino where installed
 TRAINABLE = MODELS.names(trainable=True) + tuple(n for n, e in EXTRA.items() if e.meta.get("trainable"))
 RUN_ONLY = MODELS.names(trainable=False)
 # Runs whose saved generators the run-only models are pointed at (the saved network's suffix: G, G_A, G_B).
@@ -236,6 +238,34 @@ def test_model_contract(name: str, runs_root: Path, tmp_path: Path) -> None:
     result = export(translator, tmp_path / "g.pt", "torchscript")
     assert result.size_multiple == spec.size_multiple
     torch.testing.assert_close(run_torchscript(result.path, args), out, **CLOSE)
+
+
+@pytest.mark.skipif(not GRAPHS, reason="no graph backend installed (pip install 'ganvas[export]')")
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_every_backend_runs_the_inference_networks_as_eager_at_two_sizes(name: str, runs_root: Path) -> None:
+    """Each installed graph backend gives the eager model's outputs (to TOLERANCE) for inputs of two sizes."""
+    run = contract_run(name, runs_root)
+    run.model.set_mode(False)
+    for backend in GRAPHS:
+        given = {"name": run.opt.name, "checkpoints_dir": run.opt.checkpoints_dir, "gpu_ids": "-1", "backend": backend}
+        loaded = load_for_inference(resolve_options(given, "test"))
+        for size in (SIZE, 2 * SIZE):
+            batch = run.model.example_batch(size, 1, seed=size)
+            x = run.model.generator_input(batch)
+            with torch.no_grad():
+                expected = {"generator": run.model.run_generator(x)}
+                got = {"generator": loaded.run_generator(x)}
+                if run.model.conditional:  # translate's whole path (styles, both CycleGAN directions)
+                    expected.update(run.model.translate(batch))
+                    got.update(loaded.translate(batch))
+            for key, image in expected.items():
+                difference = float((got[key] - image).abs().max())
+                assert difference <= TOLERANCE, f"{name} on {backend}: {key} at {size} px differs by {difference}"
+        for key in loaded.inference_nets:
+            net = loaded.nets[key]
+            assert isinstance(net, GraphNet), f"{name}: {key} was not put on --backend {backend}"
+            assert set(net.used.values()) == {backend} or net.reasons, f"{name}: {key} ran on {net.used} silently"
+        assert set(loaded.generator().used.values()) == {backend}, f"{name}'s generator did not run on {backend}"
 
 
 @pytest.mark.parametrize("name", TRAINABLE)

@@ -21,6 +21,7 @@ LAYERS = [
         "ganvas.metrics",
         "ganvas.pool",
         "ganvas.report",
+        "ganvas.backends",
     ),
     ("ganvas.options",),
     ("ganvas.models", "ganvas.interop"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ganvas.backends import attach
 from ganvas.checkpoint import load_networks
 from ganvas.models import cut, cycle_gan, gan, pix2pix, pix2pixhd, test_model  # noqa: F401  (registers them)
 from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
@@ -28,11 +29,15 @@ def create_model(opt, device, train: bool) -> Model:
 
 
 def load_for_inference(opt) -> Model:
-    """The run's model with its --epoch weights, in eval mode (train-mode layers with --paper_mode, as the paper)."""
+    """The run's model with its --epoch weights, in eval mode (train-mode layers with --paper_mode, as the paper).
+
+    Its inference networks run on --backend (graphs cached in <run>/export/) with --num_threads_infer threads.
+    """
     torch.manual_seed(opt.seed if opt.seed is not None else 0)
     model = create_model(opt, select_device(opt.gpu_ids), train=False)
     load_networks({k: model.nets[k] for k in model.inference_nets}, opt.run_dir, opt.epoch)
     model.set_mode(opt.paper_mode)
+    attach(model.nets, model.inference_nets, opt.backend, opt.run_dir / "export", opt.epoch, opt.num_threads_infer)
     return model
 
 
