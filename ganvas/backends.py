@@ -185,8 +185,8 @@ def first_line(err: BaseException) -> str:
 # Runners: a graph (ONNX bytes) as a function of NumPy arrays
 
 
-def onnxruntime_runner(graph: bytes, names: list[str], threads: int) -> Runner:
-    """An ONNX Runtime session on the CPU with `threads` threads (no spinning between runs)."""
+def onnxruntime_runner(graph: bytes, names: list[str], threads: int, precision: str = "fp32") -> Runner:
+    """An ONNX Runtime session on the CPU with `threads` threads (no spinning between runs); fp32 only."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -206,18 +206,18 @@ def onnxruntime_runner(graph: bytes, names: list[str], threads: int) -> Runner:
 _OPENVINO_CORE: Any = None
 
 
-def openvino_runner(graph: bytes, names: list[str], threads: int) -> Runner:
-    """OpenVINO on the CPU in fp32, compiled once with the graph's dynamic shapes (as fast as static ones
-    here, measured, and no compile per new size)."""
+def openvino_runner(graph: bytes, names: list[str], threads: int, precision: str = "fp32") -> Runner:
+    """OpenVINO on the CPU in fp32 or bf16 (`precision`), compiled once with the graph's dynamic shapes
+    (as fast as static ones here, measured, and no compile per new size)."""
     import openvino
 
     global _OPENVINO_CORE
     if _OPENVINO_CORE is None:
         _OPENVINO_CORE = openvino.Core()
-    # f32: CPUs with bf16 units would otherwise run in bf16 and miss the tolerance.
+    # f32 for fp32: CPUs with bf16 units would otherwise run in bf16 and miss the tolerance.
     config = {
         "INFERENCE_NUM_THREADS": threads,
-        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
     }
@@ -230,10 +230,14 @@ def openvino_runner(graph: bytes, names: list[str], threads: int) -> Runner:
     return run
 
 
-RUNNERS: dict[str, Callable[[bytes, list[str], int], Runner]] = {
+RUNNERS: dict[str, Callable[[bytes, list[str], int, str], Runner]] = {
     "onnxruntime": onnxruntime_runner,
     "openvino": openvino_runner,
 }
+# The number formats each graph backend runs (--precision; torch's autocast around the call says which).
+PRECISIONS = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16")}
+# bf16 outputs are checked against fp32 eager: at most this, or twice torch's own bf16 difference.
+BF16_TOLERANCE = 0.1
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -264,10 +268,15 @@ def _size_key(inputs: Sequence[Tensor]) -> str:
     return "x".join(str(int(n)) for n in (x.shape[-2:] if _is_map(x) else x.shape[1:]))
 
 
+def _precision() -> str:
+    """The number format the caller asked for: bf16 under CPU autocast to bf16, else fp32."""
+    return "bf16" if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16 else "fp32"
+
+
 def _area(key: str) -> float:
     """The number of pixels of a size key ('256x512'), 0 for keys without one."""
     try:
-        return float(np.prod([int(n) for n in key.split("|")[0].split("x")]))
+        return float(np.prod([int(n) for n in key.split(" ")[0].split("x")]))
     except ValueError:
         return 0.0
 
@@ -296,7 +305,8 @@ class GraphNet(nn.Module):
         self.used: dict[str, str] = {}
         self.seconds: dict[str, dict[str, float]] = {}
         self.reasons: dict[str, str] = {}
-        self._runners: dict[str, Runner | None] = {}
+        self._runners: dict[str, Runner | None] = {}  # by "<backend> <precision>"
+        self._tolerance: dict[str, float] = {}  # bf16's, from the check
         self._graph: tuple[bytes, list[str]] | None = None
         self._from_cache = False  # whether self._graph was read from the cache (a failing one is made again)
         self._fingerprint: str | None = None
@@ -308,24 +318,25 @@ class GraphNet(nn.Module):
     def forward(self, *inputs: Tensor) -> Tensor:
         if self.requested == "torch" or not self._graph_can_run(inputs):
             return self._torch(inputs)
-        key = _size_key(inputs)
+        precision = _precision()
+        key = _size_key(inputs) + ("" if precision == "fp32" else f" {precision}")
         backend = self.used.get(key)
         if backend is None:
-            backend, out = self._choose(key, inputs)
+            backend, out = self._choose(key, inputs, precision)
             self.used[key] = backend
             if out is not None:
                 return out
         if backend == "torch":
             return self._torch(inputs)
-        return self._run(backend, inputs)
+        return self._run(backend, inputs, precision)
 
     def _torch(self, inputs: Sequence[Tensor]) -> Tensor:
         on_cpu = inputs[0].device.type == "cpu"
         with torch_threads(self.threads if on_cpu and self._torch_threads else 0):
             return self.module(*inputs)
 
-    def _run(self, backend: str, inputs: Sequence[Tensor]) -> Tensor:
-        runner = self._runners[backend]
+    def _run(self, backend: str, inputs: Sequence[Tensor], precision: str) -> Tensor:
+        runner = self._runners[f"{backend} {precision}"]
         assert runner is not None
         arrays = [x.detach().contiguous().numpy() for x in inputs]
         return torch.from_numpy(np.ascontiguousarray(runner(arrays)))
@@ -353,8 +364,8 @@ class GraphNet(nn.Module):
                 self._say_once("all", f"the graph backends run on the CPU and this network is on {inputs[0].device}")
             return False
         reason = ""
-        if torch.is_autocast_enabled("cpu"):
-            reason = "--precision bf16 / fp16 runs on torch; the graph backends run fp32 here"
+        if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") != torch.bfloat16:
+            reason = f"the graph backends do not run {torch.get_autocast_dtype('cpu')} on the CPU"
         elif any(x.dtype != torch.float32 for x in inputs):
             reason = f"it takes {', '.join(sorted({str(x.dtype) for x in inputs}))} inputs; graphs are made for fp32"
         elif _train_mode_layers(self.module):
@@ -367,20 +378,22 @@ class GraphNet(nn.Module):
             return False
         return True
 
-    def _choose(self, key: str, inputs: Sequence[Tensor]) -> tuple[str, Tensor | None]:
-        """The backend for inputs of this size: the one asked for, or auto's fastest (with the output it made)."""
+    def _choose(self, key: str, inputs: Sequence[Tensor], precision: str) -> tuple[str, Tensor | None]:
+        """The backend for inputs of this size and precision: the one asked for, or auto's fastest (with
+        the output it made)."""
         if self.requested != "auto":
-            return (self.requested, None) if self._runner(self.requested, inputs) is not None else ("torch", None)
-        candidates = installed_backends()[1:]
+            usable = self._runner(self.requested, inputs, precision) is not None
+            return (self.requested, None) if usable else ("torch", None)
+        candidates = [b for b in installed_backends()[1:] if precision in PRECISIONS[b]]
         if not candidates:
             return "torch", None
         saved = self._saved_choice(key) or self._similar_choice(key)
-        if saved == "torch" or (saved in candidates and self._runner(saved, inputs) is not None):
+        if saved == "torch" or (saved in candidates and self._runner(saved, inputs, precision) is not None):
             return saved, None
-        usable = [b for b in candidates if self._runner(b, inputs) is not None]
+        usable = [b for b in candidates if self._runner(b, inputs, precision) is not None]
         if not usable:
             return "torch", None
-        return self._measure(key, inputs, usable)
+        return self._measure(key, inputs, usable, precision)
 
     def _similar_choice(self, key: str) -> str | None:
         """The backend measured at a size of this network within half to twice this size's area, if any.
@@ -388,19 +401,27 @@ class GraphNet(nn.Module):
         Folders of photos come in many sizes; the fastest backend changes little between near sizes, so
         auto measures again only for sizes unlike any measured so far.
         """
-        area = _area(key)
-        near = [(abs(np.log(_area(k) / area)), k) for k in self.seconds if area and 0.5 <= _area(k) / area <= 2]
+        area, precision = _area(key), key.partition(" ")[2]
+        near = [
+            (abs(np.log(_area(k) / area)), k)
+            for k in self.seconds
+            if area and k.partition(" ")[2] == precision and 0.5 <= _area(k) / area <= 2
+        ]
         if not near:
             return None
         measured = self.seconds[min(near)[1]]
         return min(measured, key=measured.get) if measured else None
 
-    def _measure(self, key: str, inputs: Sequence[Tensor], usable: list[str]) -> tuple[str, Tensor]:
+    def _measure(self, key: str, inputs: Sequence[Tensor], usable: list[str], precision: str) -> tuple[str, Tensor]:
         """Time torch and each usable backend on these inputs (best of two after a warm-up); keep the fastest."""
         outputs: dict[str, Tensor] = {}
         seconds: dict[str, float] = {}
         for backend in ["torch", *usable]:
-            run = (lambda: self._torch(inputs)) if backend == "torch" else (lambda b=backend: self._run(b, inputs))
+            run = (
+                (lambda: self._torch(inputs))
+                if backend == "torch"
+                else (lambda b=backend: self._run(b, inputs, precision))
+            )
             outputs[backend] = run()
             times = []
             for _ in range(2):
@@ -408,9 +429,10 @@ class GraphNet(nn.Module):
                 run()
                 times.append(time.perf_counter() - start)
             seconds[backend] = min(times)
-        for backend in usable:  # the check on the real input too
-            diff = float((outputs[backend] - outputs["torch"]).abs().max())
-            if not diff <= TOLERANCE:
+        tolerance = TOLERANCE if precision == "fp32" else 2 * self._tolerance[precision]
+        for backend in usable:  # the check on the real input too (bf16: against torch's bf16, so twice)
+            diff = float((outputs[backend].float() - outputs["torch"].float()).abs().max())
+            if not diff <= tolerance:
                 self._say_once(backend, f"its output differs from torch's by {diff:.2g} at {key}")
                 del seconds[backend]
         best = min(seconds, key=seconds.get)
@@ -426,10 +448,16 @@ class GraphNet(nn.Module):
         return best, outputs[best]
 
     # --- graphs and their checks ------------------------------------------------------------------
-    def _runner(self, backend: str, inputs: Sequence[Tensor]) -> Runner | None:
-        """The checked runner of `backend`, made once; None (reason said) when it cannot run this network."""
-        if backend in self._runners:
-            return self._runners[backend]
+    def _runner(self, backend: str, inputs: Sequence[Tensor], precision: str) -> Runner | None:
+        """The checked runner of `backend` in `precision`, made once; None (reason said) when it cannot run
+        this network."""
+        slot = f"{backend} {precision}"
+        if slot in self._runners:
+            return self._runners[slot]
+        if precision not in PRECISIONS[backend]:
+            self._say_once(backend, f"it runs {' and '.join(PRECISIONS[backend])} only, not {precision}")
+            self._runners[slot] = None
+            return None
         runner: Runner | None = None
         for attempt in range(2):  # a cached graph that fails is made again once
             graph = self._graph_bytes(inputs, rebuild=attempt > 0)
@@ -437,42 +465,50 @@ class GraphNet(nn.Module):
                 break
             data, names = graph
             try:
-                runner = RUNNERS[backend](data, names, self.threads)
-                diff = self._check(runner, names, inputs)
+                runner = RUNNERS[backend](data, names, self.threads, precision)
+                diff, tolerance = self._check(runner, inputs, precision)
             except Exception as err:  # the runtimes raise their own types for graphs they cannot run
                 reason, runner = f"it cannot run the graph ({first_line(err)})", None
             else:
-                if diff <= TOLERANCE:
+                if diff <= tolerance:
                     break
                 # A graph made again from the same weights would differ the same way: no second attempt.
-                self._say_once(backend, f"its output differs from torch's by {diff:.2g} (more than {TOLERANCE:g})")
+                self._say_once(backend, f"its output differs from torch's by {diff:.2g} (more than {tolerance:.2g})")
                 runner = None
                 break
             if not self._from_cache:
                 self._say_once(backend, reason)
                 break
             log.info("the cached graph of %s failed with %s (%s); making it again", self.name, backend, reason)
-        self._runners[backend] = runner
+        self._runners[slot] = runner
         return runner
 
-    def _check(self, runner: Runner, names: list[str], inputs: Sequence[Tensor]) -> float:
-        """Largest difference between runner and eager torch on random inputs of two sizes and batches.
+    def _check(self, runner: Runner, inputs: Sequence[Tensor], precision: str) -> tuple[float, float]:
+        """Largest difference between runner and fp32 eager torch on random inputs of two sizes and batches,
+        and the tolerance: TOLERANCE for fp32; for bf16 BF16_TOLERANCE or twice torch's own bf16 difference.
 
         Sizes other than the export's, one side a single stride where that is 64 px or more (below the
         export's range, so the check shows the graph is not tied to it), at least 64 px a side: on
         smaller maps the deepest instance norms see a few pixels and magnify rounding differences.
         """
-        worst = 0.0
+        worst, own = 0.0, 0.0
         side = self._round(max(64, self.min_side))
         for seed, (batch, height, width) in enumerate([(1, side, 2 * side), (2, 2 * side, side)]):
             example = self._example(inputs, batch, height, width, seed + 1)
-            got = torch.from_numpy(np.asarray(runner([x.numpy() for x in example])))
+            got = torch.from_numpy(np.asarray(runner([x.numpy() for x in example]))).float()
             with torch.no_grad(), torch_threads(self.threads):
-                expected = self.module(*example)
+                with torch.autocast("cpu", enabled=False):
+                    expected = self.module(*example)
+                if precision == "bf16":
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        own = max(own, float((self.module(*example).float() - expected).abs().max()))
             if got.shape != expected.shape:
-                return float("inf")
+                return float("inf"), 0.0
             worst = max(worst, float((got - expected).abs().max()))
-        return worst
+        if precision == "fp32":
+            return worst, TOLERANCE
+        self._tolerance[precision] = max(BF16_TOLERANCE, 2 * own)
+        return worst, self._tolerance[precision]
 
     def _round(self, pixels: int) -> int:
         """pixels rounded up to the network's multiple."""
@@ -533,7 +569,8 @@ class GraphNet(nn.Module):
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "graph.onnx"
-                with torch_threads(self.threads):
+                # An fp32 graph, also when called under autocast (bf16 is the runtime's choice).
+                with torch_threads(self.threads), torch.autocast("cpu", enabled=False):
                     export_onnx(self.module, names, example, self.size_multiple, path, None)
                 data = path.read_bytes()
         except OptionsError as err:  # onnx / onnxscript missing

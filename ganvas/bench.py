@@ -26,7 +26,7 @@ from ganvas.errors import OptionsError
 from ganvas.models import Model, create_model
 from ganvas.options import resolve_options
 from ganvas.registry import MODELS
-from ganvas.speed import accelerate, amp_dtype, autocast, select_device
+from ganvas.speed import PRECISIONS, accelerate, amp_dtype, autocast, select_device
 
 
 def bench_models() -> tuple[str, ...]:
@@ -237,22 +237,26 @@ def backend_bench(
     steps: int = 5,
     warmup: int = 1,
     threads: int = 0,
+    precision: str = "fp32",
 ) -> list[BackendRow]:
     """Seconds per image of each model's inference generator, published settings, at each size, on each backend.
 
     Every backend runs with the same number of threads (`threads`, default the CPUs this process may
     use); torch eager runs first in the same process and the ratio and difference are against it.
+    `precision` bf16 runs every backend in bf16 (torch under autocast) and compares with fp32 eager.
     """
     threads = threads or cpu_threads()
     rows: list[BackendRow] = []
     for name in models:
         for size in sizes:
-            rows.extend(_backend_rows(name, size, backends, steps, warmup, threads))
+            rows.extend(_backend_rows(name, size, backends, steps, warmup, threads, precision))
             gc.collect()
     return rows
 
 
-def _backend_rows(name: str, size: int, backends: list[str], steps: int, warmup: int, threads: int) -> list[BackendRow]:
+def _backend_rows(
+    name: str, size: int, backends: list[str], steps: int, warmup: int, threads: int, precision: str
+) -> list[BackendRow]:
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = create_model(bench_options(name, size, 1, "-1"), cpu, train=False)
@@ -261,11 +265,15 @@ def _backend_rows(name: str, size: int, backends: list[str], steps: int, warmup:
     net = model.generator()
     key = next(k for k, n in model.nets.items() if n is net)
     label = "x".join(str(s) for s in x.shape[-2:]) if x.dim() == 4 and x.shape[-1] > 1 else f"{size} px (from noise)"
+    dtype = PRECISIONS[precision]
     with torch.no_grad(), torch_threads(threads):
-        expected = model.run_generator(x)
-        base = timed(lambda: model.run_generator(x), warmup, steps, cpu)
-    rows = [BackendRow(name, label, "torch", base, 1.0, 0.0)]
-    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():  # one graph, made once, for every backend
+        expected = model.run_generator(x)  # fp32
+        with autocast(cpu, dtype):
+            own = float((model.run_generator(x).float() - expected).abs().max())
+            base = timed(lambda: model.run_generator(x), warmup, steps, cpu)
+    rows = [BackendRow(name, label, "torch", base, 1.0, own)]
+    # One graph, made once, for every backend.
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), autocast(cpu, dtype):
         for backend in backends:
             if backend == "torch":
                 continue
@@ -277,7 +285,7 @@ def _backend_rows(name: str, size: int, backends: list[str], steps: int, warmup:
                 rows.append(BackendRow(name, label, backend, math.nan, math.nan, math.nan, why))
                 continue
             seconds = timed(lambda: model.run_generator(x), warmup, steps, cpu)
-            diff = float((out - expected).abs().max())
+            diff = float((out.float() - expected).abs().max())
             rows.append(BackendRow(name, label, backend, seconds, base / seconds, diff))
     return rows
 
@@ -298,7 +306,7 @@ def cpu_name() -> str:
 def format_backend_table(rows: list[BackendRow]) -> str:
     """A Markdown table of backend_bench's rows."""
     lines = [
-        "| model | size | backend | s / image | vs torch | max difference |",
+        "| model | size | backend | s / image | vs torch | max difference from fp32 torch |",
         "|---|---|---|---:|---:|---:|",
     ]
     for r in rows:

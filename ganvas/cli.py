@@ -333,10 +333,13 @@ def _bench_backends(args, rest: Sequence[str]) -> int:  # type: ignore[no-untype
     models = [args.model] if args.model else list(bench_models())
     threads = args.num_threads_infer or cpu_threads()
     print(
-        f"inference, batch 1, {cpu_name()}, {threads} threads; "
+        f"inference, {'fp32' if args.amp == 'off' else args.amp}, batch 1, {cpu_name()}, {threads} threads; "
         f"{', '.join(backend_version(b) for b in backends)}; median of {args.steps} after {args.warmup} warm-up"
     )
-    rows = backend_bench(models, sizes, backends, args.steps, args.warmup, threads)
+    precision = "fp32" if args.amp == "off" else args.amp
+    if precision == "fp16":
+        raise GanvasError("--backend times fp32 or bf16 (--amp bf16) on the CPU; fp16 is for GPUs")
+    rows = backend_bench(models, sizes, backends, args.steps, args.warmup, threads, precision)
     print(format_backend_table(rows))
     return 0
 

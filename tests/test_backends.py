@@ -101,9 +101,9 @@ def test_auto_measures_again_only_for_sizes_unlike_those_measured(tmp_path, monk
     measured: list[str] = []
     measure = GraphNet._measure
 
-    def counting(self, key, inputs, usable):
+    def counting(self, key, inputs, usable, precision):
         measured.append(key)
-        return measure(self, key, inputs, usable)
+        return measure(self, key, inputs, usable, precision)
 
     monkeypatch.setattr(GraphNet, "_measure", counting)
     with torch.no_grad():
@@ -158,6 +158,24 @@ def test_a_network_a_backend_cannot_run_falls_back_to_torch_with_one_line(tmp_pa
     lines = warnings_about(caplog, "G_latest")
     assert len(lines) == 1 and "could not be exported to ONNX (Unsupported operator aten::weird_op)" in lines[0]
     assert set(graph.used.values()) == {"torch"}
+
+
+@pytest.mark.skipif("openvino" not in GRAPHS, reason="OpenVINO is not installed (pip install 'ganvas[openvino]')")
+def test_bf16_runs_on_openvino_and_onnxruntime_says_once_that_it_runs_fp32_only(trained, caplog) -> None:
+    run_dir = trained("test").run_dir
+    x = torch.rand(2, 3, 64, 96) * 2 - 1
+    fp32 = ganvas.load(run_dir, backend="torch").translate(x)
+    torch_bf16 = ganvas.load(run_dir, backend="torch", dtype=torch.bfloat16).translate(x)
+    openvino = ganvas.load(run_dir, backend="openvino", dtype=torch.bfloat16)
+    out = openvino.translate(x)
+    assert openvino.backend == "openvino"
+    own = float((torch_bf16 - fp32).abs().max())
+    assert float((out - fp32).abs().max()) <= max(backends.BF16_TOLERANCE, 2 * own)
+    onnxruntime = ganvas.load(run_dir, backend="onnxruntime", dtype=torch.bfloat16)
+    assert torch.equal(onnxruntime.translate(x), onnxruntime.translate(x))
+    assert onnxruntime.backend == "torch"
+    lines = warnings_about(caplog, "G_latest")
+    assert len(lines) == 1 and "runs fp32 only, not bf16" in lines[0]
 
 
 @needs_graphs
