@@ -15,12 +15,14 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from ganvas import color
 from ganvas.backends import attach, backend_name, backend_summary, check_backend
 from ganvas.data.io import check_label_mode, decode_image, read_image_alpha, read_label_map, tensor_to_uint8, uses_alpha
 from ganvas.errors import CheckpointError, DataError, OptionsError
 from ganvas.interop import load_network
 from ganvas.models import load_for_inference
 from ganvas.nets import LabelInputs, forward_padded, instance_edges, one_hot_labels
+from ganvas.nets.colorization import LabOutputs
 from ganvas.options import OPT_FILE, Options, paper_mode_from, resolve_options
 from ganvas.speed import PRECISIONS, autocast, pick_device, select_device, warn_if_slow
 
@@ -132,6 +134,11 @@ def _image_item(x: Any, channels: int) -> _Item:
     raise DataError(f"cannot translate a {type(x).__name__}; pass a path, a PIL image, a NumPy array or a tensor")
 
 
+def item_is_pixels(x: Any) -> bool:
+    """True for inputs read as pixels (paths, PIL images, arrays); tensors are taken as the model's input."""
+    return not isinstance(x, Tensor)
+
+
 def _label_item(x: Any) -> _Item:
     """Decode one label or instance map (path, PIL image, H x W integer array, [N x 1 x] H x W tensor)."""
     if isinstance(x, (str, PathLike)):
@@ -209,6 +216,7 @@ class Translator:
         description: str = "",
         model: Any = None,
         nets: dict[str, nn.Module] | None = None,
+        image_space: str = "",
     ):
         self._forward = forward
         # The generator itself: it takes the encoded input (pix2pixHD: one-hot labels, then the
@@ -229,6 +237,17 @@ class Translator:
         self.model = model
         # The networks inference runs, by name, some wrapped in backends.GraphNet (what `backend` reports).
         self.nets = nets if nets is not None else {"G": network}
+        # How image files become the input: "" (their pixels) or "lab_l" (RGB read, CIE L given).
+        self.image_space = image_space
+
+    @property
+    def read_channels(self) -> int:
+        """Channels image files are read with: 3 when the input is their CIE L, else input_nc."""
+        return 3 if self.image_space == "lab_l" else self.input_nc
+
+    def from_pixels(self, pixels: Tensor) -> Tensor:
+        """N x read_channels x H x W pixels in [-1, 1] as the model's input (their L for colourisation)."""
+        return color.encode(pixels)[0] if self.image_space == "lab_l" else pixels
 
     @property
     def backend(self) -> str:
@@ -307,7 +326,10 @@ class Translator:
     # --- internals ---------------------------------------------------------------------------
     def _decode(self, x: Any, instance: Any) -> tuple[_Item, Tensor | None]:
         if not self.takes_labels:
-            return _image_item(x, self.input_nc), None
+            item = _image_item(x, self.read_channels if item_is_pixels(x) else self.input_nc)
+            if item.kind != "tensor":
+                item.tensor = self.from_pixels(item.tensor)
+            return item, None
         label = _label_item(x)
         inst = _label_item(instance).tensor if instance is not None else None
         if inst is not None and (inst.shape[0], *inst.shape[-2:]) != (label.tensor.shape[0], *label.tensor.shape[-2:]):
@@ -408,6 +430,7 @@ def run_translator(opt: Any, seed: int = 0, batch_size: int = 8) -> Translator:
         description=f"{opt.model} run {opt.run_dir}, epoch {opt.epoch}, {opt.direction}",
         model=model,
         nets={k: model.nets[k] for k in model.inference_nets},
+        image_space=spec.image_space,
     )
 
 
@@ -445,6 +468,10 @@ def _from_file(
     labels = arch["family"] in ("global", "local", "resnet") and (
         label_nc is not None or instance is not None or input_nc not in (1, 3, 4)
     )
+    # L to ab (1 -> 2 channels) is the original repository's colourisation generator: RGB files in, RGB out.
+    colours = (input_nc, arch["output_nc"]) == (1, 2)
+    if colours:
+        net = LabOutputs(net)
     if not labels:
 
         def forward(batch: dict[str, Any]) -> Tensor:
@@ -453,7 +480,8 @@ def _from_file(
         return Translator(
             forward,
             input_nc=input_nc,
-            output_nc=arch["output_nc"],
+            output_nc=3 if colours else arch["output_nc"],
+            image_space="lab_l" if colours else "",
             device=device,
             dtype=dtype,
             network=net,

@@ -23,6 +23,7 @@ commands:
   test       test a trained run:  ganvas test --name RUN   (writes results/RUN/test_latest/index.html)
   translate  run a model on files: ganvas translate --name RUN img1.png folder/ --out out/
                                   (or --checkpoint latest_net_G.pth: a file of the original code bases)
+  colorize   colour photos:       ganvas colorize --name RUN old_photo.jpg --out out/   (a --model colorization run)
   export     ONNX / TorchScript:  ganvas export --name RUN --format onnx   (or --checkpoint latest_net_G.pth)
   bench      speed and memory:    ganvas bench --model cycle_gan --size 256 --amp bf16 --baseline
   encode-features  cluster a pix2pixHD run's instance styles: ganvas encode-features --name RUN
@@ -121,7 +122,8 @@ def _file_translator(checkpoint: Path, argv: Sequence[str], extra, **kwargs):  #
     )
 
 
-def _translate(argv: Sequence[str]) -> int:
+def _translate(argv: Sequence[str], colorize: bool = False) -> int:
+    """ganvas translate (and ganvas colorize: the same for colourisation runs and files only)."""
     from ganvas.api import run_translator
     from ganvas.infer import expand_inputs, translate_files
     from ganvas.speed import select_device
@@ -139,8 +141,9 @@ def _translate(argv: Sequence[str]) -> int:
             "label maps by file name (default: class boundaries stand for instance boundaries)",
         )
 
-    opt, extra = parse_options(argv, "translate", add_own=own)
-    out = getattr(extra, "out", None) or Path("translated")
+    prog = "ganvas colorize" if colorize else "ganvas translate"
+    opt, extra = parse_options(argv, "translate", prog=prog, add_own=own)
+    out = getattr(extra, "out", None) or Path("colorized" if colorize else "translated")
     checkpoint = getattr(extra, "checkpoint", None)
     translator = None
     _refuse_file_flags_for_runs(checkpoint, extra)
@@ -159,12 +162,16 @@ def _translate(argv: Sequence[str]) -> int:
     else:
         expand_inputs(list(getattr(extra, "inputs", [])))  # a missing input is named before the run loads
         translator = run_translator(opt)
+    if colorize and translator.image_space != "lab_l":
+        raise GanvasError(
+            f"{translator.description} does not colourise (it takes {translator.input_nc}-channel images to "
+            f"{translator.output_nc}); colourise with a --model colorization run, or use ganvas translate"
+        )
     written = translate_files(
         opt, list(getattr(extra, "inputs", [])), out, translator, getattr(extra, "instance_dir", None)
     )
-    print(
-        f"translated {len(written)} image{'' if len(written) == 1 else 's'} into {out} (backend: {translator.backend})"
-    )
+    done = "colourised" if colorize else "translated"
+    print(f"{done} {len(written)} image{'' if len(written) == 1 else 's'} into {out} (backend: {translator.backend})")
     return 0
 
 
@@ -490,6 +497,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": _train,
     "test": _test,
     "translate": _translate,
+    "colorize": lambda argv: _translate(argv, colorize=True),
     "export": _export,
     "bench": _bench,
     "encode-features": _encode_features,

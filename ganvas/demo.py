@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganvas import color
 from ganvas.checkpoint import atomic_write_text
 from ganvas.data.io import find_images, read_image, read_label_map, save_image, save_uint8
 from ganvas.data.synthetic import write_image_folder, write_paired_set, write_street_set, write_unpaired_set
@@ -181,6 +182,28 @@ def _image_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
     }
 
 
+def _write_photos(folder: Path, seed: int, size: int = 64, n_train: int = 200, n_test: int = 20) -> Path:
+    """Colour photos in the colourisation layout: <root>/train/ and <root>/test/."""
+    write_image_folder(folder / "test", n_test, size=size, seed=seed + 1_000_003)
+    write_image_folder(folder / "train", n_train, size=size, seed=seed)
+    return folder
+
+
+def _photo_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
+    """Each test photo's own L without colour, and with the mean training colour (ab) at each pixel."""
+    tests = _images(find_images(dataroot / "test"))
+    light = [color.encode(t[None])[0] for t in tests]
+    mean_ab = _mean_image([color.encode(t[None])[1][0] for t in _images(find_images(dataroot / "train"))])
+    return {
+        "the grey photo (its L, no colour)": _mean_scores(
+            [color.decode(lt, torch.zeros(1, 2, *lt.shape[-2:]))[0] for lt in light], tests
+        ),
+        "its L with the mean training colour": _mean_scores(
+            [color.decode(lt, mean_ab[None])[0] for lt in light], tests
+        ),
+    }
+
+
 BUILTIN_SETS: dict[str, BuiltinSet] = {
     "paired": BuiltinSet(
         _write_paired,
@@ -201,6 +224,9 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {
         picture=("input_label", "fake_B", "real_B"),
     ),
     "images": BuiltinSet(_write_images, _image_baselines, lambda root: [], figures=(FD, DIVERSITY)),
+    "photos": BuiltinSet(
+        _write_photos, _photo_baselines, lambda root: [str(root / "test")], picture=("real_A", "fake_B", "real_B")
+    ),
 }
 
 

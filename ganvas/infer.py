@@ -279,7 +279,7 @@ def translate_files(
         if labels:
             image = torch.from_numpy(read_label_map(path))[None].float()
         else:
-            image, dropped = read_image_alpha(path, translator.input_nc)
+            image, dropped = read_image_alpha(path, translator.read_channels)
             if dropped:
                 transparent.append(str(path))
         params = make_params(
@@ -303,7 +303,7 @@ def translate_files(
                 ).long()
             fake = translator.translate(image.long()[None], None if inst is None else inst[None], name=str(path))[0]
         else:
-            fake = translator.translate(image[None] * 2 - 1, name=str(path))[0]
+            fake = translator.translate(translator.from_pixels(image[None] * 2 - 1), name=str(path))[0]
         target, n = out_dir / name, 1
         while target in written:  # photo.jpg and photo.png named side by side
             target, n = out_dir / name.with_name(f"{name.stem}_{n}.png"), n + 1

@@ -116,7 +116,9 @@ class Options:
     seed: int | None = option(None, "random seed; a run without one draws one and saves it", minimum=0)
     # --- networks -----------------------------------------------------------------------------
     input_nc: int = option(3, "channels of input images (1 gray, 3 RGB, 4 RGBA)", choices=(1, 3, 4), commands=RUN)
-    output_nc: int = option(3, "channels of output images", choices=(1, 3, 4), commands=RUN)
+    output_nc: int = option(
+        3, "channels of output images (2: the ab colour of --model colorization)", choices=(1, 2, 3, 4), commands=RUN
+    )
     ngf: int = option(64, "generator filters in the last conv layer", minimum=1, commands=RUN)
     ndf: int = option(64, "discriminator filters in the first conv layer", minimum=1, commands=TRAIN)
     netG: str = option("resnet_9blocks", "generator", registry="generators", commands=RUN)

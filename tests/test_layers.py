@@ -22,6 +22,7 @@ LAYERS = [
         "ganvas.pool",
         "ganvas.report",
         "ganvas.backends",
+        "ganvas.color",
     ),
     ("ganvas.options",),
     ("ganvas.models", "ganvas.interop"),

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ganvas import color
 from ganvas.data.io import find_images, image_size, is_image_file, label_map_size, read_image, read_label_map
 from ganvas.data.transforms import apply_transform, check_preprocess, make_params
 from ganvas.errors import DataError, OptionsError
@@ -228,7 +229,7 @@ class SingleDataset(ImageDataset):
         # give such models input_nc = output_nc); the original read them with output_nc under
         # BtoA, which breaks when the two counts differ.
         self.channels = opt.input_nc
-        root = Path(opt.dataroot)
+        root = self.image_root(opt)
         if root.is_file():
             if not is_image_file(root):
                 raise DataError(
@@ -245,12 +246,48 @@ class SingleDataset(ImageDataset):
         """Number of images."""
         return len(self.paths)
 
+    @classmethod
+    def image_root(cls, opt: Any) -> Path:
+        """Where the images are: --dataroot."""
+        return Path(opt.dataroot)
+
     def __getitem__(self, index: int) -> dict:
         """{'A': C x H x W in [-1, 1], 'A_paths': str}."""
         path = self.paths[index]
         image = read_image(path, self.channels)
         params = self.item_params(image, index, path)
         return {"A": self.transform(image, params), "A_paths": str(path)}
+
+
+@DATASETS.register("colorization")
+class ColorizationDataset(SingleDataset):
+    """Colour photos under <dataroot>/<phase>/ (recursive), as CIE Lab: A = L / 50 - 1, B = ab / 110.
+
+    The original repository's colourisation set: each photo is resized, cropped and flipped as RGB,
+    then converted (ganvas.color, scikit-image's formulas). Grey files give ab = 0.
+    """
+
+    def __init__(self, opt: Any, train: bool) -> None:
+        if (opt.input_nc, opt.output_nc) != (1, 2) or opt.direction != "AtoB":
+            raise OptionsError(
+                f"--dataset_mode colorization gives L (1 channel) to colour (2 channels, ab), AtoB; got "
+                f"--input_nc {opt.input_nc} --output_nc {opt.output_nc} --direction {opt.direction}: use "
+                f"--model colorization, which sets them"
+            )
+        super().__init__(opt, train)
+
+    @classmethod
+    def image_root(cls, opt: Any) -> Path:
+        """<dataroot>/<phase>/, as the original."""
+        return Path(opt.dataroot) / opt.phase
+
+    def __getitem__(self, index: int) -> dict:
+        """{'A': 1 x H x W (L / 50 - 1), 'B': 2 x H x W (ab / 110), 'A_paths', 'B_paths'}."""
+        path = self.paths[index]
+        image = read_image(path, 3)
+        rgb = self.transform(image, self.item_params(image, index, path))
+        light, ab = color.encode(rgb[None])
+        return {"A": light[0], "B": ab[0], "A_paths": str(path), "B_paths": str(path)}
 
 
 def _truth_paths(images: list[Path], sizes: list[tuple[int, int]], folder: Path, truth_dir: Path) -> list[Path] | None:

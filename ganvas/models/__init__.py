@@ -10,7 +10,15 @@ import torch
 
 from ganvas.backends import attach
 from ganvas.checkpoint import load_networks
-from ganvas.models import cut, cycle_gan, gan, pix2pix, pix2pixhd, test_model  # noqa: F401  (registers them)
+from ganvas.models import (  # noqa: F401  (registers them)
+    colorization,
+    cut,
+    cycle_gan,
+    gan,
+    pix2pix,
+    pix2pixhd,
+    test_model,
+)
 from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
 from ganvas.registry import MODELS
 from ganvas.speed import select_device

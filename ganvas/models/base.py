@@ -65,7 +65,9 @@ class InferenceSpec:
 
     `inputs` are kinds from INPUT_KINDS: ("image",) for image translators, ("label", "instance",
     "style") for pix2pixHD, ("noise",) for generators from noise. `refusal`, when set, is the sentence
-    translate and export give because they cannot feed this run's inputs.
+    translate and export give because they cannot feed this run's inputs. `image_space` says how
+    image files become the input tensor: "" (their pixels, input_nc channels in [-1, 1]) or "lab_l"
+    (read as RGB and given as CIE L / 50 - 1, one channel: the colourisation models).
     """
 
     inputs: tuple[str, ...]
@@ -75,6 +77,7 @@ class InferenceSpec:
     label_nc: int = 0
     style_channels: int = 0
     refusal: str = ""
+    image_space: str = ""
 
 
 def set_requires_grad(nets: nn.Module | list[nn.Module], flag: bool) -> None:

@@ -105,19 +105,12 @@ class Pix2PixModel(Model):
 
 # A U-Net as deep as the images allow (64 px -> 6 levels) at half the reference widths: the paper's
 # recipe, scaled to a 2-core CPU.
+DEMO_FLAGS = {"netG": "unet_64", "ngf": 32, "ndf": 32, "batch_size": 4, "load_size": 64, "crop_size": 64}
 register_demo(
     "pix2pix",
     DemoRecipe(
         data="paired",
-        flags={
-            "model": "pix2pix",
-            "netG": "unet_64",
-            "ngf": 32,
-            "ndf": 32,
-            "batch_size": 4,
-            "load_size": 64,
-            "crop_size": 64,
-        },
+        flags={"model": "pix2pix", **DEMO_FLAGS},
         epochs=8,
         shows="Facade photos rendered from label maps: label map, pix2pix's photo, the real photo.",
     ),
