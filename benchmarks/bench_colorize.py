@@ -1,9 +1,10 @@
 """Seconds per colourisation training step (256 px, batch 1) and per colourised photo (256 and 1024 px).
 
-    python benchmarks/bench_colorize.py [--steps 5] [--backends torch auto]
+    python benchmarks/bench_colorize.py [--model colorization_hints] [--steps 5] [--backends torch auto]
 
-The original repository's settings: --model colorization (unet_256, basic PatchGAN, batch norm, crop
-256), random weights and a random photo; no data loading. A photo is colourised as `ganvas colorize`
+The original settings: --model colorization (unet_256, basic PatchGAN, batch norm, crop 256) or
+--model colorization_hints (the authors' network at their width, ngf 64, with simulated hints in
+training), random weights and a random photo; no data loading. A photo is colourised as `ganvas colorize`
 does it: RGB to Lab, the colour predicted with the longer side at --color_size (default the crop, 256)
 and joined with the photo's full-resolution L, back to RGB; through torch eager and through the
 `auto` backend (each network on the fastest installed backend, measured on its first call, which
@@ -27,6 +28,7 @@ from ganvas.options import OPT_FILE, resolve_options, save_options
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=("colorization", "colorization_hints"), default="colorization")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--backends", nargs="+", default=["torch", "auto"])
     args = parser.parse_args()
@@ -34,7 +36,7 @@ def main() -> None:
     print(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         opt = resolve_options(
-            {"model": "colorization", "seed": 0, "gpu_ids": "-1", "name": "c", "checkpoints_dir": tmp, "dataroot": "-"},
+            {"model": args.model, "seed": 0, "gpu_ids": "-1", "name": "c", "checkpoints_dir": tmp, "dataroot": "-"},
             "train",
         )
         model = create_model(opt, cpu, train=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ class _Item:
     like: Any = None  # the input's dtype, device or layout details
     name: str = "input"
     alpha_dropped: bool = False  # the input had transparent pixels and the model takes no alpha channel
+    hints: list = field(default_factory=list)  # colour hints (ganvas.hints.Hint) of a user-guided colouriser
 
 
 def warn_alpha_dropped(names: Sequence[str], channels: int) -> None:
@@ -300,11 +301,13 @@ class Translator:
     def __call__(self, x: Any, instance: Any = None) -> Any:
         return self.translate(x, instance)
 
-    def translate(self, x: Any, instance: Any = None, *, name: str | None = None) -> Any:
+    def translate(self, x: Any, instance: Any = None, *, name: str | None = None, hints: Any = None) -> Any:
         """Translate one input or a list of inputs; see the class docstring for the kinds accepted.
 
         `name` names a non-path input: pix2pixHD style runs draw each instance's style from
         (cluster_seed, the file name, the instance id), and paths are named by their file.
+        `hints` (user-guided colourisers): points (x, y, (r, g, b), patch) in the input's pixels, or
+        {"x", "y", "rgb", "patch"} dicts; for a list of inputs, one list of points per input.
         """
         many = isinstance(x, (list, tuple))
         inputs = list(x) if many else [x]
@@ -314,6 +317,8 @@ class Translator:
         if len(instances) != len(inputs):
             raise DataError(f"{len(inputs)} inputs but {len(instances)} instance maps; give one per label map")
         items = [self._decode(a, b) for a, b in zip(inputs, instances)]
+        if hints is not None:
+            self._add_hints(items, hints if many else [hints])
         unnamed = {"pil": "a PIL image", "array": "an array"}
         dropped = [unnamed.get(item.kind, item.name) for item, _ in items if item.alpha_dropped]
         warn_alpha_dropped(dropped, self.input_nc)
@@ -323,7 +328,40 @@ class Translator:
         results = self._run(items)
         return results if many else results[0]
 
+    def suggest(self, image: Any, x: int, y: int, k: int = 9, hints: Any = None) -> list:
+        """The k most likely colours at pixel (x, y) of an image, [((r, g, b), probability), ...], from a
+        user-guided colouriser's colour distribution there (with `hints` given so far), each in the sRGB
+        gamut at that pixel's lightness."""
+        from ganvas.hints import parse_hints
+
+        if not self.takes_hints:
+            raise OptionsError(f"{self.description} suggests no colours; that takes a --model colorization_hints run")
+        item, _ = self._decode(image, None)
+        height, width = item.tensor.shape[-2:]
+        if not (0 <= x < width and 0 <= y < height):
+            raise DataError(f"({x}, {y}) is outside the {width} x {height} image")
+        given = parse_hints(hints or [], width, height)
+        with self._context():
+            return self.model.suggest(item.tensor[:1].to(self.device), int(x), int(y), k, given)
+
+    @property
+    def takes_hints(self) -> bool:
+        """True for user-guided colourisers: translate takes hints= and suggest() offers colours."""
+        return self.model is not None and self.model.inference_spec().takes_hints
+
     # --- internals ---------------------------------------------------------------------------
+    def _add_hints(self, items: list[tuple[_Item, Tensor | None]], given: list) -> None:
+        from ganvas.hints import parse_hints
+
+        if not self.takes_hints:
+            raise OptionsError(f"{self.description} takes no colour hints; that takes a --model colorization_hints run")
+        if len(given) != len(items):
+            raise DataError(f"{len(items)} inputs but {len(given)} lists of hints; give one list per input")
+        for (item, _), points in zip(items, given):
+            if item.tensor.shape[0] != 1:
+                raise DataError("hints go with one image at a time; pass a list of images and a list of hint lists")
+            item.hints = parse_hints(points, item.tensor.shape[-1], item.tensor.shape[-2])
+
     def _decode(self, x: Any, instance: Any) -> tuple[_Item, Tensor | None]:
         if not self.takes_labels:
             item = _image_item(x, self.read_channels if item_is_pixels(x) else self.input_nc)
@@ -371,6 +409,8 @@ class Translator:
         images = torch.cat([items[i][0].tensor[n : n + 1].to(self.device) for i, n in group])
         names = [items[i][0].name for i, _ in group]
         if not self.takes_labels:
+            if any(items[i][0].hints for i, _ in group):
+                return {"A": images, "path": names, "hints": [items[i][0].hints for i, _ in group]}
             return {"A": images, "path": names}
         # Without an instance map the class regions stand for the instances (boundaries between classes).
         insts = torch.cat(
@@ -456,6 +496,11 @@ def _from_file(
         raise CheckpointError(
             f"{path} holds a {arch['kind']} ({arch['family']}), not a generator; load the run's "
             f"latest_net_G.pth (or G_A / G_B)"
+        )
+    if arch["family"] == "siggraph":
+        raise OptionsError(
+            f"{path} is a user-guided colouriser, which takes hints as well as photos; load its run folder "
+            f"(ganvas.load('checkpoints/<name>')), whose options say how its hints are encoded"
         )
     if arch["family"] == "dcgan":
         raise OptionsError(f"{path} is a DCGAN generator, which maps noise to images and has no input to translate")

@@ -140,6 +140,13 @@ def _translate(argv: Sequence[str], colorize: bool = False) -> int:
             help="pix2pixHD: folder of instance maps, matched to the "
             "label maps by file name (default: class boundaries stand for instance boundaries)",
         )
+        if colorize:
+            parser.add_argument(
+                "--hints",
+                type=Path,
+                help='colour hints for a --model colorization_hints run: a JSON file {"points": [{"x", "y", '
+                '"rgb", "patch"}]} in the input image\'s pixels',
+            )
 
     prog = "ganvas colorize" if colorize else "ganvas translate"
     opt, extra = parse_options(argv, "translate", prog=prog, add_own=own)
@@ -167,8 +174,11 @@ def _translate(argv: Sequence[str], colorize: bool = False) -> int:
             f"{translator.description} does not colourise (it takes {translator.input_nc}-channel images to "
             f"{translator.output_nc}); colourise with a --model colorization run, or use ganvas translate"
         )
+    hints_file = getattr(extra, "hints", None)
+    if hints_file is not None and not translator.takes_hints:
+        raise GanvasError(f"{translator.description} takes no colour hints; --hints goes with colorization_hints runs")
     written = translate_files(
-        opt, list(getattr(extra, "inputs", [])), out, translator, getattr(extra, "instance_dir", None)
+        opt, list(getattr(extra, "inputs", [])), out, translator, getattr(extra, "instance_dir", None), hints_file
     )
     done = "colourised" if colorize else "translated"
     print(f"{done} {len(written)} image{'' if len(written) == 1 else 's'} into {out} (backend: {translator.backend})")
@@ -411,12 +421,13 @@ def demo_report(summary: dict) -> str:
 def _data(argv: Sequence[str]) -> int:
     from ganvas.data.synthetic import (
         STREET_CLASSES,
+        write_color_set,
         write_image_folder,
         write_paired_set,
         write_street_set,
         write_unpaired_set,
     )
-    from ganvas.demo import demo_names, demo_recipe, train_command
+    from ganvas.demo import BUILTIN_SETS, demo_names, demo_recipe, train_command
 
     parser = ArgumentParser(prog="ganvas data", description="data set tools")
     sub = parser.add_subparsers(dest="tool", required=True)
@@ -424,13 +435,16 @@ def _data(argv: Sequence[str]) -> int:
     synth.add_argument("--out", type=Path, default=None, help="folder (default: datasets/synth_<kind>)")
     synth.add_argument(
         "--kind",
-        choices=("paired", "unpaired", "street", "images"),
+        choices=("paired", "unpaired", "street", "images", "photos", "color"),
         default="paired",
         help="paired: A|B label/photo pairs in train/ and test/; unpaired: day (A) and night (B) "
         "facades of different scenes in trainA/, trainB/, testA/, testB/, with the true other "
         "rendering of each under truth/ (for --model cycle_gan or cut); street: label maps, "
         "16-bit instance maps and photos of street scenes in train_label/, train_inst/, "
-        "train_img/ ... (for --model pix2pixhd); images: photos only (for --model gan)",
+        "train_img/ ... (for --model pix2pixhd); images: photos only (for --model gan); photos: colour "
+        "photos in train/ and test/ (for --model colorization); color: shapes of one lightness in different "
+        "colours on textured grey, outlined in L, in train/ and test/ (only colour hints can tell their "
+        "colours: for --model colorization_hints)",
     )
     synth.add_argument("--n_train", type=int, default=400)
     synth.add_argument("--n_test", type=int, default=40)
@@ -451,6 +465,8 @@ def _data(argv: Sequence[str]) -> int:
             "unpaired": "datasets/synth_day2night",
             "street": "datasets/synth_streets",
             "images": "datasets/synth_photos",
+            "photos": "datasets/synth_colorization",
+            "color": "datasets/synth_color_shapes",
         }[args.kind]
     )
     if args.kind == "paired":
@@ -475,6 +491,12 @@ def _data(argv: Sequence[str]) -> int:
             f"wrote {args.n_train} training and {args.n_test} test street scenes under {root} "
             f"({len(STREET_CLASSES)} classes: --label_nc {len(STREET_CLASSES)})"
         )
+    elif args.kind == "photos":
+        root = BUILTIN_SETS["photos"].write(out, args.seed, size=args.size, n_train=args.n_train, n_test=args.n_test)
+        print(f"wrote {args.n_train} training and {args.n_test} test photos under {root}")
+    elif args.kind == "color":
+        root = write_color_set(out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
+        print(f"wrote {args.n_train} training and {args.n_test} test images of coloured shapes under {root}")
     else:
         root = write_image_folder(out, n=args.n_train, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} images under {root}")

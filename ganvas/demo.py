@@ -22,7 +22,13 @@ import torch
 from ganvas import color
 from ganvas.checkpoint import atomic_write_text
 from ganvas.data.io import find_images, read_image, read_label_map, save_image, save_uint8
-from ganvas.data.synthetic import write_image_folder, write_paired_set, write_street_set, write_unpaired_set
+from ganvas.data.synthetic import (
+    write_color_set,
+    write_image_folder,
+    write_paired_set,
+    write_street_set,
+    write_unpaired_set,
+)
 from ganvas.infer import run_test
 from ganvas.metrics import image_metrics, sample_diversity, thumbnail_fd
 from ganvas.models.base import DemoRecipe
@@ -204,6 +210,10 @@ def _photo_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
     }
 
 
+def _write_color(folder: Path, seed: int, size: int = 64, n_train: int = 400, n_test: int = 20) -> Path:
+    return write_color_set(folder, n_train=n_train, n_test=n_test, size=size, seed=seed)
+
+
 BUILTIN_SETS: dict[str, BuiltinSet] = {
     "paired": BuiltinSet(
         _write_paired,
@@ -226,6 +236,13 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {
     "images": BuiltinSet(_write_images, _image_baselines, lambda root: [], figures=(FD, DIVERSITY)),
     "photos": BuiltinSet(
         _write_photos, _photo_baselines, lambda root: [str(root / "test")], picture=("real_A", "fake_B", "real_B")
+    ),
+    # Shapes whose colours only hints can tell: scored with 10 hints, shown beside no hints.
+    "color": BuiltinSet(
+        _write_color,
+        _photo_baselines,
+        lambda root: [str(root / "test")],
+        picture=("real_A", "hints_10", "fake_B_10", "fake_B_0", "real_B"),
     ),
 }
 

@@ -20,6 +20,7 @@ from ganvas.data.io import find_images, read_image, read_image_alpha, read_label
 from ganvas.data.transforms import apply_transform, make_params
 from ganvas.errors import DataError, OptionsError
 from ganvas.files import atomic_write_text
+from ganvas.hints import read_hints_file
 from ganvas.metrics import image_metrics, sample_diversity
 from ganvas.models import Model, load_for_inference
 from ganvas.options import Options
@@ -260,11 +261,13 @@ def translate_files(
     out_dir: Path,
     translator: Translator | None = None,
     instance_dir: Path | None = None,
+    hints_file: Path | None = None,
 ) -> list[Path]:
     """Translate each image (or label map) into `out_dir` as PNG, at the input's size unless --preprocess resizes.
 
     Label translators (pix2pixHD) read label maps and take each one's instance map from
-    `instance_dir` by file stem.
+    `instance_dir` by file stem. A user-guided colouriser takes the hints of `hints_file` (hints.json,
+    in the pixels of each input as read) with every input.
     """
     files = expand_inputs(inputs)
     translator = translator or run_translator(opt)
@@ -303,7 +306,8 @@ def translate_files(
                 ).long()
             fake = translator.translate(image.long()[None], None if inst is None else inst[None], name=str(path))[0]
         else:
-            fake = translator.translate(translator.from_pixels(image[None] * 2 - 1), name=str(path))[0]
+            points = read_hints_file(hints_file, image.shape[-1], image.shape[-2]) if hints_file else None
+            fake = translator.translate(translator.from_pixels(image[None] * 2 - 1), name=str(path), hints=points)[0]
         target, n = out_dir / name, 1
         while target in written:  # photo.jpg and photo.png named side by side
             target, n = out_dir / name.with_name(f"{name.stem}_{n}.png"), n + 1

@@ -424,6 +424,18 @@ def _patch_sample(layout: Layout) -> list[Guess]:
     return [_guess("patch_sample", channels=[shape[1] for shape in firsts], nc=firsts[0][0])]
 
 
+@LAYOUT_DETECTORS.register("siggraph")
+def _siggraph(layout: Layout) -> list[Guess]:
+    """The SIGGRAPH 2017 colourisation network: model1 ... model10, model_class and model_out."""
+    first, head, out = layout.get("model1.0.weight"), layout.get("model_class.weight"), layout.get("model_out.0.weight")
+    if first is None or head is None or out is None:
+        return []
+    return [
+        _guess("siggraph", input_nc=first[1], output_nc=out[0], ngf=first[0], classes=head[0], norm=norm)
+        for norm in NORMS
+    ]
+
+
 def guess_architecture(state: Mapping[str, Tensor], source: str = "the state_dict") -> Guess:
     """The network a state_dict fits exactly, else the closest candidate of a family its keys name.
 

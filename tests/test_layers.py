@@ -23,6 +23,7 @@ LAYERS = [
         "ganvas.report",
         "ganvas.backends",
         "ganvas.color",
+        "ganvas.hints",
     ),
     ("ganvas.options",),
     ("ganvas.models", "ganvas.interop"),

@@ -97,6 +97,10 @@ CASES: dict[str, tuple[dict[str, Any], Callable[[], tuple[Any, ...]]]] = {
         },
         lambda: (image(5, 32),),
     ),
+    "siggraph": (
+        {"input_nc": 4, "output_nc": 2, "ngf": 4, "classes": 9, "norm": "instance"},
+        lambda: (image(4, 16),),
+    ),
     "encoder": (
         {"input_nc": 3, "output_nc": 3, "ngf": 4, "n_downsampling": 2, "norm": "instance"},
         lambda: (image(3, 16), instances(16)),

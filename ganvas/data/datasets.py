@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ganvas import color
+from ganvas import color, hints
 from ganvas.data.io import find_images, image_size, is_image_file, label_map_size, read_image, read_label_map
 from ganvas.data.transforms import apply_transform, check_preprocess, make_params
 from ganvas.errors import DataError, OptionsError
@@ -264,7 +264,9 @@ class ColorizationDataset(SingleDataset):
     """Colour photos under <dataroot>/<phase>/ (recursive), as CIE Lab: A = L / 50 - 1, B = ab / 110.
 
     The original repository's colourisation set: each photo is resized, cropped and flipped as RGB,
-    then converted (ganvas.color, scikit-image's formulas). Grey files give ab = 0.
+    then converted (ganvas.color, scikit-image's formulas). Grey files give ab = 0. For models that
+    simulate hints (colorization_hints) a training item also has hint_B and mask_B, drawn from
+    (seed, epoch, index) as the crops are.
     """
 
     def __init__(self, opt: Any, train: bool) -> None:
@@ -287,7 +289,13 @@ class ColorizationDataset(SingleDataset):
         image = read_image(path, 3)
         rgb = self.transform(image, self.item_params(image, index, path))
         light, ab = color.encode(rgb[None])
-        return {"A": light[0], "B": ab[0], "A_paths": str(path), "B_paths": str(path)}
+        item = {"A": light[0], "B": ab[0], "A_paths": str(path), "B_paths": str(path)}
+        if self.train and _model_says(self.opt, "simulates_hints"):  # user-guided colourisation
+            opt = self.opt
+            rng = np.random.default_rng([int(getattr(opt, "seed", 0) or 0), self.epoch, int(index), 1])
+            sizes = tuple(int(v) for v in str(opt.sample_Ps).split(",") if v.strip())
+            item["hint_B"], item["mask_B"] = hints.simulate(ab[0], rng, opt.sample_p, sizes, opt.hint_loc)
+        return item
 
 
 def _truth_paths(images: list[Path], sizes: list[tuple[int, int]], folder: Path, truth_dir: Path) -> list[Path] | None:

@@ -68,6 +68,7 @@ _FOLDER_STREAM = 3
 _UNPAIRED_STREAM = 4
 _DOMAIN_STREAMS = {"A": 0, "B": 1}
 _STREET_STREAM = 5
+_COLOR_STREAM = 6
 
 
 def label_colors() -> np.ndarray:
@@ -607,4 +608,55 @@ def write_street_set(
             save_label_map(labels, folders[0] / name, bits=8)
             save_label_map(instances, folders[1] / name, bits=16)
             save_uint8(render_street(labels, instances, parts, rng, seams=touching), folders[2] / name)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shapes of one lightness in different colours: a set where only colour hints can tell the colours
+
+
+def color_shapes(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H x W x 3 uint8 photo, H x W shape ids, 0 for the background) of one image of the colour set.
+
+    A textured grey background (lightness 45-75, hardly any colour); two to four discs and rectangles,
+    each filled with lightness 60 in its own colour (any hue, chroma 40, kept inside the sRGB gamut)
+    and outlined by a dark border: their outlines show in L, their colours do not.
+    """
+    import torch
+
+    from ganvas import color
+
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    light = 60 + 8 * np.sin(xx / rng.uniform(2, 5) + rng.uniform(0, 6)) * np.cos(yy / rng.uniform(2, 5))
+    light += rng.normal(0, 3, (size, size))
+    ab = np.stack([np.full((size, size), rng.uniform(-4, 4)), np.full((size, size), rng.uniform(-4, 4))], -1)
+    ids = np.zeros((size, size), np.int64)
+    for shape in range(1, int(rng.integers(2, 5)) + 1):
+        r = rng.uniform(0.12, 0.22) * size
+        cy, cx = rng.uniform(r, size - r, 2)
+        if rng.random() < 0.5:
+            inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
+            border = ((yy - cy) ** 2 + (xx - cx) ** 2 <= (r + 1.5) ** 2) & ~inside
+        else:
+            inside = (np.abs(yy - cy) <= r) & (np.abs(xx - cx) <= r * 0.8)
+            border = (np.abs(yy - cy) <= r + 1.5) & (np.abs(xx - cx) <= r * 0.8 + 1.5) & ~inside
+        hue = rng.uniform(0, 2 * np.pi)
+        light[border], ab[border] = 25, 0
+        light[inside] = 60
+        ab[inside] = 40 * np.array([np.cos(hue), np.sin(hue)])
+        ids[border], ids[inside] = 0, shape
+    lab = torch.from_numpy(np.concatenate([light[..., None], ab], -1).transpose(2, 0, 1)[None].astype(np.float32))
+    rgb = color.lab_to_rgb(lab)[0].numpy().transpose(1, 2, 0)
+    return (np.clip(rgb * 255 + 0.5, 0, 255)).astype(np.uint8), ids
+
+
+def write_color_set(root: Path, n_train: int = 400, n_test: int = 20, size: int = 64, seed: int = 0) -> Path:
+    """Write <root>/train/ and <root>/test/ of color_shapes images (the colourisation layout); return root."""
+    root = Path(root)
+    for split, count in (("train", n_train), ("test", n_test)):
+        names = _file_names(count)
+        _check_only_ours(root / split, set(names))
+        for index, name in enumerate(names):
+            rng = np.random.default_rng([seed, _COLOR_STREAM, _SPLIT_STREAMS[split], index])
+            save_uint8(color_shapes(rng, size)[0], root / split / name)
     return root

@@ -12,6 +12,7 @@ from ganvas.backends import attach
 from ganvas.checkpoint import load_networks
 from ganvas.models import (  # noqa: F401  (registers them)
     colorization,
+    colorization_hints,
     cut,
     cycle_gan,
     gan,

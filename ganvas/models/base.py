@@ -78,6 +78,7 @@ class InferenceSpec:
     style_channels: int = 0
     refusal: str = ""
     image_space: str = ""
+    takes_hints: bool = False  # translate takes colour hints (x, y, rgb, patch) with each image
 
 
 def set_requires_grad(nets: nn.Module | list[nn.Module], flag: bool) -> None:

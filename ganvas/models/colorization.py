@@ -27,11 +27,9 @@ from ganvas.nets.colorization import LabOutputs, colour_at
 from ganvas.options import option
 
 
-@dataclass(frozen=True)
-class ColorizationOptions(Pix2PixOptions):
-    """Colourisation's own options (pix2pix's too)."""
-
-    color_size: int = option(
+def color_size_option() -> Any:
+    """--color_size, shared by the colourisation models."""
+    return option(
         0,
         "test and translate predict the colour with the longer side at most this many pixels, then join it "
         "with the input's full-resolution L (0: --crop_size)",
@@ -39,6 +37,27 @@ class ColorizationOptions(Pix2PixOptions):
         commands=("test", "translate"),
         inherited=False,
     )
+
+
+def check_colour_options(opt: Any, train: bool, model: str) -> None:
+    """The channels and data layout every colourisation model needs, refused in one sentence otherwise."""
+    if (opt.input_nc, opt.output_nc) != (1, 2):
+        raise OptionsError(
+            f"--model {model} maps L (1 channel) to ab (2 channels); drop --input_nc {opt.input_nc} "
+            f"and --output_nc {opt.output_nc}"
+        )
+    if train and opt.dataset_mode != "colorization":
+        raise OptionsError(
+            f"--model {model} trains on --dataset_mode colorization (colour photos under <dataroot>/<phase>/), "
+            f"not {opt.dataset_mode}"
+        )
+
+
+@dataclass(frozen=True)
+class ColorizationOptions(Pix2PixOptions):
+    """Colourisation's own options (pix2pix's too)."""
+
+    color_size: int = color_size_option()
 
 
 @register_model("colorization")
@@ -54,16 +73,7 @@ class ColorizationModel(Pix2PixModel):
 
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
-        if (opt.input_nc, opt.output_nc) != (1, 2):
-            raise OptionsError(
-                f"--model colorization maps L (1 channel) to ab (2 channels); drop --input_nc {opt.input_nc} "
-                f"and --output_nc {opt.output_nc}"
-            )
-        if train and opt.dataset_mode != "colorization":
-            raise OptionsError(
-                f"--model colorization trains on --dataset_mode colorization (colour photos under "
-                f"<dataroot>/<phase>/), not {opt.dataset_mode}"
-            )
+        check_colour_options(opt, train, "colorization")
         if opt.netG == "dcgan":
             raise OptionsError("--model colorization translates images; use unet_256, unet_128 or resnet_9blocks")
 

@@ -32,6 +32,7 @@ from ganvas.nets.pix2pixhd import (
     instance_means,
     one_hot_labels,
 )
+from ganvas.nets.siggraph import SIGGRAPHGenerator
 from ganvas.nets.vgg import VGG19Features, VGGLoss, find_vgg19_weights, load_vgg19_weights
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "PixelDiscriminator",
     "ResnetBlock",
     "ResnetGenerator",
+    "SIGGRAPHGenerator",
     "UnetGenerator",
     "UnetSkipConnectionBlock",
     "VGG19Features",
