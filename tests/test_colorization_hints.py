@@ -245,3 +245,33 @@ def test_after_a_short_cpu_run_hints_raise_psnr_and_one_hint_colours_its_whole_s
     assert len(without) >= 8
     # Beyond its 3 x 3 patch, one hint brings the shape's colour at least a fifth closer to the truth.
     assert np.mean(with_hint) < 0.8 * np.mean(without), (np.mean(with_hint), np.mean(without))
+
+
+@pytest.mark.parametrize("classification", [True, False])
+def test_classification_chooses_which_head_trains_the_trunk(classification: bool) -> None:
+    from ganvas.nets.siggraph import SIGGRAPHGenerator
+
+    torch.manual_seed(0)
+    net = SIGGRAPHGenerator(4, 2, ngf=4, classes=9, norm="instance")
+    net.classification = classification
+    logits, ab = net(torch.rand(2, 4, 16, 16), both=True)
+    trains, detached = (logits, ab) if classification else (ab, logits)
+    trunk = net.model1[0].weight
+    (detached.float().pow(2).mean()).backward(retain_graph=True)
+    assert trunk.grad is None or float(trunk.grad.abs().max()) == 0  # the other head learns on detached features
+    trains.float().pow(2).mean().backward()
+    assert float(trunk.grad.abs().max()) > 0
+
+
+def test_the_optional_gan_loss_trains_a_discriminator_on_l_and_ab_pairs(tmp_path, one_torch_thread) -> None:
+    from ganvas.data import make_dataset
+    from ganvas.models import create_model
+
+    opt = colour_run(tmp_path, lambda_GAN=1.0, norm="instance")
+    model = create_model(opt, torch.device("cpu"), train=True)
+    assert set(model.nets) == {"G", "D"} and set(model.optimizers) == {"G", "D"}
+    items = [make_dataset(opt, train=True)[i] for i in range(2)]
+    losses = model.train_step({k: torch.stack([item[k] for item in items]) for k in ("A", "B", "hint_B", "mask_B")})
+    assert {"G_GAN", "D_fake", "D_real", "G_CE", "G_reg"} <= set(losses) and all(np.isfinite(list(losses.values())))
+    plain = create_model(colour_run(tmp_path / "plain", norm="instance"), torch.device("cpu"), train=True)
+    assert set(plain.nets) == {"G"}  # no GAN loss, no discriminator (the paper's setting)
