@@ -135,11 +135,6 @@ def _image_item(x: Any, channels: int) -> _Item:
     raise DataError(f"cannot translate a {type(x).__name__}; pass a path, a PIL image, a NumPy array or a tensor")
 
 
-def item_is_pixels(x: Any) -> bool:
-    """True for inputs read as pixels (paths, PIL images, arrays); tensors are taken as the model's input."""
-    return not isinstance(x, Tensor)
-
-
 def _label_item(x: Any) -> _Item:
     """Decode one label or instance map (path, PIL image, H x W integer array, [N x 1 x] H x W tensor)."""
     if isinstance(x, (str, PathLike)):
@@ -364,8 +359,10 @@ class Translator:
 
     def _decode(self, x: Any, instance: Any) -> tuple[_Item, Tensor | None]:
         if not self.takes_labels:
-            item = _image_item(x, self.read_channels if item_is_pixels(x) else self.input_nc)
-            if item.kind != "tensor":
+            # Paths, PIL images and arrays are read as pixels; tensors are taken as the model's input.
+            pixels = not isinstance(x, Tensor)
+            item = _image_item(x, self.read_channels if pixels else self.input_nc)
+            if pixels:
                 item.tensor = self.from_pixels(item.tensor)
             return item, None
         label = _label_item(x)

@@ -174,11 +174,13 @@ def _translate(argv: Sequence[str], colorize: bool = False) -> int:
             f"{translator.description} does not colourise (it takes {translator.input_nc}-channel images to "
             f"{translator.output_nc}); colourise with a --model colorization run, or use ganvas translate"
         )
-    hints_file = getattr(extra, "hints", None)
-    if hints_file is not None and not translator.takes_hints:
-        raise GanvasError(f"{translator.description} takes no colour hints; --hints goes with colorization_hints runs")
     written = translate_files(
-        opt, list(getattr(extra, "inputs", [])), out, translator, getattr(extra, "instance_dir", None), hints_file
+        opt,
+        list(getattr(extra, "inputs", [])),
+        out,
+        translator,
+        getattr(extra, "instance_dir", None),
+        getattr(extra, "hints", None),
     )
     done = "colourised" if colorize else "translated"
     print(f"{done} {len(written)} image{'' if len(written) == 1 else 's'} into {out} (backend: {translator.backend})")

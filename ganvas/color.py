@@ -37,17 +37,19 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     return torch.cat([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], 1)
 
 
-def lab_to_rgb(lab: Tensor) -> Tensor:
-    """N x 3 x H x W Lab to sRGB in [0, 1] (colours outside the gamut clipped, as scikit-image's lab2rgb)."""
+def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
+    """N x 3 x H x W Lab to sRGB in [0, 1], colours outside the gamut clipped as scikit-image's lab2rgb clips
+    them; with clip=False they come back outside [0, 1] (how the hints tell which are)."""
     fy = (lab[:, 0:1] + 16) / 116
     fx = lab[:, 1:2] / 500 + fy
-    fz = (fy - lab[:, 2:3] / 200).clamp(min=0)
+    fz = fy - lab[:, 2:3] / 200
+    fz = fz.clamp(min=0) if clip else fz
     f = torch.cat([fx, fy, fz], 1)
     t = torch.where(f > 0.2068966, f**3, (f - 16 / 116) / 7.787)
     white = torch.tensor(_WHITE, dtype=lab.dtype, device=lab.device).view(1, 3, 1, 1)
     linear = _mix(_RGB_FROM_XYZ, t * white)
     rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0) ** (1 / 2.4) - 0.055, 12.92 * linear)
-    return rgb.clamp(0, 1)
+    return rgb.clamp(0, 1) if clip else rgb
 
 
 def encode(rgb: Tensor) -> tuple[Tensor, Tensor]:

@@ -12,7 +12,6 @@ uniform.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +58,23 @@ def simulate(
     return hint, mask
 
 
+def _ints(text: str, least: int, example: str) -> tuple[int, ...]:
+    values = tuple(int(v) for v in str(text).split(",") if v.strip())
+    if not values or min(values) < least:
+        raise ValueError(f"expected numbers such as {example}, not {text!r}")
+    return values
+
+
+def patch_sizes(text: str) -> tuple[int, ...]:
+    """--sample_Ps ("1,2,...,9") as patch sides; ValueError for anything else."""
+    return _ints(text, 1, "1,2,3")
+
+
+def hint_counts(text: str) -> tuple[int, ...]:
+    """--num_hints ("0,1,10,100") as hint counts; ValueError for anything else."""
+    return _ints(text, 0, "0,1,10,100")
+
+
 def network_input(light: Tensor, hint: Tensor, mask: Tensor) -> Tensor:
     """The 4-channel input from L / 50 - 1 (the colourisation data set's A), hint ab / 110 and the mask."""
     lightness = (light + 1) * color.L_SCALE
@@ -101,11 +117,7 @@ def in_gamut(lightness: float, ab: Tensor) -> Tensor:
 
 def _unclipped_rgb(lab: Tensor) -> Tensor:
     """sRGB of K x 3 Lab colours without clipping (to tell which lie outside the gamut)."""
-    fy = (lab[:, 0] + 16) / 116
-    f = torch.stack([lab[:, 1] / 500 + fy, fy, fy - lab[:, 2] / 200], 1)
-    t = torch.where(f > 0.2068966, f**3, (f - 16 / 116) / 7.787) * torch.tensor([0.95047, 1.0, 1.08883])
-    linear = t @ color._RGB_FROM_XYZ.float().T
-    return torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0) ** (1 / 2.4) - 0.055, 12.92 * linear)
+    return color.lab_to_rgb(lab[:, :, None, None], clip=False)[:, :, 0, 0]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -198,8 +210,3 @@ def hint_maps(hints: list[Hint], light: Tensor, out_height: int, out_width: int)
         hint[0, :, top:bottom, left:right] = (snapped[0] / AB_NORM)[:, None, None]
         mask[0, 0, top:bottom, left:right] = 1
     return hint, mask, notes
-
-
-def hints_json(hints: list[Hint]) -> str:
-    """The hints as hints.json holds them."""
-    return json.dumps({"points": [{"x": h.x, "y": h.y, "rgb": list(h.rgb), "patch": h.patch} for h in hints]})

@@ -293,7 +293,7 @@ class ColorizationDataset(SingleDataset):
         if self.train and _model_says(self.opt, "simulates_hints"):  # user-guided colourisation
             opt = self.opt
             rng = np.random.default_rng([int(getattr(opt, "seed", 0) or 0), self.epoch, int(index), 1])
-            sizes = tuple(int(v) for v in str(opt.sample_Ps).split(",") if v.strip())
+            sizes = hints.patch_sizes(opt.sample_Ps)
             item["hint_B"], item["mask_B"] = hints.simulate(ab[0], rng, opt.sample_p, sizes, opt.hint_loc)
         return item
 

@@ -43,20 +43,6 @@ from ganvas.speed import unwrap
 log = logging.getLogger("ganvas")
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    values = tuple(int(v) for v in str(text).split(",") if v.strip())
-    if not values or min(values) < 1:
-        raise ValueError(f"expected patch sides such as 1,2,3, not {text!r}")
-    return values
-
-
-def _counts(text: str) -> tuple[int, ...]:
-    values = tuple(int(v) for v in str(text).split(",") if v.strip())
-    if not values or min(values) < 0:
-        raise ValueError(f"expected hint counts such as 0,1,10,100, not {text!r}")
-    return values
-
-
 @dataclass(frozen=True)
 class ColorizationHintsOptions(Options):
     """The user-guided colouriser's own options."""
@@ -109,7 +95,7 @@ class ColorizationHintsModel(Model):
     @classmethod
     def check_options(cls, opt, train: bool) -> None:
         check_colour_options(opt, train, "colorization_hints")
-        for name, parse in (("sample_Ps", _sizes), ("num_hints", _counts)):
+        for name, parse in (("sample_Ps", hints.patch_sizes), ("num_hints", hints.hint_counts)):
             try:
                 parse(getattr(opt, name))
             except ValueError as err:
@@ -126,7 +112,7 @@ class ColorizationHintsModel(Model):
         ).to(device)  # fmt: skip
         unwrap(self.nets["G"]).classification = opt.classification
         # Test scores the output of each hint count against the real photo.
-        self.counts = _counts(opt.num_hints)
+        self.counts = hints.hint_counts(opt.num_hints)
         self.scored = tuple((f"fake_B_{n}", "real_B") for n in self.counts)
         if not train:
             return
@@ -239,7 +225,7 @@ class ColorizationHintsModel(Model):
                     real_small[i].cpu(),
                     np.random.default_rng([self.opt.seed or 0, zlib.crc32(Path(str(paths[i])).name.encode()), n]),
                     self.opt.sample_p,
-                    _sizes(self.opt.sample_Ps),
+                    hints.patch_sizes(self.opt.sample_Ps),
                     self.opt.hint_loc,
                     count=n,
                 )
