@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ganvas.data.flow import PRESETS, dis_flow
+from ganvas.data.io import tensor_to_uint8
+from ganvas.nets.flow import warp
 
 
 def psnr(output: Tensor, target: Tensor) -> float:
@@ -90,3 +96,151 @@ def thumbnail_fd(images: Tensor, reference: Tensor, side: int = 8) -> float:
     cross = _sqrtm_psd(root_a @ cov_b @ root_a)
     distance = (a.mean(0) - b.mean(0)).square().sum() + torch.trace(cov_a + cov_b - 2 * cross)
     return float(distance.clamp(min=0))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Temporal consistency of videos: Lai et al.'s warping error and TecoGAN's tOF, whole or streamed
+
+
+def _as_flow(flow: Tensor | np.ndarray) -> Tensor:
+    """A backward flow as a 1 x 2 x H x W float64 CPU tensor (from a 2 x H x W tensor or an H x W x 2 array)."""
+    if isinstance(flow, np.ndarray):
+        flow = torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1)
+    if flow.ndim != 3 or flow.shape[0] != 2:
+        raise ValueError(f"expected a 2 x H x W flow tensor (or an H x W x 2 array), got shape {tuple(flow.shape)}")
+    return flow.detach().cpu().double()[None]
+
+
+def _as_valid(valid: Tensor | np.ndarray, size: tuple[int, int]) -> Tensor:
+    """A validity mask (1 x H x W or H x W, tensor or array) as 1 x 1 x H x W float64 on the CPU."""
+    mask = torch.as_tensor(np.asarray(valid)) if isinstance(valid, np.ndarray) else valid.detach().cpu()
+    mask = mask.reshape(-1, *mask.shape[-2:])
+    if mask.shape != (1, *size):
+        raise ValueError(f"expected a 1 x {size[0]} x {size[1]} validity mask, got shape {tuple(valid.shape)}")
+    return mask.bool().double()[None]
+
+
+def frame_warping_error(previous: Tensor, current: Tensor, flow: Tensor, valid: Tensor | None = None) -> float:
+    """Lai et al.'s (2018) warping error of one frame pair (C x H x W in [-1, 1]): the mean squared difference
+    on [0, 1] images between current and previous warped by current's backward flow, over valid pixels and
+    channels (all pixels when valid is None; 0 when none is valid, as their evaluate_WarpError.py counts it)."""
+    a, b = _unit_batch(previous[None]), _unit_batch(current[None])
+    flow = _as_flow(flow)
+    mask = torch.ones_like(b[:, :1]) if valid is None else _as_valid(valid, tuple(b.shape[-2:]))
+    squared = (warp(a, flow) - b).square() * mask
+    count = float(mask.sum()) * b.shape[1]
+    return float(squared.sum()) / count if count else 0.0
+
+
+def frame_tof(
+    previous_output: Tensor, output: Tensor, previous_reference: Tensor, reference: Tensor, preset: str
+) -> float:
+    """TecoGAN's tOF of one frame pair (C x H x W in [-1, 1]): the mean over pixels of the end-point distance
+    |f_out - f_ref| between the optical flows (DIS, data.flow.dis_flow) of the output pair and the reference pair."""
+    flow_out = dis_flow(tensor_to_uint8(previous_output), tensor_to_uint8(output), preset)
+    flow_ref = dis_flow(tensor_to_uint8(previous_reference), tensor_to_uint8(reference), preset)
+    return float(np.linalg.norm(flow_out.astype(np.float64) - flow_ref, axis=-1).mean())
+
+
+class TemporalMeter:
+    """Temporal consistency of one or more videos streamed frame by frame: warping error and tOF.
+
+    add() each frame of a video in order (the output, and optionally its reference frame and the backward
+    flow of the frame with its validity); end_sequence() between videos. result() gives the mean over
+    videos of each video's mean over frame pairs, as Lai et al. and TecoGAN average, for the figures fed:
+    "warping_error" (Lai et al.'s E_warp, MSE on [0, 1] images; papers often print it times 1e3) where
+    flows were given, "tof" (TecoGAN's tOF with DIS flows) where references were, and "videos".
+    """
+
+    def __init__(self, preset: str = "medium") -> None:
+        """A meter whose tOF uses the DIS preset given (data.flow.PRESETS)."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown DIS preset {preset!r}; use one of {', '.join(PRESETS)}")
+        self.preset = preset
+        self._previous: tuple[Tensor, Tensor | None] | None = None
+        self._pairs: dict[str, list[float]] = {"warping_error": [], "tof": []}
+        self._videos: dict[str, list[float]] = {"warping_error": [], "tof": []}
+
+    def add(
+        self,
+        output: Tensor,
+        reference: Tensor | None = None,
+        flow: Tensor | np.ndarray | None = None,
+        valid: Tensor | np.ndarray | None = None,
+    ) -> None:
+        """Feed the next frame (C x H x W in [-1, 1]); flow is its backward flow to the previous frame (2 x H x W,
+        ignored for a video's first frame), valid its 1 x H x W mask (all pixels when None)."""
+        output = output.detach().cpu()
+        reference = None if reference is None else reference.detach().cpu()
+        if self._previous is not None:
+            previous_output, previous_reference = self._previous
+            if flow is not None:
+                self._pairs["warping_error"].append(frame_warping_error(previous_output, output, flow, valid))
+            if reference is not None and previous_reference is not None:
+                self._pairs["tof"].append(
+                    frame_tof(previous_output, output, previous_reference, reference, self.preset)
+                )
+        self._previous = (output, reference)
+
+    def end_sequence(self) -> None:
+        """Close the current video: its frame pairs are averaged and the next add() starts a new video."""
+        for key, pairs in self._pairs.items():
+            if pairs:
+                self._videos[key].append(sum(pairs) / len(pairs))
+            pairs.clear()
+        self._previous = None
+
+    def result(self) -> dict[str, float]:
+        """{"warping_error", "tof": mean over videos (the current one too), "videos": how many}; measured ones only."""
+        figures: dict[str, float] = {}
+        videos = 0
+        for key, means in self._videos.items():
+            pending = self._pairs[key]
+            values = means + ([sum(pending) / len(pending)] if pending else [])
+            if values:
+                figures[key] = sum(values) / len(values)
+                videos = max(videos, len(values))
+        figures["videos"] = videos
+        return figures
+
+
+def _check_sequence(name: str, frames: Sequence, *others: tuple[str, Sequence]) -> None:
+    """ValueError unless frames has at least two entries and every other sequence as many."""
+    if len(frames) < 2:
+        raise ValueError(f"{name} needs at least two frames, got {len(frames)}")
+    for other, values in others:
+        if len(values) != len(frames):
+            raise ValueError(
+                f"{len(frames)} frames but {len(values)} {other}; give one entry per frame (entry 0 unused)"
+            )
+
+
+def warping_error(
+    frames: Sequence[Tensor], flows: Sequence[Tensor | np.ndarray], valid: Sequence[Tensor | np.ndarray | None]
+) -> float:
+    """Lai et al.'s (2018) warping error E_warp of one video: the mean over t >= 1 of the masked mean squared
+    difference between frame t and frame t-1 warped by flows[t] (frame t's backward flow), on [0, 1] images.
+
+    frames are C x H x W in [-1, 1]; flows[t] 2 x H x W tensors (or H x W x 2 arrays), valid[t] 1 x H x W
+    masks; entry 0 of flows and valid is unused. Raw MSE (papers often print it times 1e3).
+    """
+    _check_sequence("warping_error", frames, ("flows", flows), ("validity masks", valid))
+    meter = TemporalMeter()
+    meter.add(frames[0])
+    for t in range(1, len(frames)):
+        meter.add(frames[t], flow=flows[t], valid=valid[t])
+    return meter.result()["warping_error"]
+
+
+def tof(outputs: Sequence[Tensor], references: Sequence[Tensor], preset: str = "medium") -> float:
+    """TecoGAN's tOF (Chu et al. 2020) of one video: the mean over t >= 1 of the per-pixel end-point distance
+    between the optical flow of (output t-1, output t) and that of (reference t-1, reference t).
+
+    Frames are C x H x W in [-1, 1]; flows are DIS (data.flow.dis_flow, backward) instead of TecoGAN's
+    Farneback, over the whole frame instead of their centre crop; needs OpenCV.
+    """
+    _check_sequence("tof", outputs, ("references", references))
+    meter = TemporalMeter(preset)
+    for output, reference in zip(outputs, references):
+        meter.add(output, reference)
+    return meter.result()["tof"]

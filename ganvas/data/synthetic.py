@@ -660,3 +660,274 @@ def write_color_set(root: Path, n_train: int = 400, n_test: int = 20, size: int 
             rng = np.random.default_rng([seed, _COLOR_STREAM, _SPLIT_STREAMS[split], index])
             save_uint8(color_shapes(rng, size)[0], root / split / name)
     return root
+
+
+# ---------------------------------------------------------------------------------------------------
+# Videos: textured shapes moving over a panning textured background, with their exact optical flow
+
+VIDEO_CLASSES: tuple[str, ...] = ("ground", "band", "disc", "box", "bar")
+_GROUND, _BAND, _DISC, _BOX, _BAR = range(len(VIDEO_CLASSES))
+_VIDEO_STREAM = 7
+# Photo colours in [0, 1] per class; every object adds its own tint and texture.
+_VIDEO_COLORS = np.array(
+    [
+        [0.36, 0.46, 0.30],  # ground
+        [0.66, 0.58, 0.42],  # band
+        [0.80, 0.26, 0.20],  # disc
+        [0.22, 0.38, 0.74],  # box
+        [0.88, 0.76, 0.24],  # bar
+    ],
+    dtype=np.float32,
+)
+
+
+def video_label_colors() -> np.ndarray:
+    """The uint8 palette (len(VIDEO_CLASSES) x 3) of the video label maps: the first colours of label_colors()."""
+    return _LABEL_COLORS[: len(VIDEO_CLASSES)].copy()
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of an H x W float32 image (separable, edges repeated)."""
+    radius = max(1, int(3 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2).astype(np.float32)
+    kernel /= kernel.sum()
+    for axis in (0, 1):
+        padded = np.pad(image, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
+        length = image.shape[axis]
+        image = sum(
+            w * (padded[i : i + length] if axis == 0 else padded[:, i : i + length]) for i, w in enumerate(kernel)
+        )
+    return image.astype(np.float32)
+
+
+def _moving_texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """An H x W float32 texture around 0: smooth random blotches at two scales plus fine grain, fixed in place.
+
+    Drawn once per object and moved with it, so a frame's texture follows from the previous frame's by the
+    motion alone (no noise is drawn per frame). Random rather than periodic, so motion is unambiguous.
+    """
+    texture = np.zeros(shape, np.float32)
+    for sigma, strength in ((1.5, 0.10), (4.0, 0.12)):
+        blotches = _blur(rng.normal(0.0, 1.0, shape).astype(np.float32), sigma)
+        texture += strength * blotches / max(float(blotches.std()), 1e-6)
+    return texture + rng.normal(0.0, 0.03, shape).astype(np.float32)
+
+
+def _textured_photo(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3: each class's colour with an own tint plus one moving texture, per channel in own strength."""
+    tint = 1.0 + rng.uniform(-0.1, 0.1, size=3).astype(np.float32)
+    gain = rng.uniform(0.7, 1.3, size=3).astype(np.float32)
+    photo = _VIDEO_COLORS[labels] * tint + _moving_texture(rng, labels.shape)[..., None] * gain
+    return np.clip(np.rint(photo * 255.0), 0, 255).astype(np.uint8)
+
+
+def _bounce(start: int, velocity: int, low: int, high: int, n_frames: int) -> np.ndarray:
+    """Integer positions start + velocity * t reflected into [low, high] (a ball bouncing between two walls)."""
+    span = high - low
+    if span <= 0:
+        return np.full(n_frames, low)
+    u = np.mod(start - low + velocity * np.arange(n_frames), 2 * span)
+    return low + np.where(u <= span, u, 2 * span - u)
+
+
+def _velocity(rng: np.random.Generator, low: int, high: int) -> int:
+    """A random integer speed in [low, high] pixels per frame, either way."""
+    return int(rng.integers(low, high + 1)) * (1 if rng.random() < 0.5 else -1)
+
+
+class _Sprite:
+    """One moving object: its class, a local mask and texture centred on its position, and its path."""
+
+    def __init__(self, rng: np.random.Generator, size: tuple[int, int], n_frames: int) -> None:
+        """A disc, box or bar of random size, texture and path (integer 1-4 pixel steps in x and y)."""
+        height, width = size
+        side = min(height, width)
+        self.label = int(rng.integers(_DISC, _BAR + 1))
+        if self.label == _DISC:
+            half_y = half_x = max(2, round(rng.uniform(0.1, 0.18) * side))
+        elif self.label == _BOX:
+            half_y, half_x = (max(2, round(rng.uniform(0.08, 0.16) * side)) for _ in range(2))
+        else:  # a long thin bar, lying or standing
+            half_y, half_x = max(1, round(0.05 * side)), max(3, round(rng.uniform(0.18, 0.26) * side))
+            if rng.random() < 0.5:
+                half_y, half_x = half_x, half_y
+        yy, xx = np.mgrid[-half_y : half_y + 1, -half_x : half_x + 1]
+        if self.label == _DISC:
+            self.mask = yy**2 + xx**2 <= half_y**2
+        else:
+            self.mask = np.ones(yy.shape, bool)
+        self.half = (half_y, half_x)
+        self.photo = _textured_photo(rng, np.full(self.mask.shape, self.label, np.uint8))
+        start_y, start_x = int(rng.integers(0, height)), int(rng.integers(0, width))
+        self.path = np.stack(
+            [
+                _bounce(start_y, _velocity(rng, 1, 4), 0, height - 1, n_frames),
+                _bounce(start_x, _velocity(rng, 1, 4), 0, width - 1, n_frames),
+            ],
+            axis=-1,
+        )
+
+    def place(self, t: int, size: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """(frame slices, local slices) of the part of the sprite inside a frame of that size at frame t."""
+        spans = []
+        for axis in (0, 1):
+            first = int(self.path[t, axis]) - self.half[axis]
+            low, high = max(0, first), min(size[axis], first + 2 * self.half[axis] + 1)
+            spans.append((slice(low, max(low, high)), slice(low - first, max(low, high) - first)))
+        return (spans[0][0], spans[1][0]), (spans[0][1], spans[1][1])
+
+
+def _background_canvas(
+    rng: np.random.Generator, size: tuple[int, int], n_frames: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, photo, origin (y, x) of frame 0 in the canvas, pan velocity (y, x)) of the panning background.
+
+    Two classes in a coarse pattern of blobs (two crossed waves), so the pan shows in the labels whatever
+    its direction; the canvas holds everything any frame shows.
+    """
+    height, width = size
+    velocity = np.zeros(2, np.int64)
+    while not velocity.any():
+        velocity = rng.integers(-3, 4, size=2)
+    reach = np.abs(velocity) * (n_frames - 1)
+    canvas = (height + reach[0], width + reach[1])
+    # Frame t shows the canvas from origin - velocity * t on: content moves by +velocity per frame.
+    origin = np.maximum(velocity, 0) * (n_frames - 1)
+    yy, xx = np.mgrid[0 : canvas[0], 0 : canvas[1]].astype(np.float32)
+    period = rng.uniform(0.6, 1.2, size=2) * np.array(size, np.float32)
+    phase = rng.uniform(0, 2 * np.pi, size=2)
+    wave = np.sin(yy * (2 * np.pi / period[0]) + phase[0]) + np.sin(xx * (2 * np.pi / period[1]) + phase[1])
+    labels = np.where(wave > rng.uniform(0.0, 0.6), _BAND, _GROUND).astype(np.uint8)
+    return labels, _textured_photo(rng, labels), origin, velocity
+
+
+def moving_shapes_video(
+    rng: np.random.Generator, n_frames: int = 12, size: tuple[int, int] = (64, 64)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A synthetic video as (labels T x H x W uint8 VIDEO_CLASSES ids, photos T x H x W x 3 uint8,
+    backward flows T x H x W x 2 float32, validity T x H x W bool).
+
+    Two to four textured discs, boxes and bars move in front of a textured background that pans, each
+    with its own constant integer velocity (1-4 pixels per frame in x and y, bouncing off the frame's
+    edges; the background 0-3 in each, never standing still). Every texture is fixed to its object, so
+    warping frame t-1 by frame t's flow (nets.flow.warp) gives frame t exactly at its valid pixels: those
+    whose point was inside frame t-1 and visible there on the same object. Frame 0's flow is zero and
+    nothing valid.
+    """
+    height, width = size
+    if n_frames < 1 or height < 1 or width < 1:
+        raise ValueError(f"cannot draw {n_frames} frames of {height} x {width}; give at least one frame of 1 x 1")
+    bg_labels, bg_photo, origin, pan = _background_canvas(rng, size, n_frames)
+    sprites = [_Sprite(rng, size, n_frames) for _ in range(int(rng.integers(2, 5)))]
+    labels = np.empty((n_frames, height, width), np.uint8)
+    photos = np.empty((n_frames, height, width, 3), np.uint8)
+    owners = np.empty((n_frames, height, width), np.int64)  # 0 background, k sprite k-1
+    for t in range(n_frames):
+        top, left = origin - pan * t
+        labels[t] = bg_labels[top : top + height, left : left + width]
+        photos[t] = bg_photo[top : top + height, left : left + width]
+        owners[t] = 0
+        for k, sprite in enumerate(sprites, start=1):  # later sprites in front
+            frame_part, local_part = sprite.place(t, size)
+            inside = sprite.mask[local_part]
+            labels[t][frame_part][inside] = sprite.label
+            photos[t][frame_part][inside] = sprite.photo[local_part][inside]
+            owners[t][frame_part][inside] = k
+
+    flows = np.zeros((n_frames, height, width, 2), np.float32)
+    valid = np.zeros((n_frames, height, width), bool)
+    yy, xx = np.mgrid[0:height, 0:width]
+    for t in range(1, n_frames):
+        # Each owner's step from t-1 to t, as (y, x); the backward flow is its negative in (x, y).
+        steps = np.stack([pan] + [sprite.path[t] - sprite.path[t - 1] for sprite in sprites])
+        step = steps[owners[t]]
+        src_y, src_x = yy - step[..., 0], xx - step[..., 1]
+        inside = (src_y >= 0) & (src_y < height) & (src_x >= 0) & (src_x < width)
+        same = np.zeros((height, width), bool)
+        same[inside] = owners[t - 1][src_y[inside], src_x[inside]] == owners[t][inside]
+        flows[t] = -step[..., ::-1]
+        valid[t] = same
+    return labels, photos, flows, valid
+
+
+def _check_only_our_sequences(folder: Path, sequences: set[str]) -> None:
+    """DataError if folder holds sequence folders or images this call would not rewrite (a stale or foreign set)."""
+    if not folder.is_dir():
+        return
+    others = sorted(
+        p.name
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and (p.is_dir() or is_image_file(p)) and p.name not in sequences
+    )
+    if others:
+        raise DataError(
+            f"{folder} already holds {len(others)} sequences or images this synthetic video set would not "
+            f"overwrite (first: {', '.join(others[:3])}); pick an empty folder or remove them"
+        )
+
+
+def _check_only_our_flows(folder: Path, names: set[str]) -> None:
+    """DataError if folder already holds flow files or images this call would not rewrite."""
+    if not folder.is_dir():
+        return
+    others = sorted(
+        p.name for p in folder.iterdir() if (is_image_file(p) or p.suffix.lower() == ".flo") and p.name not in names
+    )
+    if others:
+        raise DataError(
+            f"{folder} already holds {len(others)} flow or mask files this synthetic video set would not "
+            f"overwrite (first: {', '.join(others[:3])}); pick an empty folder or remove them"
+        )
+
+
+def _sequence_names(n: int) -> list[str]:
+    """seq_0000, seq_0001, ... (wider when n needs it)."""
+    return [f"seq_{name[:-4]}" for name in _file_names(n)]
+
+
+def write_video_set(
+    root: Path,
+    n_train: int = 16,
+    n_test: int = 4,
+    n_frames: int = 12,
+    size: tuple[int, int] = (64, 64),
+    seed: int = 0,
+) -> Path:
+    """Write moving_shapes_video sequences in vid2vid's layout; return root.
+
+    <root>/<split>_A/<seq>/NNNN.png are label videos (RGB, one video_label_colors() colour per
+    VIDEO_CLASSES class), <root>/<split>_B/<seq>/NNNN.png the rendered frames and
+    <root>/<split>_flow/<seq>/NNNN.flo with NNNN_valid.png the exact backward flow and validity of
+    frames 1 and later (data.flow.read_flo / read_valid), for split train and test and <seq> seq_0000, ...
+    Every sequence has its own generator (seed, split, index), so the same seed gives byte-identical
+    files and changing one split's count leaves the others unchanged.
+    """
+    from ganvas.data.flow import flow_file_names, write_flo, write_valid
+
+    root = Path(root)
+    palette = video_label_colors()
+    frame_names = _file_names(n_frames)
+    flow_names = {name for frame in frame_names[1:] for name in flow_file_names(Path(frame))}
+    for split, count in (("train", n_train), ("test", n_test)):
+        if count <= 0:
+            continue
+        sequences = _sequence_names(count)
+        folders = {kind: root / f"{split}_{kind}" for kind in ("A", "B", "flow")}
+        for kind, folder in folders.items():
+            _check_only_our_sequences(folder, set(sequences))
+            for sequence in sequences:
+                if kind == "flow":
+                    _check_only_our_flows(folder / sequence, flow_names)
+                else:
+                    _check_only_ours(folder / sequence, set(frame_names))
+        for index, sequence in enumerate(sequences):
+            rng = np.random.default_rng([seed, _VIDEO_STREAM, _SPLIT_STREAMS[split], index])
+            labels, photos, flows, valid = moving_shapes_video(rng, n_frames, size)
+            for t, name in enumerate(frame_names):
+                save_uint8(palette[labels[t]], folders["A"] / sequence / name)
+                save_uint8(photos[t], folders["B"] / sequence / name)
+                if t >= 1:
+                    flo_name, valid_name = flow_file_names(Path(name))
+                    write_flo(folders["flow"] / sequence / flo_name, flows[t])
+                    write_valid(folders["flow"] / sequence / valid_name, valid[t])
+    return root
