@@ -64,6 +64,7 @@ class _Item:
     name: str = "input"
     alpha_dropped: bool = False  # the input had transparent pixels and the model takes no alpha channel
     hints: list = field(default_factory=list)  # colour hints (ganvas.hints.Hint) of a user-guided colouriser
+    stream: tuple[str, int] | None = None  # (video, frame index) of a frame for a sequential run
 
 
 def warn_alpha_dropped(names: Sequence[str], channels: int) -> None:
@@ -296,13 +297,24 @@ class Translator:
     def __call__(self, x: Any, instance: Any = None) -> Any:
         return self.translate(x, instance)
 
-    def translate(self, x: Any, instance: Any = None, *, name: str | None = None, hints: Any = None) -> Any:
+    def translate(
+        self,
+        x: Any,
+        instance: Any = None,
+        *,
+        name: str | None = None,
+        hints: Any = None,
+        stream: tuple[str, int] | None = None,
+    ) -> Any:
         """Translate one input or a list of inputs; see the class docstring for the kinds accepted.
 
         `name` names a non-path input: pix2pixHD style runs draw each instance's style from
         (cluster_seed, the file name, the instance id), and paths are named by their file.
         `hints` (user-guided colourisers): points (x, y, (r, g, b), patch) in the input's pixels, or
         {"x", "y", "rgb", "patch"} dicts; for a list of inputs, one list of points per input.
+        `stream` = (video name, frame index): x is that frame of a video, for sequential runs (vid2vid),
+        which make each frame from the frames before it; frame 0 (or a new name) starts the video anew.
+        Without it a sequential run makes every input as the first frame of its own video.
         """
         many = isinstance(x, (list, tuple))
         inputs = list(x) if many else [x]
@@ -320,6 +332,10 @@ class Translator:
         if name is not None:
             for item, _ in items:
                 item.name = name
+        if stream is not None:
+            if many or items[0][0].tensor.shape[0] != 1:
+                raise DataError("a video's frames go one at a time with stream=(name, index); pass one frame")
+            items[0][0].stream = (str(stream[0]), int(stream[1]))
         results = self._run(items)
         return results if many else results[0]
 
@@ -403,6 +419,14 @@ class Translator:
                 yield same[start : start + limit]
 
     def _batch(self, group: list[tuple[int, int]], items: list[tuple[_Item, Tensor | None]]) -> dict[str, Any]:
+        batch = self._inputs(group, items)
+        streams = [items[i][0].stream for i, _ in group]
+        if any(streams):
+            batch["stream"] = [s[0] if s else None for s in streams]
+            batch["frame"] = [s[1] if s else 0 for s in streams]
+        return batch
+
+    def _inputs(self, group: list[tuple[int, int]], items: list[tuple[_Item, Tensor | None]]) -> dict[str, Any]:
         images = torch.cat([items[i][0].tensor[n : n + 1].to(self.device) for i, n in group])
         names = [items[i][0].name for i, _ in group]
         if not self.takes_labels:

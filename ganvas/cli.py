@@ -28,6 +28,8 @@ commands:
   bench      speed and memory:    ganvas bench --model cycle_gan --size 256 --amp bf16 --baseline
   encode-features  cluster a pix2pixHD run's instance styles: ganvas encode-features --name RUN
   demo       train a model (--model, default pix2pix) on a built-in data set, test it, print the results page
+  video      videos:              ganvas video translate --name RUN in.mp4 --out out.mp4
+                                  ganvas video metrics out.mp4 --reference truth.mp4 --source in.mp4
   data       data tools:          ganvas data synth --out datasets/synth_facades
 
 `ganvas <command> --help` lists the command's flags; `ganvas train --model MODEL --help` adds the model's."""
@@ -67,6 +69,10 @@ def _test(argv: Sequence[str]) -> int:
         scored = f" ({output})" if len(result.scores) > 1 else ""
         images = f"{result.count} image{'' if result.count == 1 else 's'}"
         print(f"{images}{scored}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, L1 {m['l1']:.4f}")
+    if result.temporal:
+        from ganvas.infer import temporal_sentence
+
+        print(temporal_sentence(result.temporal))
     print(f"results page: {result.page} (backend: {result.backend})")
     return 0
 
@@ -122,11 +128,32 @@ def _file_translator(checkpoint: Path, argv: Sequence[str], extra, **kwargs):  #
     )
 
 
+def _translator(opt, argv: Sequence[str], extra, batch_size: int = 8):  # type: ignore[no-untyped-def]
+    """The translator of --checkpoint FILE or of the run --name names, with the run-level flags given."""
+    from ganvas.api import run_translator
+    from ganvas.speed import select_device
+
+    checkpoint = getattr(extra, "checkpoint", None)
+    _refuse_file_flags_for_runs(checkpoint, extra)
+    if checkpoint is None:
+        return run_translator(opt, batch_size=batch_size)
+    return _file_translator(
+        checkpoint,
+        argv,
+        extra,
+        device=select_device(opt.gpu_ids),
+        dtype=opt.precision,
+        paper_mode=opt.paper_mode,
+        seed=opt.seed or 0,
+        backend=opt.backend,
+        num_threads_infer=opt.num_threads_infer,
+        batch_size=batch_size,
+    )
+
+
 def _translate(argv: Sequence[str], colorize: bool = False) -> int:
     """ganvas translate (and ganvas colorize: the same for colourisation runs and files only)."""
-    from ganvas.api import run_translator
     from ganvas.infer import expand_inputs, translate_files
-    from ganvas.speed import select_device
 
     def own(parser: ArgumentParser) -> None:
         parser.add_argument(
@@ -152,23 +179,9 @@ def _translate(argv: Sequence[str], colorize: bool = False) -> int:
     opt, extra = parse_options(argv, "translate", prog=prog, add_own=own)
     out = getattr(extra, "out", None) or Path("colorized" if colorize else "translated")
     checkpoint = getattr(extra, "checkpoint", None)
-    translator = None
-    _refuse_file_flags_for_runs(checkpoint, extra)
-    if checkpoint is not None:
-        translator = _file_translator(
-            checkpoint,
-            argv,
-            extra,
-            device=select_device(opt.gpu_ids),
-            dtype=opt.precision,
-            paper_mode=opt.paper_mode,
-            seed=opt.seed or 0,
-            backend=opt.backend,
-            num_threads_infer=opt.num_threads_infer,
-        )
-    else:
+    if checkpoint is None:
         expand_inputs(list(getattr(extra, "inputs", [])))  # a missing input is named before the run loads
-        translator = run_translator(opt)
+    translator = _translator(opt, argv, extra)
     if colorize and translator.image_space != "lab_l":
         raise GanvasError(
             f"{translator.description} does not colourise (it takes {translator.input_nc}-channel images to "
@@ -184,6 +197,74 @@ def _translate(argv: Sequence[str], colorize: bool = False) -> int:
     )
     done = "colourised" if colorize else "translated"
     print(f"{done} {len(written)} image{'' if len(written) == 1 else 's'} into {out} (backend: {translator.backend})")
+    return 0
+
+
+def _video(argv: Sequence[str]) -> int:
+    """ganvas video translate (any run, frame by frame or sequentially) and ganvas video metrics."""
+    tools = ("translate", "metrics")
+    if not argv or argv[0] not in tools:
+        print(
+            "usage: ganvas video translate --name RUN in.mp4 --out out.mp4 [--width W]\n"
+            "       ganvas video metrics out.mp4 [--reference truth.mp4] [--source in.mp4] [--flow medium]",
+            file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout,
+        )
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv[0] == "metrics":
+        return _video_metrics(argv[1:])
+    return _video_translate(argv[1:])
+
+
+def _video_translate(argv: Sequence[str]) -> int:
+    from ganvas.video import translate_video
+
+    def own(parser: ArgumentParser) -> None:
+        parser.add_argument("input", type=Path, help="a video file (mp4, webm, mkv, mov, avi) or a folder of frames")
+        parser.add_argument("--out", type=Path, required=True, help="the video file (or folder of frames) to write")
+        parser.add_argument("--width", type=int, help="scale the frames to this width first (aspect ratio kept)")
+        parser.add_argument("--quality", type=int, default=18, help="the encoder's constant rate factor (0 lossless)")
+        _checkpoint_flags(parser)
+
+    opt, extra = parse_options(argv, "translate", prog="ganvas video translate", add_own=own)
+    translator = _translator(opt, argv, extra, batch_size=1)
+    try:
+        result = translate_video(
+            translator,
+            extra.input,
+            extra.out,
+            width=getattr(extra, "width", None),
+            quality=getattr(extra, "quality", 18),
+        )
+    except KeyboardInterrupt as stop:
+        print(f"ganvas: interrupted: {stop}", file=sys.stderr)
+        return 130
+    print(
+        f"translated {result.frames} frames at {result.fps:g} fps into {result.path} "
+        f"({result.frames_per_second:.1f} frames/s; backend: {translator.backend})"
+    )
+    return 0
+
+
+def _video_metrics(argv: Sequence[str]) -> int:
+    import json
+
+    from ganvas.data.flow import PRESETS
+    from ganvas.video import metrics_lines, video_metrics
+
+    parser = ArgumentParser(prog="ganvas video metrics", description="flicker and fidelity of a translated video")
+    parser.add_argument("output", type=Path, help="the translated video (file or folder of frames)")
+    parser.add_argument("--reference", type=Path, help="the true video: fidelity (L1, PSNR, SSIM) and tOF")
+    parser.add_argument("--source", type=Path, help="the video that was translated: its flow for the warping error")
+    parser.add_argument("--flow", choices=PRESETS, default="medium", help="OpenCV DIS preset of the flows")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    result = video_metrics(args.output, args.reference, args.source, args.flow)
+    for line in metrics_lines(result):
+        print(line)
+    if args.json:
+        from ganvas.files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0
 
 
@@ -437,7 +518,7 @@ def _data(argv: Sequence[str]) -> int:
     synth.add_argument("--out", type=Path, default=None, help="folder (default: datasets/synth_<kind>)")
     synth.add_argument(
         "--kind",
-        choices=("paired", "unpaired", "street", "images", "photos", "color"),
+        choices=("paired", "unpaired", "street", "images", "photos", "color", "video"),
         default="paired",
         help="paired: A|B label/photo pairs in train/ and test/; unpaired: day (A) and night (B) "
         "facades of different scenes in trainA/, trainB/, testA/, testB/, with the true other "
@@ -446,7 +527,10 @@ def _data(argv: Sequence[str]) -> int:
         "train_img/ ... (for --model pix2pixhd); images: photos only (for --model gan); photos: colour "
         "photos in train/ and test/ (for --model colorization); color: shapes of one lightness in different "
         "colours on textured grey, outlined in L, in train/ and test/ (only colour hints can tell their "
-        "colours: for --model colorization_hints)",
+        "colours: for --model colorization_hints); video: sequences of textured shapes moving over a panning "
+        "background, "
+        "colour label frames in train_A/<sequence>/, rendered frames in train_B/<sequence>/ and their exact flows "
+        "in train_flow/<sequence>/ (for --model vid2vid; --n_train and --n_test count sequences)",
     )
     synth.add_argument("--n_train", type=int, default=400)
     synth.add_argument("--n_test", type=int, default=40)
@@ -469,6 +553,7 @@ def _data(argv: Sequence[str]) -> int:
             "images": "datasets/synth_photos",
             "photos": "datasets/synth_colorization",
             "color": "datasets/synth_color_shapes",
+            "video": "datasets/synth_video",
         }[args.kind]
     )
     if args.kind == "paired":
@@ -499,6 +584,12 @@ def _data(argv: Sequence[str]) -> int:
     elif args.kind == "color":
         root = write_color_set(out, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} training and {args.n_test} test images of coloured shapes under {root}")
+    elif args.kind == "video":
+        root = BUILTIN_SETS["video"].write(out, args.seed, size=args.size, n_train=args.n_train, n_test=args.n_test)
+        print(
+            f"wrote {args.n_train} training and {args.n_test} test sequences of 12 frames under {root}, "
+            f"with their true flows in {root / 'train_flow'} and {root / 'test_flow'}"
+        )
     else:
         root = write_image_folder(out, n=args.n_train, size=args.size, seed=args.seed)
         print(f"wrote {args.n_train} images under {root}")
@@ -527,6 +618,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "encode-features": _encode_features,
     "demo": _demo,
     "data": _data,
+    "video": _video,
 }
 
 

@@ -28,6 +28,7 @@ from ganvas.data.synthetic import (
     write_paired_set,
     write_street_set,
     write_unpaired_set,
+    write_video_set,
 )
 from ganvas.infer import run_test
 from ganvas.metrics import image_metrics, sample_diversity, thumbnail_fd
@@ -214,6 +215,25 @@ def _write_color(folder: Path, seed: int, size: int = 64, n_train: int = 400, n_
     return write_color_set(folder, n_train=n_train, n_test=n_test, size=size, seed=seed)
 
 
+def _write_video(
+    folder: Path, seed: int, size: int = 64, n_train: int = 24, n_test: int = 4, n_frames: int = 12
+) -> Path:
+    return write_video_set(folder, n_train=n_train, n_test=n_test, n_frames=n_frames, size=(size, size), seed=seed)
+
+
+def _video_baselines(dataroot: Path) -> dict[str, dict[str, float]]:
+    """Each test sequence's first real frame frozen, and the mean training frame, against frames 1 and on (frame 0
+    is given to the model as its first frame, and not scored)."""
+    sequences = [sorted(find_images(folder)) for folder in sorted((dataroot / "test_B").iterdir())]
+    later = [f for frames in sequences for f in frames[1:]]
+    frozen = [read_image(frames[0], 3) * 2 - 1 for frames in sequences for _ in frames[1:]]
+    mean = _mean_image(_images(find_images(dataroot / "train_B")))
+    return {
+        "the first frame, frozen": _mean_scores(frozen, _images(later)),
+        "the mean training frame": _mean_scores([mean] * len(later), _images(later)),
+    }
+
+
 BUILTIN_SETS: dict[str, BuiltinSet] = {
     "paired": BuiltinSet(
         _write_paired,
@@ -243,6 +263,12 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {
         _photo_baselines,
         lambda root: [str(root / "test")],
         picture=("real_A", "hints_10", "fake_B_10", "fake_B_0", "real_B"),
+    ),
+    "video": BuiltinSet(
+        _write_video,
+        _video_baselines,
+        lambda root: [],  # videos go through `ganvas video translate` (see the README)
+        picture=("real_A", "fake_B", "real_B"),
     ),
 }
 

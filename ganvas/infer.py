@@ -8,6 +8,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from ganvas.data.transforms import apply_transform, make_params
 from ganvas.errors import DataError, OptionsError
 from ganvas.files import atomic_write_text
 from ganvas.hints import read_hints_file
-from ganvas.metrics import image_metrics, sample_diversity
+from ganvas.metrics import TemporalMeter, image_metrics, sample_diversity
 from ganvas.models import Model, load_for_inference
 from ganvas.options import Options
 from ganvas.report import image_table, make_grid, metrics_table, page
@@ -43,6 +44,8 @@ class TestResult:
     count: int
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     backend: str = "torch"  # what ran the networks (backends.backend_name)
+    # Sequences (a temporal data set): warping error and L1 after each sequence's first frame (TemporalScores).
+    temporal: dict[str, Any] = field(default_factory=dict)
 
 
 def results_dir(opt: Options, model: Model | None = None) -> Path:
@@ -88,6 +91,56 @@ def _json_safe(value):
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
+class TemporalScores:
+    """Flicker and fidelity of the outputs of a sequence data set (its items name their "stream" and carry the real
+    frames' flows): warping error (Lai et al. 2018) and L1 to the real frames, over the frames after each first."""
+
+    def __init__(self) -> None:
+        self.meter = TemporalMeter()
+        self.stream: str | None = None
+        self.l1: list[float] = []
+        self.videos = 0
+
+    def add(self, batch: dict, output: torch.Tensor) -> None:
+        stream = batch["stream"][0]
+        if stream != self.stream:
+            self.meter.end_sequence()
+            self.stream, self.videos = stream, self.videos + 1
+            first = True
+        else:
+            first = False
+        output = output.detach().float().cpu()
+        flow = None if first else batch["flow"][0]
+        self.meter.add(output, flow=flow, valid=None if first else batch["valid"][0])
+        if not first and "B" in batch:
+            self.l1.append(float(((output - batch["B"][0].float()).abs() / 2).mean()))
+
+    def result(self, flows: str) -> dict[str, Any] | None:
+        self.meter.end_sequence()
+        figures = self.meter.result()
+        if figures.get("warping_error") is None:
+            return None
+        return {
+            "warping_error": figures["warping_error"],
+            "l1_after_first": float(np.mean(self.l1)) if self.l1 else None,
+            "videos": self.videos,
+            "flows": flows,
+        }
+
+
+def temporal_sentence(video: dict[str, Any]) -> str:
+    """The temporal figures of a test in words."""
+    text = (
+        f"Over {video['videos']} sequences: warping error {video['warping_error'] * 1e3:.3f} x 1e-3 (each frame "
+        f"against the one before warped by {video['flows']}; lower flickers less)"
+    )
+    if video.get("l1_after_first") is not None:
+        text += (
+            f", L1 to the real frames after the first {video['l1_after_first']:.4f} (a frozen video flickers little)"
+        )
+    return text + "."
+
+
 def run_test(opt: Options, model: Model | None = None) -> TestResult:
     """Translate the --phase split (or sample a GAN), write images, metrics.json and index.html."""
     model = model or load_for_inference(opt)
@@ -101,6 +154,7 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     per_image: dict[str, dict[str, dict[str, float]]] = {}  # output -> image -> metrics
     targets: dict[str, str] = {}
     scored_files: set[tuple[str, str]] = set()
+    temporal = TemporalScores() if getattr(dataset, "flow_source", None) is not None else None
     for i in range(count):
         batch = collate_batch([dataset[i]])
         a, b = ("B_paths", "A_paths") if opt.direction == "BtoA" and "B_paths" in batch else ("A_paths", "B_paths")
@@ -115,6 +169,8 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
             save_image(image[0], out / "images" / f"{stem}_{key}.png")
             cells[key] = f"images/{stem}_{key}.png"
         rows.append((stem, cells))
+        if temporal is not None:
+            temporal.add(batch, visuals["fake_B"][0])
         for output, target in model.scored:
             if output not in visuals or target not in visuals:
                 continue
@@ -134,6 +190,7 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     }
     main = next(iter(scores), None)
     mean = scores[main] if main else {}
+    video = temporal.result(dataset.flow_source()) if temporal is not None else None
     nets = {k: model.nets[k] for k in model.inference_nets}
     summary = {
         "name": opt.name,
@@ -148,6 +205,8 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
         "per_image": per_image.get(main, {}),
         "by_output": {o: {"target": targets[o], "mean": scores[o], "per_image": per_image[o]} for o in scores},
     }
+    if video:
+        summary["temporal"] = video
     atomic_write_text(out / "metrics.json", json.dumps(_json_safe(summary), indent=2, allow_nan=False))
     tables = "".join(
         f"<h3>{html.escape(o)} against {html.escape(targets[o])}</h3>" + metrics_table(m) for o, m in scores.items()
@@ -156,12 +215,13 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
         f"<p>{count} images of {html.escape(opt.dataroot)} ({opt.phase}), epoch {opt.epoch}.</p>"
         f"<p>{html.escape(layer_mode_sentence(opt, model))}</p>"
         + "".join(f"<p>{html.escape(note)}</p>" for note in model.test_notes() + backend_sentences(nets))
+        + (f"<p>{html.escape(temporal_sentence(video))}</p>" if video else "")
         + tables
         + image_table(rows)
     )
     index = out / "index.html"
     atomic_write_text(index, page(f"{opt.name}: {opt.model} test results", body))
-    return TestResult(index, mean, count, scores, backend_name(nets))
+    return TestResult(index, mean, count, scores, backend_name(nets), video or {})
 
 
 def _sample_test(opt: Options, model: Model) -> TestResult:

@@ -436,6 +436,54 @@ def _siggraph(layout: Layout) -> list[Guess]:
     ]
 
 
+def _blocks(layout: Layout, prefix: str) -> int:
+    """Residual blocks (`<prefix><i>.conv_block.`) directly in the Sequential at prefix."""
+    return len(_numbers(layout, re.escape(prefix) + r"(\d+)\.conv_block\."))
+
+
+@LAYOUT_DETECTORS.register("composite")
+def _composite(layout: Layout) -> list[Guess]:
+    """vid2vid's coarsest generator (netG0): model_down_seg / model_down_img encoders, image, flow and weight heads."""
+    seg, img = layout.get("model_down_seg.1.weight"), layout.get("model_down_img.1.weight")
+    out = layout.get("model_final_img.1.weight")
+    if seg is None or img is None or out is None or not _has(layout, r"model_res_img\."):
+        return []
+    strided = [shape for shape in _convs(layout, "model_down_seg.")[1:] if shape[2:] == (3, 3)]
+    kwargs = {
+        "input_nc": seg[1],
+        "output_nc": out[0],
+        "prev_output_nc": img[1],
+        "ngf": seg[0],
+        "n_downsampling": len(strided),
+        "n_blocks": _blocks(layout, "model_down_seg.") + _blocks(layout, "model_res_img."),
+        "no_flow": "model_final_flow.1.weight" not in layout,
+    }
+    return [_guess("composite", **kwargs, norm=norm) for norm in NORMS]
+
+
+@LAYOUT_DETECTORS.register("composite_local")
+def _composite_local(layout: Layout) -> list[Guess]:
+    """vid2vid's finer generators (netG1 ...): one stride-2 conv per encoder, blocks then one upsampling.
+
+    The flow's scale (20 x 2^scale) leaves no trace in the weights: a bare file is read as scale 1 (netG1);
+    ganvas's own files say their scale in the .json beside them.
+    """
+    seg, img = layout.get("model_down_seg.1.weight"), layout.get("model_down_img.1.weight")
+    out = layout.get("model_final_img.1.weight")
+    if seg is None or img is None or out is None or _has(layout, r"model_res_img\."):
+        return []
+    kwargs = {
+        "input_nc": seg[1],
+        "output_nc": out[0],
+        "prev_output_nc": img[1],
+        "ngf": seg[0],
+        "n_blocks_local": _blocks(layout, "model_up_img."),
+        "no_flow": "model_final_flow.1.weight" not in layout,
+        "scale": 1,
+    }
+    return [_guess("composite_local", **kwargs, norm=norm) for norm in NORMS]
+
+
 def guess_architecture(state: Mapping[str, Tensor], source: str = "the state_dict") -> Guess:
     """The network a state_dict fits exactly, else the closest candidate of a family its keys name.
 

@@ -304,7 +304,46 @@ IGNORED_FLAGS = {
     "--verbose": 0,
     "--tf_log": 0,
     "--debug": 0,
+    # vid2vid's flags for its GPU split, foreground model and face/pose data sets
+    "--fg": 0,
+    "--fg_labels": 1,
+    "--n_gpus_gen": 1,
+    "--sparse_D": 0,
+    "--add_face_disc": 0,
+    "--no_canny_edge": 0,
+    "--no_dist_map": 0,
+    "--random_scale_points": 0,
+    "--densepose_only": 0,
+    "--openpose_only": 0,
+    "--remove_face_labels": 0,
+    "--random_drop_prob": 1,
+    "--basic_point_only": 0,
+    "--local_rank": 1,
 }
+# Why a flag of IGNORED_FLAGS does nothing, where the reason is not the original's display and logging.
+_VID2VID_UNUSED = (
+    "one of vid2vid's flags for its GPU split, foreground model or face and pose data sets, which ganvas does not "
+    "have; several GPUs split the sequences under torchrun"
+)
+IGNORED_WHY = {
+    flag: _VID2VID_UNUSED
+    for flag in (
+        "--fg",
+        "--fg_labels",
+        "--n_gpus_gen",
+        "--sparse_D",
+        "--add_face_disc",
+        "--no_canny_edge",
+        "--no_dist_map",
+        "--random_scale_points",
+        "--densepose_only",
+        "--openpose_only",
+        "--remove_face_labels",
+        "--random_drop_prob",
+        "--basic_point_only",
+    )
+}
+IGNORED_WHY["--local_rank"] = "torchrun passes the rank in the environment"
 TEST_OVERRIDES = {
     "phase": "test",
     "batch_size": 1,
@@ -409,7 +448,8 @@ def translate_legacy(argv: Sequence[str]) -> list[str]:
         if flag in IGNORED_FLAGS:
             if IGNORED_FLAGS[flag] and not eq:
                 next(tokens, None)
-            log.warning("%s has no effect in ganvas (logs and pages are written to the run folder); ignoring it", flag)
+            why = IGNORED_WHY.get(flag, "logs and pages are written to the run folder")
+            log.warning("%s has no effect in ganvas (%s); ignoring it", flag, why)
         elif flag in LEGACY_FLAGS:
             log.warning("%s is deprecated; use %s", flag, LEGACY_FLAGS[flag])
             out.append(LEGACY_FLAGS[flag] + eq + value)

@@ -641,7 +641,12 @@ class Trainer:
     def _loader(self, epoch: int, skip_items: int) -> DataLoader:
         """The one DataLoader of the run (its workers persist across epochs), set to this epoch's items."""
         opt = self.opt
-        order = shard(epoch_order(len(self.dataset), opt.seed, epoch, opt.serial_batches)[skip_items:], self.world)
+        own_order = getattr(self.dataset, "epoch_order", None)  # sequences: the chunks of a clip stay in order
+        if own_order is not None:
+            order = own_order(opt.seed, epoch, opt.serial_batches, opt.batch_size * self.world.size)
+        else:
+            order = epoch_order(len(self.dataset), opt.seed, epoch, opt.serial_batches)
+        order = shard(order[skip_items:], self.world)
         self.sampler.items = [(epoch, index) for index in order]
         if self.loader is None:
             self.loader = make_loader(self.dataset, self.sampler, opt, pin_memory=self.device.type == "cuda")

@@ -146,6 +146,8 @@ def inputs_for(spec: InferenceSpec, batch: dict[str, Any]) -> tuple[tuple[Tensor
     """The translator's (and the exported module's) positional inputs for a batch, and the batch the API gives
     the model's translate for them (names: the API names tensor inputs "input")."""
     names = ["input"] * BATCH
+    if spec.sequential:  # a training batch holds clips (N x T x C x H x W): each clip's first frame starts a stream
+        batch = {k: v[:, 0] if isinstance(v, Tensor) and v.dim() == 5 else v for k, v in batch.items()}
     if spec.inputs == ("image",):
         return (batch["A"],), {"A": batch["A"], "path": names}
     if spec.inputs == ("label",):

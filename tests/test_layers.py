@@ -36,6 +36,7 @@ LAYERS = [
         "ganvas.bench",
         "ganvas.edit",
         "ganvas.demo",
+        "ganvas.video",
     ),
     ("ganvas.cli", "ganvas.__main__"),
 ]

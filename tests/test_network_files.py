@@ -101,6 +101,32 @@ CASES: dict[str, tuple[dict[str, Any], Callable[[], tuple[Any, ...]]]] = {
         {"input_nc": 4, "output_nc": 2, "ngf": 4, "classes": 9, "norm": "instance"},
         lambda: (image(4, 16),),
     ),
+    "composite": (
+        {
+            "input_nc": 6,
+            "output_nc": 3,
+            "prev_output_nc": 3,
+            "ngf": 4,
+            "n_downsampling": 2,
+            "n_blocks": 3,
+            "norm": "batch",
+            "no_flow": False,
+        },  # fmt: skip
+        lambda: (image(6, 16), image(3, 16)),
+    ),
+    "composite_local": (
+        {
+            "input_nc": 6,
+            "output_nc": 3,
+            "prev_output_nc": 3,
+            "ngf": 4,
+            "n_blocks_local": 2,
+            "norm": "instance",
+            "no_flow": True,
+            "scale": 1,
+        },  # fmt: skip
+        lambda: (image(6, 16), image(3, 16), image(8, 8)),
+    ),
     "encoder": (
         {"input_nc": 3, "output_nc": 3, "ngf": 4, "n_downsampling": 2, "norm": "instance"},
         lambda: (image(3, 16), instances(16)),

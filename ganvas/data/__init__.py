@@ -22,6 +22,7 @@ from ganvas.data.io import (
     save_uint8,
     tensor_to_uint8,
 )
+from ganvas.data.temporal import TemporalDataset
 from ganvas.data.transforms import PREPROCESS_MODES, apply_transform, make_params, resized_size
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "ImageDataset",
     "Pix2PixHDDataset",
     "SingleDataset",
+    "TemporalDataset",
     "UnalignedDataset",
     "apply_transform",
     "collate_batch",

@@ -148,7 +148,8 @@ def _size_mismatch(path_a: Path, size_a: tuple[int, int], path_b: Path, size_b: 
 
 @DATASETS.register("aligned")
 class AlignedDataset(ImageDataset):
-    """Paired images: <dataroot>/<phase>/ with A|B side by side, or <dataroot>/<phase>A and <phase>B."""
+    """Paired images: <dataroot>/<phase>/ with A|B side by side, or <dataroot>/<phase>A and <phase>B (or
+    <phase>_A and <phase>_B, where a vid2vid data set keeps its frames), paired by their path below the folder."""
 
     def __init__(self, opt: Any, train: bool) -> None:
         """Find the pairs in whichever layout exists; A|B images take precedence."""
@@ -157,6 +158,9 @@ class AlignedDataset(ImageDataset):
         root = Path(opt.dataroot)
         combined = root / opt.phase
         dir_a, dir_b = root / f"{opt.phase}A", root / f"{opt.phase}B"
+        if not (combined.is_dir() or dir_a.is_dir() or dir_b.is_dir()) and (root / f"{opt.phase}_A").is_dir():
+            # vid2vid's and pix2pixHD's <phase>_A/<sequence>/ and <phase>_B/<sequence>/: every frame a pair
+            dir_a, dir_b = root / f"{opt.phase}_A", root / f"{opt.phase}_B"
         limit = getattr(opt, "max_dataset_size", math.inf)
         if combined.is_dir():
             self.side_by_side = True

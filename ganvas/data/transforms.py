@@ -90,6 +90,11 @@ def _crops(resized: tuple[int, int], crop_size: int, rule: str) -> bool:
     return rule != "pix2pixhd" or resized[0] > crop_size or resized[1] > crop_size
 
 
+def crop_applies(resized: tuple[int, int], preprocess: str, crop_size: int, rule: str = "pix2pix") -> bool:
+    """Whether preprocess crops an image of size `resized` (after its resize step) to crop_size."""
+    return "crop" in preprocess and _crops(resized, crop_size, rule)
+
+
 def _crop_error(
     size: tuple[int, int],
     resized: tuple[int, int],

@@ -19,6 +19,7 @@ from ganvas.models import (  # noqa: F401  (registers them)
     pix2pix,
     pix2pixhd,
     test_model,
+    vid2vid,
 )
 from ganvas.models.base import InferenceSpec, Model, register_model, set_requires_grad
 from ganvas.registry import MODELS

@@ -79,6 +79,9 @@ class InferenceSpec:
     refusal: str = ""
     image_space: str = ""
     takes_hints: bool = False  # translate takes colour hints (x, y, rgb, patch) with each image
+    # Frames depend on the frames before them (vid2vid): a batch may name each item's "stream" and "frame"
+    # index, the model keeps each stream's past, and an item without them is a stream's first frame.
+    sequential: bool = False
 
 
 def set_requires_grad(nets: nn.Module | list[nn.Module], flag: bool) -> None:

@@ -34,8 +34,11 @@ from ganvas.nets.pix2pixhd import (
 )
 from ganvas.nets.siggraph import SIGGRAPHGenerator
 from ganvas.nets.vgg import VGG19Features, VGGLoss, find_vgg19_weights, load_vgg19_weights
+from ganvas.nets.vid2vid import CompositeGenerator, CompositeLocalGenerator
 
 __all__ = [
+    "CompositeGenerator",
+    "CompositeLocalGenerator",
     "AntialiasDownsample",
     "AntialiasUpsample",
     "DCGANDiscriminator",
