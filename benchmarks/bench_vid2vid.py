@@ -125,7 +125,7 @@ def main() -> None:
     s.add_argument("--steps", type=int, default=3)
     c = sub.add_parser("compare")
     c.add_argument("--epochs", type=int, default=5, help="vid2vid's epochs at the full rate (as many decaying)")
-    c.add_argument("--pix2pix_epochs", type=int, default=6, help="pix2pix's (as many decaying)")
+    c.add_argument("--pix2pix_epochs", type=int, default=8, help="pix2pix's (as many decaying)")
     c.add_argument("--flags", default="{}", help="vid2vid flags over the demo's, as JSON: '{\"n_scales_temporal\": 1}'")
     c.add_argument("--out", type=Path)
     args = parser.parse_args()

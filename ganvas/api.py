@@ -525,6 +525,11 @@ def _from_file(
         )
     if arch["family"] == "dcgan":
         raise OptionsError(f"{path} is a DCGAN generator, which maps noise to images and has no input to translate")
+    if arch["family"] in ("composite", "composite_local"):
+        raise OptionsError(
+            f"{path} is a vid2vid generator, which makes each frame from the frames before it; load its run folder "
+            f"(ganvas.load('checkpoints/<name>'), ganvas video translate --name <name>), whose options say how"
+        )
     loaded.train(paper_mode)
     holder: dict[str, nn.Module] = {path.stem: loaded}
     attach(holder, [path.stem], backend, path.parent / "export", "", threads)

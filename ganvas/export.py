@@ -43,7 +43,8 @@ def _module(translator: Translator, fp16: bool) -> tuple[nn.Module, list[str]]:
 
 
 def _size_multiple(translator: Translator) -> int:
-    return net_size(translator.network)
+    """The exported module's own multiple where it states one (vid2vid's spatial scales), else its generator's."""
+    return max(net_size(translator.export_module), net_size(translator.network))
 
 
 def example_inputs(

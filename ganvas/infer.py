@@ -22,7 +22,7 @@ from ganvas.data.transforms import apply_transform, make_params
 from ganvas.errors import DataError, OptionsError
 from ganvas.files import atomic_write_text
 from ganvas.hints import read_hints_file
-from ganvas.metrics import TemporalMeter, image_metrics, sample_diversity
+from ganvas.metrics import frame_warping_error, image_metrics, sample_diversity
 from ganvas.models import Model, load_for_inference
 from ganvas.options import Options
 from ganvas.report import image_table, make_grid, metrics_table, page
@@ -92,38 +92,42 @@ def _json_safe(value):
 
 
 class TemporalScores:
-    """Flicker and fidelity of the outputs of a sequence data set (its items name their "stream" and carry the real
-    frames' flows): warping error (Lai et al. 2018) and L1 to the real frames, over the frames after each first."""
+    """Flicker and fidelity of the outputs of a sequence data set whose items name their "stream" and carry the real
+    frames' flows: the warping error (Lai et al. 2018, per sequence, then averaged) and L1 to the real frames.
 
-    def __init__(self) -> None:
-        self.meter = TemporalMeter()
-        self.stream: str | None = None
+    The first `given` frames of each sequence (copied from the real ones by a sequential run) are not scored,
+    nor is a pair of two of them; L1 counts from the frame after the first (which a sequential run is given).
+    """
+
+    def __init__(self, given: int = 0) -> None:
+        self.given = max(given, 1)
+        self.videos: list[list[float]] = []
         self.l1: list[float] = []
-        self.videos = 0
+        self.previous: torch.Tensor | None = None
+        self.stream: str | None = None
+        self.index = 0
 
     def add(self, batch: dict, output: torch.Tensor) -> None:
-        stream = batch["stream"][0]
-        if stream != self.stream:
-            self.meter.end_sequence()
-            self.stream, self.videos = stream, self.videos + 1
-            first = True
-        else:
-            first = False
+        if "flow" not in batch:  # no real frames to take flows from
+            return
         output = output.detach().float().cpu()
-        flow = None if first else batch["flow"][0]
-        self.meter.add(output, flow=flow, valid=None if first else batch["valid"][0])
-        if not first and "B" in batch:
+        if batch["stream"][0] != self.stream:
+            self.stream, self.index, self.previous = batch["stream"][0], 0, None
+            self.videos.append([])
+        if self.previous is not None and self.index >= self.given:  # a pair with at least one frame made
+            self.videos[-1].append(frame_warping_error(self.previous, output, batch["flow"][0], batch["valid"][0]))
+        if self.index >= self.given and "B" in batch:
             self.l1.append(float(((output - batch["B"][0].float()).abs() / 2).mean()))
+        self.previous, self.index = output, self.index + 1
 
     def result(self, flows: str) -> dict[str, Any] | None:
-        self.meter.end_sequence()
-        figures = self.meter.result()
-        if figures.get("warping_error") is None:
+        videos = [v for v in self.videos if v]
+        if not videos:
             return None
         return {
-            "warping_error": figures["warping_error"],
+            "warping_error": float(np.mean([np.mean(v) for v in videos])),
             "l1_after_first": float(np.mean(self.l1)) if self.l1 else None,
-            "videos": self.videos,
+            "videos": len(videos),
             "flows": flows,
         }
 
@@ -154,7 +158,9 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
     per_image: dict[str, dict[str, dict[str, float]]] = {}  # output -> image -> metrics
     targets: dict[str, str] = {}
     scored_files: set[tuple[str, str]] = set()
-    temporal = TemporalScores() if getattr(dataset, "flow_source", None) is not None else None
+    temporal = None
+    if getattr(dataset, "flow_source", None) is not None:  # sequences: how much the outputs flicker
+        temporal = TemporalScores(model.inference_spec().given_frames)
     for i in range(count):
         batch = collate_batch([dataset[i]])
         a, b = ("B_paths", "A_paths") if opt.direction == "BtoA" and "B_paths" in batch else ("A_paths", "B_paths")

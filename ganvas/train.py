@@ -540,9 +540,9 @@ class Trainer:
         if self.plateaus:
             return  # ReduceLROnPlateau owns the rate; its state is saved and restored
         rate = self.opt.lr * lr_multiplier(self.progress.epoch - self.opt.epoch_count, self.opt)
-        for optimizer in self.model.optimizers.values():
+        for name, optimizer in self.model.optimizers.items():
             for group in optimizer.param_groups:
-                group["lr"] = rate
+                group["lr"] = rate * self.model.lr_factors.get(name, 1.0)
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:

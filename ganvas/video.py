@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ganvas.api import Translator
+from ganvas.data.io import tensor_to_uint8
 from ganvas.data.video import VideoWriter, probe, read_frames
 from ganvas.errors import DataError, OptionsError
 from ganvas.metrics import TemporalMeter, image_metrics
@@ -63,10 +64,10 @@ def translate_video(
     from tqdm import tqdm
 
     source, out = Path(source), Path(out)
-    if translator.takes_labels:
+    if translator.takes_labels and not source.is_dir():
         raise OptionsError(
-            f"{translator.description} takes label maps, which video codecs do not keep exact; translate a folder "
-            f"of label map PNGs with ganvas translate, or give a run that takes images"
+            f"{translator.description} takes label maps, which video codecs do not keep exact; give a folder of "
+            f"label map PNGs (one per frame) instead of {source}"
         )
     info = probe(source)
     if out.resolve() == source.resolve():
@@ -78,9 +79,13 @@ def translate_video(
     try:
         # Ctrl-C passes through the writer, which closes the file (audio cut at the last frame) and lets it go on.
         with VideoWriter(out, info.fps, audio_from=None if info.is_folder else source, quality=quality) as writer:
-            for index, frame in enumerate(read_frames(source, channels)):
-                result = translator.translate(_resize(frame, width), stream=(str(source), index))
-                writer.write(np.asarray(result))
+            for index, frame in enumerate(_frames_for(translator, source, channels)):
+                if translator.takes_labels:  # ids as a tensor in, the image as a tensor out
+                    out_tensor = translator.translate(torch.from_numpy(frame)[None, None], stream=(str(source), index))
+                    result = tensor_to_uint8(out_tensor[0])
+                else:
+                    result = np.asarray(translator.translate(_resize(frame, width), stream=(str(source), index)))
+                writer.write(result)
                 done += 1
                 bar.update(1)
     except KeyboardInterrupt:
@@ -92,6 +97,16 @@ def translate_video(
     if interrupted:
         raise KeyboardInterrupt(f"stopped after {done} of {info.frames} frames; {out} holds them")
     return result
+
+
+def _frames_for(translator: Translator, source: Path, channels: int) -> Any:
+    """The source's frames as the translator takes them: label maps (ids) from a folder of PNGs, else pixels."""
+    if not translator.takes_labels:
+        return read_frames(source, channels)
+    from ganvas.data.io import read_label_map
+    from ganvas.data.video import frame_files
+
+    return (read_label_map(path) for path in frame_files(source))
 
 
 def _frames(path: Path | None) -> Any:

@@ -7,6 +7,7 @@ flows are NumPy arrays, H x W x 2 float32 (x then y, in pixels); validity masks 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import struct
@@ -75,8 +76,95 @@ def read_frame_gray(path: Path) -> np.ndarray:
     return np.rint(gray * 255.0).astype(np.uint8)
 
 
-def _check_preset(preset: str) -> None:
-    """ValueError unless preset is one of PRESETS."""
+class FlowNetwork:
+    """A user's optical flow network, as an ONNX file (RAFT, PWC-Net, FlowNet2 ... exported to ONNX), run by ONNX
+    Runtime: the graph is data, no code of the file runs, and nothing is downloaded.
+
+    The graph takes two images (first the frame whose flow is wanted, then the other) as float32 N x 3 x H x W
+    RGB in [0, 255], as RAFT's exports do, and gives the flow from the first to the second, N x 2 x H x W in
+    pixels (its last output, where it gives one per refinement step). Frames are padded to a multiple of 8
+    by repeating edges and the flow cropped back. Use it where DIS is too coarse: `--flow file --flow_net PATH`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"flow network {path} does not exist; pass --flow_net with an ONNX file of a flow network")
+        if path.suffix.lower() != ".onnx":
+            raise DataError(
+                f"flow network {path} is not an .onnx file; export the network to ONNX (torch.onnx.export with two "
+                f"image inputs), since ganvas runs no code from files"
+            )
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise DataError(
+                f'running the flow network {path} needs ONNX Runtime: pip install "ganvas[export]"'
+            ) from err
+        data = path.read_bytes()
+        try:
+            self.session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own types for damaged graphs
+            raise DataError(f"cannot load the flow network {path} ({err}); export it to ONNX again") from None
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        if len(self.inputs) != 2:
+            raise DataError(
+                f"the flow network {path} takes {len(self.inputs)} inputs; it must take two images (the frame, then "
+                f"the other frame)"
+            )
+        self.path = path
+        self.name = "net_" + hashlib.sha256(data).hexdigest()[:12]  # its cache folder: a new file, new flows
+
+    def __call__(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        """cur's backward flow (cur -> prev), H x W x 2 float32, for uint8 RGB (or grey) frames of one size."""
+        rgb = [np.asarray(x) for x in (cur, prev)]
+        rgb = [np.repeat(x[..., None] if x.ndim == 2 else x, 3, axis=-1) if x.ndim == 2 or x.shape[-1] == 1 else x
+               for x in rgb]  # fmt: skip
+        height, width = rgb[0].shape[:2]
+        pad = ((0, -height % 8), (0, -width % 8), (0, 0))
+        batch = [np.pad(x[..., :3], pad, mode="edge").transpose(2, 0, 1)[None].astype(np.float32) for x in rgb]
+        try:
+            outputs = self.session.run(None, dict(zip(self.inputs, batch)))
+        except Exception as err:  # shape or type errors of the graph
+            raise DataError(f"the flow network {self.path} failed on a {width}x{height} frame ({err})") from None
+        flow = np.asarray(outputs[-1])
+        if flow.ndim != 4 or flow.shape[:2] != (1, 2) or flow.shape[2] < height or flow.shape[3] < width:
+            raise DataError(
+                f"the flow network {self.path} gave an output of shape {flow.shape}; it must give N x 2 x H x W flows"
+            )
+        return np.ascontiguousarray(flow[0, :, :height, :width].transpose(1, 2, 0), dtype=np.float32)
+
+
+_NETWORKS: dict[str, FlowNetwork] = {}
+
+
+def flow_method(flow: str, flow_net: str = "") -> str | FlowNetwork:
+    """What --flow names: a DIS preset, or with "file" the network of --flow_net (loaded once per process)."""
+    if flow != "file":
+        _check_preset(flow)
+        return flow
+    if not flow_net:
+        raise DataError("--flow file takes the flow network from --flow_net PATH (an .onnx file); pass it")
+    key = str(Path(flow_net).resolve())
+    if key not in _NETWORKS:
+        _NETWORKS[key] = FlowNetwork(Path(flow_net))
+    return _NETWORKS[key]
+
+
+def method_name(method: str | FlowNetwork) -> str:
+    """A DIS preset's name, or a flow network's (by its file's hash): the cache folder of its flows."""
+    return method if isinstance(method, str) else method.name
+
+
+def compute_flow(prev: np.ndarray, cur: np.ndarray, method: str | FlowNetwork = "medium") -> np.ndarray:
+    """cur's backward flow by DIS (a preset name) or by a FlowNetwork."""
+    return method(prev, cur) if isinstance(method, FlowNetwork) else dis_flow(prev, cur, method)
+
+
+def _check_preset(preset: str | FlowNetwork) -> None:
+    """ValueError unless preset is one of PRESETS (or a FlowNetwork)."""
+    if isinstance(preset, FlowNetwork):
+        return
     if preset not in PRESETS:
         raise ValueError(f"unknown DIS preset {preset!r}; use one of {', '.join(PRESETS)}")
 
@@ -111,10 +199,13 @@ def flow_validity(flow_bwd: np.ndarray, flow_fwd: np.ndarray) -> np.ndarray:
     return consistency_mask(backward, forward)[0, 0].numpy() > 0.5
 
 
-def flow_and_validity(prev: np.ndarray, cur: np.ndarray, preset: str = "medium") -> tuple[np.ndarray, np.ndarray]:
-    """(cur's backward flow H x W x 2 float32, H x W bool validity): DIS both ways and the forward-backward check."""
-    backward = dis_flow(prev, cur, preset)
-    forward = dis_flow(cur, prev, preset)  # prev's flow towards cur
+def flow_and_validity(
+    prev: np.ndarray, cur: np.ndarray, preset: str | FlowNetwork = "medium"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cur's backward flow H x W x 2 float32, H x W bool validity): DIS (or a FlowNetwork) both ways and the
+    forward-backward check."""
+    backward = compute_flow(prev, cur, preset)
+    forward = compute_flow(cur, prev, preset)  # prev's flow towards cur
     return backward, flow_validity(backward, forward)
 
 
@@ -232,7 +323,9 @@ def _read_manifest(path: Path, preset: str) -> dict[str, dict]:
     return manifest["entries"]
 
 
-def update_flow_cache(frames: list[Path], cache_dir: Path, preset: str = "medium") -> list[tuple[Path, Path] | None]:
+def update_flow_cache(
+    frames: list[Path], cache_dir: Path, preset: str | FlowNetwork = "medium"
+) -> list[tuple[Path, Path] | None]:
     """Make sure <cache_dir>/<preset>/ holds the DIS flow and validity of every frame t >= 1 back to frame t-1.
 
     Returns the (.flo, _valid.png) paths per frame (None for frame 0). manifest.json records each entry's
@@ -245,9 +338,16 @@ def update_flow_cache(frames: list[Path], cache_dir: Path, preset: str = "medium
     if not frames:
         return []
     _check_unique_stems(frames)
-    folder = Path(cache_dir) / preset
+    name = method_name(preset)
+    folder = Path(cache_dir) / name
     manifest_path = folder / MANIFEST
-    old = _read_manifest(manifest_path, preset)
+    old = _read_manifest(manifest_path, name)
+    # DIS works on grey frames; a flow network gets RGB.
+    read = (
+        read_frame_gray
+        if isinstance(preset, str)
+        else (lambda p: np.rint(read_image(p, 3).permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    )
     entries: dict[str, dict] = {}
     paths: list[tuple[Path, Path] | None] = [None]
     signatures = [_signature(f) for f in frames]
@@ -256,7 +356,7 @@ def update_flow_cache(frames: list[Path], cache_dir: Path, preset: str = "medium
         entry = {"frame": signatures[t], "previous": signatures[t - 1], "flow": flo_name, "valid": valid_name}
         flo, valid = folder / flo_name, folder / valid_name
         if old.get(frames[t].stem) != entry or not (flo.is_file() and valid.is_file()):
-            flow, mask = flow_and_validity(read_frame_gray(frames[t - 1]), read_frame_gray(frames[t]), preset)
+            flow, mask = flow_and_validity(read(frames[t - 1]), read(frames[t]), preset)
             write_flo(flo, flow)
             write_valid(valid, mask)
         entries[frames[t].stem] = entry
@@ -269,7 +369,7 @@ def update_flow_cache(frames: list[Path], cache_dir: Path, preset: str = "medium
                     (folder / name).unlink(missing_ok=True)
     if entries != old or not manifest_path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        manifest = {"version": _MANIFEST_VERSION, "preset": preset, "entries": entries}
+        manifest = {"version": _MANIFEST_VERSION, "preset": name, "entries": entries}
         atomic_write_text(manifest_path, json.dumps(manifest, indent=1) + "\n")
     return paths
 

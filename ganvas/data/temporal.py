@@ -75,8 +75,9 @@ def extract_frames(video: Path, cache: Path) -> list[Path]:
     return [cache / name for name in names]
 
 
-def find_sequences(folder: Path, root: Path) -> dict[str, list[Path]]:
-    """The sequences under `folder` by name: leaf folders of images (frames sorted) and video files."""
+def find_sequences(folder: Path, root: Path, labels: bool = False) -> dict[str, list[Path]]:
+    """The sequences under `folder` by name: leaf folders of images (frames sorted) and video files (not for
+    `labels`: codecs do not keep label ids)."""
     if not folder.is_dir():
         raise DataError(f"sequence folder {folder} does not exist; check --dataroot/--phase")
     sequences: dict[str, list[Path]] = {}
@@ -86,6 +87,11 @@ def find_sequences(folder: Path, root: Path) -> dict[str, list[Path]]:
         if is_image_file(path):
             sequences.setdefault(path.parent.relative_to(folder).as_posix(), []).append(path)
         elif _is_video(path):
+            if labels:
+                raise DataError(
+                    f"{path} is a video, but this run takes label maps, whose ids video codecs do not keep; give "
+                    f"each sequence as a folder of label map PNGs ({folder}/<sequence>/0000.png ...)"
+                )
             name = path.relative_to(folder).with_suffix("").as_posix()
             cache = root / FRAMES_CACHE / folder.name / name
             sequences[name] = extract_frames(path, cache)
@@ -130,21 +136,23 @@ class TemporalDataset(ImageDataset):
         self.n_frames_G = int(getattr(opt, "n_frames_G", 1))
         self.use_instance = bool(getattr(opt, "use_instance", False))
         a_dir, b_dir, inst_dir = (root / f"{opt.phase}_{k}" for k in ("A", "B", "inst"))
-        self.sequences_a = find_sequences(a_dir, root)
+        self.sequences_a = find_sequences(a_dir, root, labels=bool(self.label_nc))
         self.names = sorted(self.sequences_a)
         self.sequences_b: dict[str, list[Path]] = {}
         if b_dir.is_dir() or train:
             self.sequences_b = self._partner(find_sequences(b_dir, root), b_dir, a_dir)
         self.sequences_inst: dict[str, list[Path]] = {}
         if self.use_instance:
-            self.sequences_inst = self._partner(find_sequences(inst_dir, root), inst_dir, a_dir)
+            self.sequences_inst = self._partner(find_sequences(inst_dir, root, labels=True), inst_dir, a_dir)
         limit = getattr(opt, "max_dataset_size", math.inf)
         self.names = self.names[: int(min(limit, len(self.names)))]
         for name in self.names:
             self._check_headers(name)
         self.flow_mode = getattr(opt, "flow", "medium")
         if not train and self.sequences_b:  # test: flows of the real frames, for the warping error
-            self.flow_mode = "gt" if self._has_gt_flows() else self.flow_mode
+            # the data set's own where it has them, else computed (DIS medium for a run trained with --flow gt)
+            computed = "medium" if self.flow_mode == "gt" else self.flow_mode
+            self.flow_mode = "gt" if self._has_gt_flows() else computed
             self._prepare_flows()
         if train:
             short = [n for n in self.names if len(self.sequences_a[n]) < self.n_frames_G + 1]
@@ -179,7 +187,8 @@ class TemporalDataset(ImageDataset):
         """Every frame of a sequence has the size of its first (headers only)."""
         read_size = label_map_size if self.label_nc else image_size
         first = read_size(self.sequences_a[name][0])
-        for group, reader in ((self.sequences_a, read_size), (self.sequences_b, image_size)):
+        groups = ((self.sequences_a, read_size), (self.sequences_b, image_size), (self.sequences_inst, label_map_size))
+        for group, reader in groups:
             for path in group.get(name, []):
                 size = reader(path)
                 if size != first:
@@ -204,7 +213,7 @@ class TemporalDataset(ImageDataset):
                             f"--flow medium to compute flows with OpenCV instead"
                         )
             else:
-                flows.update_flow_cache(frames, folder, mode)
+                flows.update_flow_cache(frames, folder, self._method())
 
     def _has_gt_flows(self) -> bool:
         """Whether every sequence has the data set's own flow files (then test scores with them)."""
@@ -218,7 +227,15 @@ class TemporalDataset(ImageDataset):
         """In words: which flows the items carry."""
         if self.flow_mode == "gt":
             return f"the data set's own flows ({self.root / (self.opt.phase + '_flow')})"
+        if self.flow_mode == "file":
+            return f"the flow network {self.opt.flow_net}'s flows of the real frames"
         return f"OpenCV DIS ({self.flow_mode}) flows of the real frames"
+
+    def _method(self):  # type: ignore[no-untyped-def]
+        """The DIS preset or flow network (--flow file) that computes this data set's flows."""
+        from ganvas.data.flow import flow_method
+
+        return flow_method(self.flow_mode, getattr(self.opt, "flow_net", ""))
 
     def _flow_dir(self, name: str) -> Path:
         return self.root / f"{self.opt.phase}_flow" / name
@@ -228,7 +245,8 @@ class TemporalDataset(ImageDataset):
         """Frames to make per clip in `epoch`: --n_frames_total doubled every --niter_step epochs, as the original."""
         opt, epoch = self.opt, self.epoch if epoch is None else epoch
         grown = opt.n_frames_total * 2 ** (max(epoch - 1, 0) // max(opt.niter_step, 1))
-        shortest = min(len(self.sequences_a[n]) for n in self.names)
+        # One clip length for every sequence (batches stack clips), at most 128 frames as the original's.
+        shortest = min(128, *(len(self.sequences_a[n]) for n in self.names))
         return max(1, min(grown, shortest - self.n_frames_G + 1))
 
     def clip_shape(self, epoch: int | None = None) -> tuple[int, int]:
@@ -288,14 +306,16 @@ class TemporalDataset(ImageDataset):
         paths = self.sequences_b[name]
         cur, prev = frames[t], frames[t - 1]
         if self.flow_mode == "gt" or cur - prev == 1:
-            folder = self._flow_dir(name) if self.flow_mode == "gt" else self._flow_dir(name) / self.flow_mode
+            folder = self._flow_dir(name)
+            if self.flow_mode != "gt":
+                folder = folder / flows.method_name(self._method())
             stem = paths[cur].stem
             flow = flows.read_flo(folder / f"{stem}.flo")
             valid_path = folder / f"{stem}_valid.png"
             valid = flows.read_valid(valid_path) if valid_path.is_file() else np.ones(flow.shape[:2], bool)
         else:  # frames skipped by --max_t_step: their flow is not cached
             load = lambda p: (read_image(p, 3).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            flow, valid = flows.flow_and_validity(load(paths[prev]), load(paths[cur]), self.flow_mode)
+            flow, valid = flows.flow_and_validity(load(paths[prev]), load(paths[cur]), self._method())
         source = tuple(flow.shape[:2])
         opt = self.opt
         resized = resized_size(source, opt.preprocess, self.load_size, opt.crop_size, **self.size_rule)

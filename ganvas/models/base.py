@@ -82,6 +82,9 @@ class InferenceSpec:
     # Frames depend on the frames before them (vid2vid): a batch may name each item's "stream" and "frame"
     # index, the model keeps each stream's past, and an item without them is a stream's first frame.
     sequential: bool = False
+    # How many first frames of each stream a sequential run copies from the real frames (--use_real_img): test
+    # scores the frames after them.
+    given_frames: int = 0
 
 
 def set_requires_grad(nets: nn.Module | list[nn.Module], flag: bool) -> None:
@@ -120,6 +123,8 @@ class Model(ABC):
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.visuals: dict[str, Tensor] = {}
+        # Optimisers whose learning rate is a multiple of the run's (vid2vid's --TTUR: G at half, D at twice).
+        self.lr_factors: dict[str, float] = {}
         # fp16 training (grad_scaling, set by the trainer): one gradient scaler per optimisation step
         # ("G", "D"), so that an overflow in one network's step never skips the other's.
         self.grad_scaling = False

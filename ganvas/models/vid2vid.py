@@ -41,7 +41,7 @@ from ganvas.speed import unwrap
 
 log = logging.getLogger("ganvas")
 
-FLOW_MODES = ("ultrafast", "fast", "medium", "gt")
+FLOW_MODES = ("ultrafast", "fast", "medium", "gt", "file")
 # The original's confidence: a pixel counts where the flow-warped previous frame is this close (sum of squares).
 PHOTOMETRIC_THRESHOLD = 0.02
 
@@ -75,10 +75,17 @@ class Vid2VidOptions(Options):
     )
     flow: str = option(
         "medium",
-        "reference flows: OpenCV DIS presets ultrafast|fast|medium (cached next to the data), or gt "
-        "(<phase>_flow/<sequence>/<frame>.flo shipped with the data set)",
+        "reference flows: OpenCV DIS presets ultrafast|fast|medium (cached next to the data), gt "
+        "(<phase>_flow/<sequence>/<frame>.flo shipped with the data set) or file (the network of --flow_net); "
+        "test scores flicker with a set's own flows where it has them, else with these",
         choices=FLOW_MODES,
-        commands=TRAIN,
+        commands=RUN,
+    )
+    flow_net: str = option(
+        "",
+        "with --flow file: an optical flow network as an ONNX file (two RGB images in [0, 255], the frame first; "
+        "the flow to the second), run by ONNX Runtime",
+        commands=RUN,
     )
     n_frames_D: int = option(3, "frames each temporal discriminator judges", minimum=2, commands=TRAIN)
     n_scales_temporal: int = option(
@@ -199,6 +206,8 @@ class Vid2VidModel(Model):
             )
         if train and not opt.no_vgg and opt.output_nc != 3:
             raise OptionsError(f"the VGG loss compares RGB images and --output_nc is {opt.output_nc}; pass --no_vgg")
+        if opt.flow == "file" and not opt.flow_net:
+            raise OptionsError("--flow file takes the flow network from --flow_net PATH (an .onnx file); pass it")
         if opt.flow == "gt" and opt.max_t_step > 1:
             raise OptionsError("--flow gt has flows between neighbouring frames only; pass --max_t_step 1")
         if train and opt.n_scales_spatial > 1 and opt.ngf // 2 ** (opt.n_scales_spatial - 1) < 1:
@@ -260,6 +269,8 @@ class Vid2VidModel(Model):
         if opt.load_pretrain:
             self._load_pretrain(Path(opt.load_pretrain))
         g_lr, d_lr, betas = (opt.lr / 2, opt.lr * 2, (0.0, 0.9)) if opt.TTUR else (opt.lr, opt.lr, (opt.beta1, 0.999))
+        if opt.TTUR:  # the trainer sets each epoch's rate times these
+            self.lr_factors = {"G": 0.5, "D": 2.0}
         g_params = [p for s in range(self.scales) for p in self.nets[f"G{s}"].parameters()]
         self.optimizers = {
             "G": torch.optim.Adam(g_params, lr=g_lr, betas=betas),
@@ -355,12 +366,25 @@ class Vid2VidModel(Model):
             first = torch.zeros_like(first)
         return {"fakes": [level.detach() for level in self.pyramid(first)], "history": None, "first": True}
 
+    def _padded(self, frames: Tensor, fill: str = "replicate") -> Tensor:
+        """N x T x C x H x W frames padded at the bottom and right to the generators' multiple (scale_width keeps
+        the aspect ratio, so a side need not be one); `fill` "zeros" for validity masks."""
+        multiple = self.inference_spec().size_multiple
+        height, width = frames.shape[-2:]
+        pad = (0, -width % multiple, 0, -height % multiple)
+        if not any(pad):
+            return frames
+        flat = frames.flatten(0, 1).float()
+        flat = F.pad(flat, pad) if fill == "zeros" else F.pad(flat, pad, mode="replicate")
+        return flat.reshape(*frames.shape[:3], *flat.shape[-2:]).to(frames.dtype)
+
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         opt, t_g = self.opt, self.t_g
-        real_a = self.encode(batch["A"], batch.get("inst"))
-        real_b = batch["B"].to(self.device)
-        flow_ref_all = batch["flow"].to(self.device)
-        valid_all = batch["valid"].to(self.device)
+        inst = batch.get("inst")
+        real_a = self.encode(self._padded(batch["A"]), self._padded(inst) if inst is not None else None)
+        real_b = self._padded(batch["B"].to(self.device))
+        flow_ref_all = self._padded(batch["flow"].to(self.device))
+        valid_all = self._padded(batch["valid"].to(self.device), "zeros")
         n, total = real_b.shape[:2]
         made = total - (t_g - 1)
         clips = [int(c) for c in batch["clip"]]
@@ -398,7 +422,12 @@ class Vid2VidModel(Model):
         real_prev = fold(real_b[:, t_g - 2 : -1])
         cond = fold(real_a[:, t_g - 1 :])
         flow_ref, valid = fold(flow_ref_all[:, t_g - 1 :]), fold(valid_all[:, t_g - 1 :])
-        fake_prev = fold(torch.stack(fakes[0][t_g - 2 : t_g - 2 + made], 1)).detach()
+        previous = fakes[0][t_g - 2 : t_g - 2 + made]
+        if carry[
+            "first"
+        ]:  # the clip's first frame made: the real frame before it, as the original's compute_fake_B_prev
+            previous = [real_b[:, t_g - 2]] + previous[1:]
+        fake_prev = fold(torch.stack(previous, 1)).detach()
         with torch.no_grad():
             photometric = (warp(real_prev.float(), flow_ref.float()) - real.float()).pow(2).sum(1, keepdim=True)
             conf = (photometric < PHOTOMETRIC_THRESHOLD).float() * valid.float()
@@ -415,7 +444,7 @@ class Vid2VidModel(Model):
         real_pair = torch.cat([cond, real], 1)
         with torch.no_grad():
             pred_real = D(real_pair)
-        images = [fake_b] + ([] if opt.no_flow else [fake_raw])
+        images = [fake_b, fake_raw]  # with --no_flow the two are one image, counted twice as in the original
         losses["G_GAN"] = sum(self.gan_loss(D(torch.cat([cond, x], 1)), True, for_discriminator=False) for x in images)
         losses["G_GAN"] = losses["G_GAN"] * opt.num_D
         if not opt.no_ganFeat:
@@ -499,15 +528,14 @@ class Vid2VidModel(Model):
 
     def _skipped_flows(self, frames: Tensor) -> Tensor:
         """N x (t_d - 1) x 2 x H x W flows (/20, as the temporal discriminators take them) between the given frames."""
-        from ganvas.data.flow import dis_flow
+        from ganvas.data.flow import compute_flow, flow_method
 
+        method = flow_method("medium" if self.opt.flow == "gt" else self.opt.flow, self.opt.flow_net)
         out = torch.zeros(frames.shape[0], frames.shape[1] - 1, 2, *frames.shape[-2:])
         pixels = ((frames.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2)
         for i in range(frames.shape[0]):
             for t in range(1, frames.shape[1]):
-                f = dis_flow(
-                    pixels[i, t - 1].numpy(), pixels[i, t].numpy(), self.opt.flow if self.opt.flow != "gt" else "medium"
-                )
+                f = compute_flow(pixels[i, t - 1].numpy(), pixels[i, t].numpy(), method)
                 out[i, t - 1] = torch.from_numpy(f).permute(2, 0, 1)
         return (out / 20).to(frames.device, frames.dtype)
 
@@ -538,26 +566,23 @@ class Vid2VidModel(Model):
     # --- inference ---------------------------------------------------------------------------------
     def inference_spec(self) -> InferenceSpec:
         opt = self.opt
-        multiple = 2**opt.n_downsample_G * 2 ** (self.scales - 1)
+        common = {
+            "size_multiple": 2**opt.n_downsample_G * 2 ** (self.scales - 1),
+            "sequential": True,
+            "given_frames": self.t_g - 1 if opt.use_real_img else 0,
+        }
         if opt.use_instance:
-            return InferenceSpec(
-                ("label", "instance"), 1, opt.output_nc, multiple, label_nc=self.label_nc, sequential=True
-            )
+            return InferenceSpec(("label", "instance"), 1, opt.output_nc, label_nc=self.label_nc, **common)
         if self.label_nc:
-            return InferenceSpec(("label",), 1, opt.output_nc, multiple, label_nc=self.label_nc, sequential=True)
-        return InferenceSpec(("image",), opt.input_nc, opt.output_nc, multiple, sequential=True)
+            return InferenceSpec(("label",), 1, opt.output_nc, label_nc=self.label_nc, **common)
+        return InferenceSpec(("image",), opt.input_nc, opt.output_nc, **common)
 
     def export_module(self) -> nn.Module:
-        """The one-frame path (FirstFrame): a frame from one input frame and a blank past; instance maps stay out."""
-        if self.opt.use_instance:
-            from ganvas.errors import ExportError
-
-            raise ExportError(
-                f"the vid2vid run {self.opt.run_dir} takes instance maps, which its exported graph does not take; "
-                f"run it with ganvas video translate"
-            )
+        """The one-frame path (FirstFrame): a frame from one input frame (and instance map) and a blank past."""
         nets = [self.nets[f"G{s}"] for s in range(self.scales)]
-        return FirstFrame(nets, self.t_g, self.opt.output_nc, self.label_nc)
+        module = FirstFrame(nets, self.t_g, self.opt.output_nc, self.label_nc, self.opt.use_instance)
+        module.size_multiple = self.inference_spec().size_multiple
+        return module
 
     def generator_input(self, batch: dict[str, Any]) -> Tensor:
         """The encoded first input frame of a batch (a clip's first frame for training batches)."""
@@ -608,6 +633,11 @@ class Vid2VidModel(Model):
             inp = x[index : index + 1]
             if wanted is not None and wanted < inp.shape[1]:  # pix2pixHD without the instance channel
                 inp = inp[:, :wanted]
+            if wanted is not None and wanted != inp.shape[1]:
+                raise OptionsError(
+                    f"--use_single_G {opt.use_single_G} takes {wanted} input channels but this run's frames give "
+                    f"{inp.shape[1]}; give a single-image run on the same inputs (labels, instance maps, no styles)"
+                )
             from ganvas.nets import forward_padded
 
             return forward_padded(net, inp).float()
@@ -655,7 +685,7 @@ class Vid2VidModel(Model):
             if state is None or index == 0 or state["size"] != tuple(x.shape[-2:]) or index != state["next"]:
                 state = {"inputs": [], "outputs": [], "size": tuple(x.shape[-2:]), "next": 0}
             first = None
-            if state["next"] < self.t_g - 1 or not state["outputs"]:
+            if not state["outputs"] or len(state["outputs"][0]) < self.t_g - 1:
                 first = self._first_frame(batch, x, i)  # None: G makes it (--no_first_img)
             if first is not None:  # the first-frame method's frame, also the past of the next ones
                 copied[i] = self.opt.use_real_img

@@ -26,7 +26,7 @@ from torch import Tensor
 from ganvas.nets.flow import warp
 from ganvas.nets.generators import ResnetBlock
 from ganvas.nets.norm import NormFactory, get_norm_layer
-from ganvas.nets.pix2pixhd import _conv7_head, _conv7_stem, _downsamplings, _upsamplings
+from ganvas.nets.pix2pixhd import _conv7_head, _conv7_stem, _downsamplings, _upsamplings, instance_edges
 from ganvas.registry import NETWORKS
 
 # The original's default normalisation (--norm batch).
@@ -224,15 +224,20 @@ class FirstFrame(nn.Module):
     are one-hot encoded inside, as pix2pixHD's LabelInputs.
     """
 
-    def __init__(self, generators: list[nn.Module], n_frames_G: int, output_nc: int, label_nc: int = 0):
+    def __init__(
+        self, generators: list[nn.Module], n_frames_G: int, output_nc: int, label_nc: int = 0, instance: bool = False
+    ):
         super().__init__()
         self.generators = nn.ModuleList(generators)
-        self.n_frames_G, self.output_nc, self.label_nc = n_frames_G, output_nc, label_nc
+        self.n_frames_G, self.output_nc, self.label_nc, self.instance = n_frames_G, output_nc, label_nc, instance
         self.pool = nn.AvgPool2d(3, stride=2, padding=[1, 1], count_include_pad=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, inst: Tensor | None = None) -> Tensor:
+        labels = x
         if self.label_nc:
             x = torch.zeros(x.shape[0], self.label_nc, *x.shape[2:], device=x.device).scatter_(1, x.long(), 1.0)
+        if self.instance:
+            x = torch.cat([x, instance_edges(inst if inst is not None else labels)], 1)
         levels = [x]
         for _ in range(1, len(self.generators)):
             levels.append(self.pool(levels[-1]))
