@@ -369,7 +369,9 @@ def write_picture(test_dir: Path, keys: tuple[str, ...], path: Path, rows: int =
     """The demo at a glance: `keys` of the first `rows` test images side by side (or 8 samples a row), enlarged."""
     images = test_dir / "images"
     if keys:
-        stems = sorted(f.name[: -len(f"_{keys[0]}.png")] for f in images.glob(f"*_{keys[0]}.png"))[:rows]
+        stems = sorted(f.name[: -len(f"_{keys[0]}.png")] for f in images.glob(f"*_{keys[0]}.png"))
+        # images with every key (a video's first frames, given to the model, have no target to show)
+        stems = [stem for stem in stems if all((images / f"{stem}_{k}.png").is_file() for k in keys)][:rows]
         files, per_row = [images / f"{stem}_{k}.png" for stem in stems for k in keys], len(keys)
     else:
         files, per_row = sorted(images.glob("sample_*.png"))[: 8 * rows], 8

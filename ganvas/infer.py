@@ -140,7 +140,7 @@ def temporal_sentence(video: dict[str, Any]) -> str:
     )
     if video.get("l1_after_first") is not None:
         text += (
-            f", L1 to the real frames after the first {video['l1_after_first']:.4f} (a frozen video flickers little)"
+            f", L1 of the frames made to the real ones {video['l1_after_first']:.4f} (a frozen video flickers little)"
         )
     return text + "."
 
@@ -167,7 +167,8 @@ def run_test(opt: Options, model: Model | None = None) -> TestResult:
         sources = {"fake_B": a, "fake_A": b}  # the file each output was translated from
         with torch.no_grad(), autocast(model.device, dtype):
             visuals = {k: v.float() for k, v in model.translate(batch).items()}
-        stem = Path(batch[a][0]).stem  # named after the image G translates
+        stem = Path(batch[a][0]).stem  # named after the image G translates (and its sequence)
+        stem = f"{batch['stream'][0]}_{stem}" if "stream" in batch else stem
         stem = stem if stem not in used else f"{stem}_{i}"
         used.add(stem)
         cells = {}

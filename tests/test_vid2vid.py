@@ -296,8 +296,9 @@ def test_ttur_rates_and_scale_width_sizes_that_are_no_multiple_of_the_generators
     assert tested.temporal["videos"] == 1 and tested.temporal["warping_error"] >= 0
     image = Image.open(next((tested.page.parent / "images").glob("*_fake_B.png")))
     assert image.size == (36, 21)
-    single = {"model": "pix2pix", "name": "p", "netG": "unet_32", "ngf": 4, "ndf": 4, "n_epochs": 1, "n_epochs_decay": 0,
-              "preprocess": "scale_width", "load_size": 36, "crop_size": 36, "max_dataset_size": 2}  # fmt: skip
+    single = {"model": "pix2pix", "name": "p", "netG": "unet_32", "ngf": 4, "ndf": 4, "n_epochs": 1,
+              "n_epochs_decay": 0, "preprocess": "scale_width", "load_size": 36, "crop_size": 36,
+              "max_dataset_size": 2}  # fmt: skip
     base = {k: getattr(opt, k) for k in ("dataroot", "checkpoints_dir", "gpu_ids", "num_threads", "seed")}
     train(resolve_options({**base, **single}, "train"), show_progress=False)
     shutil.rmtree(root / "test_B")  # inputs only: no flicker figures, and no error
