@@ -406,6 +406,29 @@ def test_a_video_translates_into_a_video_of_the_same_length_and_rate(trained, vi
     assert "warping error" in printed and "PSNR" in printed and "tOF" in printed
 
 
+def test_a_label_run_translates_a_folder_of_label_maps_into_a_video_and_refuses_a_label_video(tmp_path, capsys) -> None:
+    pytest.importorskip("av")
+    from ganvas.data.synthetic import write_street_set
+    from ganvas.data.video import VideoWriter, probe
+
+    root = write_street_set(tmp_path / "s", n_train=2, n_test=3, size=(32, 64))
+    given = {"model": "pix2pixhd", "dataroot": str(root), "checkpoints_dir": str(tmp_path), "name": "hd",
+             "gpu_ids": "-1", "num_threads": 0, "label_nc": 8, "ngf": 4, "ndf": 4, "n_downsample_global": 2,
+             "n_blocks_global": 1, "no_vgg_loss": True, "preprocess": "none", "n_epochs": 1,
+             "n_epochs_decay": 0}  # fmt: skip
+    train(resolve_options(given, "train"), show_progress=False)
+    base = ["video", "translate", "--name", "hd", "--checkpoints_dir", str(tmp_path), "--gpu_ids", "-1"]
+    assert main([*base, str(root / "test_label"), "--out", str(tmp_path / "o.mp4")]) == 0
+    info = probe(tmp_path / "o.mp4")
+    assert (info.frames, info.width, info.height) == (3, 64, 32)
+    with VideoWriter(tmp_path / "labels.mp4", 10) as writer:
+        for _ in range(2):
+            writer.write(np.zeros((32, 64, 3), np.uint8))
+    capsys.readouterr()
+    assert main([*base, str(tmp_path / "labels.mp4"), "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "video codecs do not keep exact; give a folder of label map PNGs" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_after_a_short_cpu_run_vid2vid_flickers_less_than_per_frame_pix2pix_and_beats_a_frozen_frame(
     tmp_path, one_torch_thread
