@@ -324,3 +324,22 @@ def loss_rows(path: Path) -> list[list[str]]:
     """Epoch, step and every loss of each logged row (not the wall time)."""
     rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
     return [[r[0], r[2], *r[5:]] for r in rows]
+
+
+def test_vid2vid_in_two_processes_keeps_each_clip_in_one_process_and_trains_as_one_process(tmp_path) -> None:
+    """Sequences split across processes: each process carries its own clips' frames from chunk to chunk, so two
+    processes of batch 1 follow one process of batch 2 (to float rounding, which the GAN losses let grow)."""
+    from ganvas.data.synthetic import write_video_set
+
+    data = write_video_set(tmp_path / "v", n_train=4, n_test=1, n_frames=6, size=(32, 32), seed=0)
+    common = ["--dataroot", str(data), "--model", "vid2vid", "--ngf", "4", "--ndf", "4", "--n_downsample_G", "2",
+              "--n_blocks", "2", "--norm", "instance", "--no_vgg", "--preprocess", "none", "--no_flip",
+              "--n_frames_G", "2", "--n_frames_total", "4", "--max_frames_per_gpu", "2", "--flow", "gt",
+              "--n_epochs", "1", "--n_epochs_decay", "0", "--num_threads", "0", "--gpu_ids", "-1", "--seed", "3",
+              "--checkpoints_dir", str(tmp_path / "ck"), "--print_freq", "1"]  # fmt: skip
+    ganvas_train(*common, "--name", "one", "--batch_size", "2")
+    ganvas_train(*common, "--name", "two", "--batch_size", "1", processes=2)
+    one, two = (loss_rows(tmp_path / "ck" / name / "loss_log.csv") for name in ("one", "two"))
+    assert len(one) == len(two) == 4  # 4 clips of 2 chunks, 2 clips a step
+    for a, b in zip(one, two):  # epoch, step, then the losses
+        assert a[:2] == b[:2] and [float(x) for x in b[2:]] == pytest.approx([float(x) for x in a[2:]], rel=0.02)
