@@ -22,7 +22,7 @@ from ganvas.data.transforms import apply_transform, make_params
 from ganvas.errors import DataError, OptionsError
 from ganvas.files import atomic_write_text
 from ganvas.hints import read_hints_file
-from ganvas.metrics import frame_warping_error, image_metrics, sample_diversity
+from ganvas.metrics import TemporalMeter, image_metrics, sample_diversity
 from ganvas.models import Model, load_for_inference
 from ganvas.options import Options
 from ganvas.report import image_table, make_grid, metrics_table, page
@@ -93,7 +93,7 @@ def _json_safe(value):
 
 class TemporalScores:
     """Flicker and fidelity of the outputs of a sequence data set whose items name their "stream" and carry the real
-    frames' flows: the warping error (Lai et al. 2018, per sequence, then averaged) and L1 to the real frames.
+    frames' flows: the warping error (Lai et al. 2018, metrics.TemporalMeter) and L1 to the real frames.
 
     The first `given` frames of each sequence (copied from the real ones by a sequential run) are not scored,
     nor is a pair of two of them; L1 counts from the frame after the first (which a sequential run is given).
@@ -101,9 +101,8 @@ class TemporalScores:
 
     def __init__(self, given: int = 0) -> None:
         self.given = max(given, 1)
-        self.videos: list[list[float]] = []
+        self.meter = TemporalMeter()
         self.l1: list[float] = []
-        self.previous: torch.Tensor | None = None
         self.stream: str | None = None
         self.index = 0
 
@@ -112,22 +111,22 @@ class TemporalScores:
             return
         output = output.detach().float().cpu()
         if batch["stream"][0] != self.stream:
-            self.stream, self.index, self.previous = batch["stream"][0], 0, None
-            self.videos.append([])
-        if self.previous is not None and self.index >= self.given:  # a pair with at least one frame made
-            self.videos[-1].append(frame_warping_error(self.previous, output, batch["flow"][0], batch["valid"][0]))
-        if self.index >= self.given and "B" in batch:
+            self.meter.end_sequence()
+            self.stream, self.index = batch["stream"][0], 0
+        scored = self.index >= self.given  # a pair with at least one frame made; without a flow no pair counts
+        self.meter.add(output, flow=batch["flow"][0] if scored else None, valid=batch["valid"][0])
+        if scored and "B" in batch:
             self.l1.append(float(((output - batch["B"][0].float()).abs() / 2).mean()))
-        self.previous, self.index = output, self.index + 1
+        self.index += 1
 
     def result(self, flows: str) -> dict[str, Any] | None:
-        videos = [v for v in self.videos if v]
-        if not videos:
+        figures = self.meter.result()
+        if figures.get("warping_error") is None:
             return None
         return {
-            "warping_error": float(np.mean([np.mean(v) for v in videos])),
+            "warping_error": figures["warping_error"],
             "l1_after_first": float(np.mean(self.l1)) if self.l1 else None,
-            "videos": len(videos),
+            "videos": figures["videos"],
             "flows": flows,
         }
 

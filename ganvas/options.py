@@ -288,6 +288,22 @@ LEGACY_FLAGS = {
 LEGACY_SWITCHES = {"--no_lsgan": ["--gan_mode", "vanilla"]}
 # Flags of the original code bases that steer what ganvas does differently (visdom, wandb, its
 # HTML writer) or that pix2pix never used; accepted with a warning so old scripts keep running.
+# vid2vid's flags for its GPU split, foreground model and face/pose data sets (flag -> values it takes).
+_VID2VID_UNUSED_FLAGS = {
+    "--fg": 0,
+    "--fg_labels": 1,
+    "--n_gpus_gen": 1,
+    "--sparse_D": 0,
+    "--add_face_disc": 0,
+    "--no_canny_edge": 0,
+    "--no_dist_map": 0,
+    "--random_scale_points": 0,
+    "--densepose_only": 0,
+    "--openpose_only": 0,
+    "--remove_face_labels": 0,
+    "--random_drop_prob": 1,
+    "--basic_point_only": 0,
+}
 IGNORED_FLAGS = {
     "--display_id": 1,
     "--display_server": 1,
@@ -304,44 +320,14 @@ IGNORED_FLAGS = {
     "--verbose": 0,
     "--tf_log": 0,
     "--debug": 0,
-    # vid2vid's flags for its GPU split, foreground model and face/pose data sets
-    "--fg": 0,
-    "--fg_labels": 1,
-    "--n_gpus_gen": 1,
-    "--sparse_D": 0,
-    "--add_face_disc": 0,
-    "--no_canny_edge": 0,
-    "--no_dist_map": 0,
-    "--random_scale_points": 0,
-    "--densepose_only": 0,
-    "--openpose_only": 0,
-    "--remove_face_labels": 0,
-    "--random_drop_prob": 1,
-    "--basic_point_only": 0,
+    **_VID2VID_UNUSED_FLAGS,
     "--local_rank": 1,
 }
 # Why a flag of IGNORED_FLAGS does nothing, where the reason is not the original's display and logging.
-_VID2VID_UNUSED = (
-    "one of vid2vid's flags for its GPU split, foreground model or face and pose data sets, which ganvas does not "
-    "have; several GPUs split the sequences under torchrun"
-)
 IGNORED_WHY = {
-    flag: _VID2VID_UNUSED
-    for flag in (
-        "--fg",
-        "--fg_labels",
-        "--n_gpus_gen",
-        "--sparse_D",
-        "--add_face_disc",
-        "--no_canny_edge",
-        "--no_dist_map",
-        "--random_scale_points",
-        "--densepose_only",
-        "--openpose_only",
-        "--remove_face_labels",
-        "--random_drop_prob",
-        "--basic_point_only",
-    )
+    flag: "one of vid2vid's flags for its GPU split, foreground model or face and pose data sets, which ganvas does "
+    "not have; several GPUs split the sequences under torchrun"
+    for flag in _VID2VID_UNUSED_FLAGS
 }
 IGNORED_WHY["--local_rank"] = "torchrun passes the rank in the environment"
 TEST_OVERRIDES = {

@@ -641,11 +641,12 @@ class Trainer:
     def _loader(self, epoch: int, skip_items: int) -> DataLoader:
         """The one DataLoader of the run (its workers persist across epochs), set to this epoch's items."""
         opt = self.opt
+        permutation = lambda n: epoch_order(n, opt.seed, epoch, opt.serial_batches)
         own_order = getattr(self.dataset, "epoch_order", None)  # sequences: the chunks of a clip stay in order
         if own_order is not None:
-            order = own_order(opt.seed, epoch, opt.serial_batches, opt.batch_size * self.world.size)
+            order = own_order(epoch, permutation, opt.batch_size * self.world.size)
         else:
-            order = epoch_order(len(self.dataset), opt.seed, epoch, opt.serial_batches)
+            order = permutation(len(self.dataset))
         order = shard(order[skip_items:], self.world)
         self.sampler.items = [(epoch, index) for index in order]
         if self.loader is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -120,13 +121,25 @@ def test_skipped_frames_take_groups_of_frames_at_each_temporal_scale() -> None:
     assert later[1].flatten().tolist() == [4.0, 7.0, 10.0]
 
 
+def test_the_originals_flags_for_its_gpu_split_and_face_data_are_ignored_with_a_reason(tmp_path, caplog) -> None:
+    from ganvas.options import parse_options
+
+    argv = ["--model", "vid2vid", "--dataroot", str(tmp_path), "--name", "x", "--fg", "--fg_labels", "26",
+            "--n_gpus_gen", "2", "--n_frames_G", "2"]  # fmt: skip
+    with caplog.at_level("WARNING", logger="ganvas"):
+        opt, _ = parse_options(argv, "train")
+    assert opt.n_frames_G == 2  # the flag after the ignored ones and their values is read
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("vid2vid's flags for its GPU split" in m for m in said) == 3, said
+
+
 # --- data ----------------------------------------------------------------------------------------------
 
 
 def test_an_epoch_keeps_each_clips_chunks_in_order_and_grows_the_clips(video_set, tmp_path) -> None:
     data = make_dataset(run_options(tmp_path, video_set, niter_step=1), train=True)
     assert data.clip_shape(1) == (2, 2) and data.clip_shape(2) == (2, 3)  # 4 frames, then 8 capped at 8 - 2 + 1 -> 6
-    order = data.epoch_order(seed=3, epoch=1, serial=False, group=2)
+    order = data.epoch_order(1, lambda n: torch.randperm(n, generator=torch.Generator().manual_seed(3)).tolist(), 2)
     chunks = 2
     assert sorted(order) == list(range(len(data)))
     for start in range(0, len(order), 2 * chunks):  # groups of 2 clips side by side, chunk after chunk
@@ -303,6 +316,25 @@ def test_ttur_rates_and_scale_width_sizes_that_are_no_multiple_of_the_generators
     train(resolve_options({**base, **single}, "train"), show_progress=False)
     shutil.rmtree(root / "test_B")  # inputs only: no flicker figures, and no error
     assert not run_test(replace(test, use_real_img=False, use_single_G=str(tmp_path / "p"))).temporal
+
+
+def test_a_two_scale_run_exports_its_first_frame_at_the_multiple_of_both_scales(video_set, tmp_path) -> None:
+    """The exported one-frame path of G0 and G1 (4 x 2 = multiple 8) gives the translator's frame at a size only
+    the combined multiple divides into."""
+    import ganvas
+    from ganvas.export import export
+
+    opt = run_options(tmp_path, video_set, n_scales_spatial=2, no_first_img=True, n_epochs_decay=0, max_dataset_size=1)
+    train(opt, show_progress=False)
+    translator = ganvas.load(opt.run_dir, device="cpu")
+    result = export(translator, tmp_path / "g.pt", "torchscript")
+    assert result.size_multiple == 8
+    x = torch.rand(1, 3, 24, 40) * 2 - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
+        module = torch.jit.load(str(result.path))
+    with torch.no_grad():
+        assert torch.allclose(module(x), translator.translate(x), atol=1e-5)
 
 
 def test_an_interrupted_run_resumes_mid_clip_to_the_same_weights(video_set, tmp_path, monkeypatch) -> None:

@@ -20,7 +20,9 @@ sequential model translates each sequence from its first frame.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,39 +30,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganvas.data.datasets import ImageDataset, label_channels
-from ganvas.data.io import image_size, is_image_file, label_map_size, read_image, read_label_map
+from ganvas.data.datasets import ImageDataset
+from ganvas.data.io import image_size, is_image_file, label_map_size, read_image, read_label_map, save_uint8
 from ganvas.data.transforms import apply_transform, crop_applies, resized_size
-from ganvas.errors import DataError, OptionsError
+from ganvas.data.video import frame_files, is_video_file, read_frames
+from ganvas.errors import DataError, GanvasError
+from ganvas.files import atomic_write_text
 from ganvas.registry import DATASETS
+from ganvas.safe import load_json
 
 FRAMES_CACHE = ".ganvas_frames"
 
 
-def _is_video(path: Path) -> bool:
-    from ganvas.data.video import is_video_file
-
-    return is_video_file(path)
-
-
 def extract_frames(video: Path, cache: Path) -> list[Path]:
     """The frames of a video file as PNGs in `cache` (written once; again when the video's size or time changes)."""
-    import json
-
-    from ganvas.data.io import save_uint8
-    from ganvas.data.video import read_frames
-    from ganvas.files import atomic_write_text
-
     stat = video.stat()
     stamp = {"source": video.name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     record = cache / "source.json"
     if record.is_file():
         try:
-            saved = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            saved = load_json(record, "frame cache record", "the frames are extracted again")
+        except GanvasError:
             saved = None
-        if saved and {k: saved.get(k) for k in stamp} == stamp:
-            frames = [cache / name for name in saved.get("frames", [])]
+        if isinstance(saved, dict) and {k: saved.get(k) for k in stamp} == stamp:
+            frames = [cache / str(name) for name in saved.get("frames", [])]
             if frames and all(p.is_file() for p in frames):
                 return frames
     names = []
@@ -76,25 +69,25 @@ def extract_frames(video: Path, cache: Path) -> list[Path]:
 
 
 def find_sequences(folder: Path, root: Path, labels: bool = False) -> dict[str, list[Path]]:
-    """The sequences under `folder` by name: leaf folders of images (frames sorted) and video files (not for
-    `labels`: codecs do not keep label ids)."""
+    """The sequences under `folder` by name: leaf folders of images (frames in data.video.frame_files' order) and
+    video files (not for `labels`: codecs do not keep label ids)."""
     if not folder.is_dir():
         raise DataError(f"sequence folder {folder} does not exist; check --dataroot/--phase")
     sequences: dict[str, list[Path]] = {}
     for path in sorted(folder.rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(folder).parts) or not path.is_file():
             continue
-        if is_image_file(path):
-            sequences.setdefault(path.parent.relative_to(folder).as_posix(), []).append(path)
-        elif _is_video(path):
+        name = path.parent.relative_to(folder).as_posix()
+        if is_image_file(path) and name not in sequences:
+            sequences[name] = frame_files(path.parent)
+        elif is_video_file(path):
             if labels:
                 raise DataError(
                     f"{path} is a video, but this run takes label maps, whose ids video codecs do not keep; give "
                     f"each sequence as a folder of label map PNGs ({folder}/<sequence>/0000.png ...)"
                 )
             name = path.relative_to(folder).with_suffix("").as_posix()
-            cache = root / FRAMES_CACHE / folder.name / name
-            sequences[name] = extract_frames(path, cache)
+            sequences[name] = extract_frames(path, root / FRAMES_CACHE / folder.name / name)
             if not sequences[name]:
                 raise DataError(f"video {path} has no frames; re-encode it or remove it from {folder}")
     if not sequences:
@@ -102,7 +95,7 @@ def find_sequences(folder: Path, root: Path, labels: bool = False) -> dict[str, 
             f"found no sequences in {folder}: put each sequence's frames in its own folder "
             f"({folder}/<sequence>/0000.png ...) or video files in {folder}"
         )
-    return sequences
+    return dict(sorted(sequences.items()))
 
 
 def transform_flow(flow: torch.Tensor, source: tuple[int, int], size: tuple[int, int], params: dict, crop: int | None):
@@ -260,14 +253,12 @@ class TemporalDataset(ImageDataset):
             return len(self.frame_index)
         return len(self.names) * self.clip_shape()[1]
 
-    def epoch_order(self, seed: int, epoch: int, serial: bool, group: int) -> list[int]:
-        """Items of `epoch`: clips in a (seed, epoch) order, `group` clips side by side (batch size x processes),
-        chunk after chunk, so each batch holds the same chunk of its clips and the next batch the next one."""
+    def epoch_order(self, epoch: int, permutation: Callable[[int], list[int]], group: int) -> list[int]:
+        """Items of `epoch`: clips in the trainer's order for the epoch (`permutation(n)`), `group` clips side by
+        side (batch size x processes), chunk after chunk, so each batch holds the same chunk of its clips and the
+        next batch the next one."""
         _, chunks = self.clip_shape(epoch)
-        clips = list(range(len(self.names)))
-        if not serial:
-            gen = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
-            clips = torch.randperm(len(clips), generator=gen).tolist()
+        clips = permutation(len(self.names))
         if len(clips) < group:
             raise DataError(
                 f"{self.root} has {len(clips)} training sequences but a step takes {group} (--batch_size x "
@@ -338,10 +329,11 @@ class TemporalDataset(ImageDataset):
         max_step = max(1, min(self.opt.max_t_step, (n_seq - 1) // max(loaded - 1, 1)))
         step = int(rng.integers(max_step)) + 1
         start = int(rng.integers(max(1, n_seq - (loaded - 1) * step)))
-        first = self._read_a(self.sequences_a[name][0])
-        params = self.item_params(first.float(), clip, self.sequences_a[name][0], rng)
         window = [start + (chunk * per_chunk + j) * step for j in range(per_chunk + tG - 1)]
-        a = torch.stack([self._transform_a(self._read_a(self.sequences_a[name][t]), params) for t in window])
+        frames_a = [self._read_a(self.sequences_a[name][t]) for t in window]
+        # the crop and flip depend on the frames' size only, which every frame of the sequence shares
+        params = self.item_params(frames_a[0].float(), clip, self.sequences_a[name][window[0]], rng)
+        a = torch.stack([self._transform_a(frame, params) for frame in frames_a])
         b = torch.stack(
             [self.transform(read_image(self.sequences_b[name][t], self.opt.output_nc), params) for t in window]
         )
@@ -392,11 +384,3 @@ class TemporalDataset(ImageDataset):
                 torch.from_numpy(read_label_map(self.sequences_inst[name][t]))[None], params
             )
         return item
-
-
-def check_temporal_options(opt: Any) -> None:
-    """Flags of the temporal layout that cannot work together."""
-    if getattr(opt, "flow", "medium") == "gt" and getattr(opt, "max_t_step", 1) > 1:
-        raise OptionsError("--flow gt has flows between neighbouring frames only; pass --max_t_step 1 or --flow medium")
-    if label_channels(opt) < 1:
-        raise OptionsError("the input frames need at least one channel; check --label_nc and --input_nc")

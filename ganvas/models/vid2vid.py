@@ -31,11 +31,11 @@ from ganvas.data.datasets import label_channels
 from ganvas.errors import CheckpointError, DataError, OptionsError
 from ganvas.losses import GANLoss
 from ganvas.models.base import DemoRecipe, InferenceSpec, Model, register_demo, register_model, set_requires_grad
-from ganvas.nets import make_network, pad_to_multiple
+from ganvas.nets import forward_padded, make_network, pad_to_multiple
 from ganvas.nets.flow import warp
 from ganvas.nets.pix2pixhd import _downsample_pyramid_pool, feature_matching_loss, instance_edges, one_hot_labels
 from ganvas.nets.vgg import VGGLoss, find_vgg19_weights
-from ganvas.nets.vid2vid import FirstFrame, unpack
+from ganvas.nets.vid2vid import FirstFrame, coarse_to_fine
 from ganvas.options import INFER, RUN, TEST, TRAIN, Options, option
 from ganvas.speed import unwrap
 
@@ -44,6 +44,8 @@ log = logging.getLogger("ganvas")
 FLOW_MODES = ("ultrafast", "fast", "medium", "gt", "file")
 # The original's confidence: a pixel counts where the flow-warped previous frame is this close (sum of squares).
 PHOTOMETRIC_THRESHOLD = 0.02
+# Streams whose past inference keeps (a translator running many videos keeps the latest ones).
+STREAMS = 64
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ class Vid2VidModel(Model):
         self.inference_nets = tuple(f"G{s}" for s in range(self.scales))
         self.pool = _downsample_pyramid_pool()
         self.single_g: nn.Module | None = None
-        self.streams: dict[int, dict[str, Any]] = {}  # inference: per batch position, the carried frames
+        self.streams: dict[str, dict[str, Any]] = {}  # inference: the past of each stream, the latest STREAMS
         self.carry: dict[str, Any] | None = None  # training: what the next chunk of the clip needs
         if not train:
             return
@@ -331,35 +333,28 @@ class Vid2VidModel(Model):
         """N x T x C x H x W frames at every spatial scale, finest first (the original's build_pyr)."""
         levels = [frames]
         for _ in range(1, self.scales):
-            flat = levels[-1].flatten(0, 1)
-            levels.append(self.pool(flat).reshape(*frames.shape[:2], flat.shape[1], *self.pool(flat).shape[-2:]))
+            pooled = self.pool(levels[-1].flatten(0, 1))
+            levels.append(pooled.reshape(*frames.shape[:2], *pooled.shape[1:]))
         return levels
 
     def _make_frame(self, labels: list[Tensor], prevs: list[Tensor], raw_only: bool) -> tuple[list[Tensor], Any]:
         """Run the scales coarse to fine for one frame: each scale's frame (finest first) and the finest parts."""
-        frames: list[Tensor] = [torch.empty(0)] * self.scales
-        feats: tuple[Tensor, ...] = ()
-        parts = None
-        for s in range(self.scales):
-            level = self.scales - 1 - s
-            net = self.nets[f"G{s}"]
-            out = net(labels[level], prevs[level], *feats)
-            ngf = self.opt.ngf // 2**s
-            parts = unpack(out, self.opt.output_nc, ngf)
-            frames[level] = parts.raw if raw_only else parts.image
-            if s < self.scales - 1:
-                feats = (parts.img_feat,) + (() if self.opt.no_flow else (parts.flow_feat,))
-                if self.is_train and self.opt.niter_fix_global and self._fixed:
-                    feats = tuple(f.detach() for f in feats)
-                    frames[level] = frames[level].detach()
-        return frames, parts
+        generators = [self.nets[f"G{s}"] for s in range(self.scales)]
+        fixed = self.is_train and bool(self.opt.niter_fix_global) and self._fixed
+        return coarse_to_fine(
+            generators, labels, prevs, self.opt.output_nc, self._ngfs, self.opt.no_flow, raw_only, fixed
+        )
+
+    @property
+    def _ngfs(self) -> list[int]:
+        return [self.opt.ngf // 2**s for s in range(self.scales)]
 
     @property
     def _fixed(self) -> bool:
         return not any(p.requires_grad for p in self.nets["G0"].parameters())
 
     # --- training ----------------------------------------------------------------------------------
-    def _start_clip(self, real_b: Tensor, n: int) -> dict[str, Any]:
+    def _start_clip(self, real_b: Tensor) -> dict[str, Any]:
         """The carried state at the start of a clip: the first n_frames_G - 1 real frames (or blanks)."""
         first = real_b[:, : self.t_g - 1]
         if self.opt.no_first_img:
@@ -394,7 +389,7 @@ class Vid2VidModel(Model):
                 log.warning(
                     "chunk %d of clips %s came without the previous chunk; starting from real frames", chunk, clips
                 )
-            self.carry = {**self._start_clip(real_b, n), "clips": clips}
+            self.carry = {**self._start_clip(real_b), "clips": clips}
         carry = self.carry
         a_pyr = self.pyramid(real_a)
         fakes = [list(level.unbind(1)) for level in carry["fakes"]]  # per scale, the frames so far
@@ -423,9 +418,7 @@ class Vid2VidModel(Model):
         cond = fold(real_a[:, t_g - 1 :])
         flow_ref, valid = fold(flow_ref_all[:, t_g - 1 :]), fold(valid_all[:, t_g - 1 :])
         previous = fakes[0][t_g - 2 : t_g - 2 + made]
-        if carry[
-            "first"
-        ]:  # the clip's first frame made: the real frame before it, as the original's compute_fake_B_prev
+        if carry["first"]:  # before a clip's first frame made: the real frame (the original's compute_fake_B_prev)
             previous = [real_b[:, t_g - 2]] + previous[1:]
         fake_prev = fold(torch.stack(previous, 1)).detach()
         with torch.no_grad():
@@ -459,11 +452,11 @@ class Vid2VidModel(Model):
         losses["G_Warp"] = _masked_l1(fake_b, warp(fake_prev, flow_ref).detach(), conf) * opt.lambda_T
 
         # Temporal discriminators: groups of n_frames_D frames (and the flows between them) per frame rate.
-        t_groups: list[tuple[int, Tensor, Tensor, Tensor]] = []
+        t_groups: list[tuple[int, Tensor, Tensor]] = []  # (scale, real input, fake input) of each temporal D
         if opt.n_scales_temporal:
             t_d = opt.n_frames_D
             seq = lambda x: x.reshape(n, made, *x.shape[1:])
-            new = {"real": seq(real), "fake": seq(fake_b), "flow": seq(flow_ref / 20), "real_prev": seq(real_prev)}
+            new = {"real": seq(real), "fake": seq(fake_b), "flow": seq(flow_ref / 20)}
             history = carry["history"] or {}
             kept, groups = {}, {}
             for key in ("real", "fake", "flow"):
@@ -477,11 +470,12 @@ class Vid2VidModel(Model):
                     flows_t = groups["flow"][0][:, 1:]
                 else:  # flows between frames t_d^s apart, from the real frames themselves
                     flows_t = self._skipped_flows(real_t)
-                t_groups.append((s, real_t, fake_t, flows_t))
-            for s, real_t, fake_t, flows_t in t_groups:
+                flows_t = flows_t.flatten(1, 2)  # frames and flows stacked in channels, as D_T takes them
+                t_groups.append(
+                    (s, torch.cat([real_t.flatten(1, 2), flows_t], 1), torch.cat([fake_t.flatten(1, 2), flows_t], 1))
+                )
+            for s, real_in, fake_in in t_groups:
                 D_T = self.nets[f"D_T{s}"]
-                real_in = torch.cat([real_t.flatten(1, 2), flows_t.flatten(1, 2)], 1)
-                fake_in = torch.cat([fake_t.flatten(1, 2), flows_t.flatten(1, 2)], 1)
                 pred_fake = D_T(fake_in)
                 losses[f"G_T_GAN{s}"] = self.gan_loss(pred_fake, True, for_discriminator=False) * opt.num_D
                 if not opt.no_ganFeat:
@@ -502,13 +496,11 @@ class Vid2VidModel(Model):
             for k, v in parts_d.items():
                 d_losses[k] = d_losses.get(k, 0) + v
         self.optimize(loss_d, "D")
-        for s, real_t, fake_t, flows_t in t_groups:
+        for s, real_in, fake_in in t_groups:
             D_T = self.nets[f"D_T{s}"]
             set_requires_grad(D_T, True)
             self.optimizers[f"D_T{s}"].zero_grad(set_to_none=True)
-            real_in = torch.cat([real_t.flatten(1, 2), flows_t.flatten(1, 2)], 1)
-            fake_in = torch.cat([fake_t.flatten(1, 2).detach(), flows_t.flatten(1, 2)], 1)
-            total_t, parts_t = self.discriminator_loss(D_T, real_in, fake_in, name=f"D_T{s}")
+            total_t, parts_t = self.discriminator_loss(D_T, real_in, fake_in, name=f"D_T{s}")  # detaches fake_in
             self.optimize(total_t, f"D_T{s}")
             d_losses.update(parts_t)
 
@@ -580,7 +572,9 @@ class Vid2VidModel(Model):
     def export_module(self) -> nn.Module:
         """The one-frame path (FirstFrame): a frame from one input frame (and instance map) and a blank past."""
         nets = [self.nets[f"G{s}"] for s in range(self.scales)]
-        module = FirstFrame(nets, self.t_g, self.opt.output_nc, self.label_nc, self.opt.use_instance)
+        module = FirstFrame(
+            nets, self.t_g, self.opt.output_nc, self._ngfs, self.opt.no_flow, self.label_nc, self.opt.use_instance
+        )
         module.size_multiple = self.inference_spec().size_multiple
         return module
 
@@ -638,8 +632,6 @@ class Vid2VidModel(Model):
                     f"--use_single_G {opt.use_single_G} takes {wanted} input channels but this run's frames give "
                     f"{inp.shape[1]}; give a single-image run on the same inputs (labels, instance maps, no styles)"
                 )
-            from ganvas.nets import forward_padded
-
             return forward_padded(net, inp).float()
         if not opt.no_first_img:
             raise OptionsError(
@@ -704,7 +696,10 @@ class Vid2VidModel(Model):
                 state["outputs"][level] = (state["outputs"][level] + [made[level]])[-keep:]
             state["next"] = index + 1
             if key is not None:
-                self.streams[key] = state
+                self.streams.pop(key, None)
+                self.streams[key] = state  # the most recent last
+                while len(self.streams) > STREAMS:
+                    self.streams.pop(next(iter(self.streams)))
             out.append(frame)
         fake = torch.cat(out)
         visuals = {"real_A": self._input_image(x), "fake_B": fake}
@@ -736,9 +731,9 @@ class Vid2VidModel(Model):
 
 # An eighth of the original's width on 64 px sequences of the built-in set, the first frame given (as the original
 # trains, and tests with --use_real_img). Without VGG weights (nothing is downloaded here) the frames get pix2pix's
-# L1 loss instead (--lambda_L1 100); stronger flow and warping losses (--lambda_F 50, --lambda_T 50) teach the flow
-# head within minutes, and without the temporal discriminators (as NVIDIA's imaginaire trains) the same minutes
-# gave a lower warping error: benchmarks/RESULTS.md has both, against per-frame pix2pix.
+# L1 loss instead (--lambda_L1 100); stronger flow and warping losses (--lambda_F 50, --lambda_T 50) and no temporal
+# discriminators (as NVIDIA's imaginaire trains) gave the lowest warping error in the same minutes, though the flow
+# head has not learnt the motions by then: benchmarks/RESULTS.md has the settings tried, against per-frame pix2pix.
 DEMO_FLAGS = {
     "ngf": 16,
     "ndf": 16,

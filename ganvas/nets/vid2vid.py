@@ -26,7 +26,14 @@ from torch import Tensor
 from ganvas.nets.flow import warp
 from ganvas.nets.generators import ResnetBlock
 from ganvas.nets.norm import NormFactory, get_norm_layer
-from ganvas.nets.pix2pixhd import _conv7_head, _conv7_stem, _downsamplings, _upsamplings, instance_edges
+from ganvas.nets.pix2pixhd import (
+    _conv7_head,
+    _conv7_stem,
+    _downsample_pyramid_pool,
+    _downsamplings,
+    _upsamplings,
+    instance_edges,
+)
 from ganvas.registry import NETWORKS
 
 # The original's default normalisation (--norm batch).
@@ -216,6 +223,39 @@ def composite_local(
     )
 
 
+def coarse_to_fine(
+    generators: list[nn.Module],
+    labels: list[Tensor],
+    prevs: list[Tensor],
+    output_nc: int,
+    ngfs: list[int],
+    no_flow: bool,
+    raw_only: bool = False,
+    detach_coarse: bool = False,
+) -> tuple[list[Tensor], Frame]:
+    """One frame through the generators, coarsest (G0) first, each adding the features of the one before.
+
+    labels and prevs hold each pyramid level's input windows and previous frames, finest first; ngfs are the
+    generators' widths. Returns each level's frame (finest first; the hallucinated image with raw_only, as a
+    first frame from a blank past) and the finest generator's parts. detach_coarse keeps the gradients out
+    of the coarser scales (--niter_fix_global).
+    """
+    scales = len(generators)
+    frames: list[Tensor] = [torch.empty(0)] * scales
+    feats: tuple[Tensor, ...] = ()
+    parts = Frame(*[torch.empty(0)] * 4)
+    for s, net in enumerate(generators):
+        level = scales - 1 - s
+        parts = unpack(net(labels[level], prevs[level], *feats), output_nc, ngfs[s])
+        frames[level] = parts.raw if raw_only else parts.image
+        if s < scales - 1:
+            feats = (parts.img_feat,) + (() if no_flow else (parts.flow_feat,))
+            if detach_coarse:
+                feats = tuple(f.detach() for f in feats)
+                frames[level] = frames[level].detach()
+    return frames, parts
+
+
 class FirstFrame(nn.Module):
     """A vid2vid run's one-frame path: the frame its generators make from one input frame and a blank past.
 
@@ -225,31 +265,31 @@ class FirstFrame(nn.Module):
     """
 
     def __init__(
-        self, generators: list[nn.Module], n_frames_G: int, output_nc: int, label_nc: int = 0, instance: bool = False
+        self,
+        generators: list[nn.Module],
+        n_frames_G: int,
+        output_nc: int,
+        ngfs: list[int],
+        no_flow: bool,
+        label_nc: int = 0,
+        instance: bool = False,
     ):
         super().__init__()
         self.generators = nn.ModuleList(generators)
-        self.n_frames_G, self.output_nc, self.label_nc, self.instance = n_frames_G, output_nc, label_nc, instance
-        self.pool = nn.AvgPool2d(3, stride=2, padding=[1, 1], count_include_pad=False)
+        self.n_frames_G, self.output_nc, self.ngfs, self.no_flow = n_frames_G, output_nc, ngfs, no_flow
+        self.label_nc, self.instance = label_nc, instance
+        self.pool = _downsample_pyramid_pool()
 
     def forward(self, x: Tensor, inst: Tensor | None = None) -> Tensor:
         labels = x
         if self.label_nc:
-            x = torch.zeros(x.shape[0], self.label_nc, *x.shape[2:], device=x.device).scatter_(1, x.long(), 1.0)
+            x = nn.functional.one_hot(x[:, 0].long(), self.label_nc).permute(0, 3, 1, 2).float()
         if self.instance:
             x = torch.cat([x, instance_edges(inst if inst is not None else labels)], 1)
         levels = [x]
         for _ in range(1, len(self.generators)):
             levels.append(self.pool(levels[-1]))
-        feats: tuple[Tensor, ...] = ()
-        raw = x
-        for s, net in enumerate(self.generators):
-            level = levels[len(self.generators) - 1 - s]
-            prev = level.new_zeros(level.shape[0], (self.n_frames_G - 1) * self.output_nc, *level.shape[2:])
-            out = net(level.repeat(1, self.n_frames_G, 1, 1), prev, *feats)
-            raw = unpack(out, self.output_nc).raw
-            if s < len(self.generators) - 1:
-                rest = out[:, 2 * self.output_nc + 3 :]
-                half = rest.shape[1] // 2 if not net.no_flow else rest.shape[1]
-                feats = (rest[:, :half],) + (() if net.no_flow else (rest[:, half:],))
-        return raw
+        prevs = [lv.new_zeros(lv.shape[0], (self.n_frames_G - 1) * self.output_nc, *lv.shape[2:]) for lv in levels]
+        windows = [level.repeat(1, self.n_frames_G, 1, 1) for level in levels]
+        frames, _ = coarse_to_fine(list(self.generators), windows, prevs, self.output_nc, self.ngfs, self.no_flow, True)
+        return frames[0]
