@@ -152,17 +152,27 @@ class SceneEditor:
     def set_style(self, instance: int, cluster: int) -> None:
         """Render an instance with one of its class's style clusters (a model with --label_feat styles
         whole classes: the instance's class then takes the style)."""
-        if instance not in self.instances():
-            raise ValueError(f"no instance {instance} in the scene; see instances()")
-        cls = instance if instance < 1000 else instance // 1000
-        centres = self.model.load_clusters().get(cls, []) if self.model.style else []
-        if not 0 <= cluster < len(centres):
+        count = self.style_count(instance)
+        cls = self.instance_class(instance)
+        if not 0 <= cluster < count:
             raise ValueError(
-                f"class {cls} has {len(centres)} style clusters; choose 0 to {len(centres) - 1}"
-                if len(centres)
+                f"class {cls} has {count} style clusters; choose 0 to {count - 1}"
+                if count
                 else f"class {cls} has no style clusters in this model"
             )
         self._push().styles[cls if self.model.style == "label" else instance] = int(cluster)
+
+    @staticmethod
+    def instance_class(instance: int) -> int:
+        """The class of an instance id: the id of a region of stuff, id // 1000 of an object."""
+        return instance if instance < 1000 else instance // 1000
+
+    def style_count(self, instance: int) -> int:
+        """How many style clusters set_style offers for an instance (those of its class; 0 without styles)."""
+        if instance not in self.instances():
+            raise ValueError(f"no instance {instance} in the scene; see instances()")
+        cls = self.instance_class(instance)
+        return len(self.model.load_clusters().get(cls, [])) if self.model.style else 0
 
     def paste_object(self, obj: SceneObject, x: int, y: int, scale: float = 1.0) -> int:
         """Paste a library object, scaled, with its box's top-left corner at column x, row y; returns its id.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ganvas.data.io import is_image_file, save_label_map, save_uint8
 from ganvas.errors import DataError
+from ganvas.files import atomic_write_text
 
 SKY, WALL, WINDOW, DOOR, BALCONY, CORNICE, PILLAR, SHOP = range(8)
 CLASS_NAMES: tuple[str, ...] = ("sky", "wall", "window", "door", "balcony", "cornice", "pillar", "shop")
@@ -235,7 +237,16 @@ def write_paired_set(
             labels = facade_labels(rng, size)
             pair = np.concatenate([colorize_labels(labels), render_facade(labels, rng)], axis=1)
             save_uint8(pair, root / split / name)
+    write_classes(root, CLASS_NAMES, _LABEL_COLORS)
     return root
+
+
+def write_classes(root: Path, names: tuple[str, ...], colours: np.ndarray) -> Path:
+    """<root>/classes.json: each class's id, name and label colour (what the studio's palette shows)."""
+    rows = [{"id": i, "name": n, "color": [int(c) for c in colours[i]]} for i, n in enumerate(names)]
+    path = Path(root) / "classes.json"
+    atomic_write_text(path, json.dumps({"classes": rows}, indent=1))
+    return path
 
 
 def write_image_folder(root: Path, n: int, size: int = 64, seed: int = 0) -> Path:
@@ -291,6 +302,20 @@ def write_unpaired_set(root: Path, n_train: int = 200, n_test: int = 20, size: i
 
 STREET_CLASSES: tuple[str, ...] = ("sky", "road", "sidewalk", "building", "vegetation", "car", "pole", "person")
 _STREET_SKY, _ROAD, _SIDEWALK, _BUILDING, _VEGETATION, _CAR, _POLE, _PERSON = range(len(STREET_CLASSES))
+# How label maps of street scenes are shown: Cityscapes' colours of the same classes.
+STREET_LABEL_COLORS = np.array(
+    [
+        [70, 130, 180],
+        [128, 64, 128],
+        [244, 35, 232],
+        [70, 70, 70],
+        [107, 142, 35],
+        [0, 0, 142],
+        [153, 153, 153],
+        [220, 20, 60],
+    ],
+    dtype=np.uint8,
+)
 # Classes drawn as separately numbered objects: instance id = class * 1000 + k, as Cityscapes numbers them.
 STREET_THINGS: tuple[str, ...] = ("vegetation", "car", "person")
 _INSTANCE_BASE = 1000
@@ -608,6 +633,7 @@ def write_street_set(
             save_label_map(labels, folders[0] / name, bits=8)
             save_label_map(instances, folders[1] / name, bits=16)
             save_uint8(render_street(labels, instances, parts, rng, seams=touching), folders[2] / name)
+    write_classes(root, STREET_CLASSES[:n_classes], STREET_LABEL_COLORS)
     return root
 
 
