@@ -31,6 +31,7 @@ commands:
   video      videos:              ganvas video translate --name RUN in.mp4 --out out.mp4
                                   ganvas video metrics out.mp4 --reference truth.mp4 --source in.mp4
   data       data tools:          ganvas data synth --out datasets/synth_facades
+  studio     draw, edit, colourise in the browser: ganvas studio --checkpoints_dir ./checkpoints  (or --demo)
 
 `ganvas <command> --help` lists the command's flags; `ganvas train --model MODEL --help` adds the model's."""
 
@@ -485,6 +486,55 @@ def _demo(argv: Sequence[str]) -> int:
     return 0
 
 
+def _studio(argv: Sequence[str]) -> int:
+    from ganvas.studio import prepare, serve
+    from ganvas.studio.demo import demo_runs
+
+    parser = ArgumentParser(
+        prog="ganvas studio",
+        description="draw label maps and sketches, edit scenes and colourise photos with your runs, in the browser",
+    )
+    parser.add_argument("--checkpoints_dir", type=Path, default=None, help="offer every run in this folder")
+    parser.add_argument(
+        "--checkpoint", type=Path, action="append", default=[], help="a run folder or generator file (repeatable)"
+    )
+    parser.add_argument("--demo", action="store_true", help="train (once) and offer the built-in demo runs")
+    parser.add_argument(
+        "--out", type=Path, default=Path("ganvas_demo"), help="the demos' folder (default: ganvas_demo)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument(
+        "--allow-remote", "--allow_remote", action="store_true", help="allow a --host other machines reach"
+    )
+    parser.add_argument(
+        "--backend", default=None, help="CPU inference backend: auto (default), torch, onnxruntime, openvino"
+    )
+    parser.add_argument("--gpu_ids", default=None, help="-1 for the CPU, 0 for the first GPU (default: a GPU if any)")
+    parser.add_argument("--max_upload_mb", type=float, default=32, help="largest request body in MB (default 32)")
+    parser.add_argument("--max_pixels", type=int, default=4096 * 4096, help="largest image or canvas in pixels")
+    args = parser.parse_args(argv)
+    device = None if args.gpu_ids is None else ("cpu" if args.gpu_ids == "-1" else f"cuda:{args.gpu_ids}")
+    files = list(args.checkpoint)
+    if args.demo:
+        files = demo_runs(args.out, gpu_ids=args.gpu_ids or "-1", show_progress=sys.stderr.isatty()) + files
+    if not files and args.checkpoints_dir is None:
+        args.checkpoints_dir = Path("checkpoints")
+    launch = prepare(
+        args.checkpoints_dir,
+        files,
+        host=args.host,
+        port=args.port,
+        allow_remote=args.allow_remote,
+        backend=args.backend,
+        device=device,
+        max_body_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels,
+    )
+    serve(launch, on_ready=lambda url: print(f"ganvas studio: open {url}  (Ctrl-C stops it)", flush=True))
+    return 0
+
+
 def demo_report(summary: dict) -> str:
     """The demo's figures against its baselines, its page and the commands to go on with, as printed."""
     from ganvas.demo import BUILTIN_SETS, demo_recipe
@@ -619,6 +669,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "demo": _demo,
     "data": _data,
     "video": _video,
+    "studio": _studio,
 }
 
 

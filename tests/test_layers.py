@@ -38,7 +38,7 @@ LAYERS = [
         "ganvas.demo",
         "ganvas.video",
     ),
-    ("ganvas.cli", "ganvas.__main__"),
+    ("ganvas.cli", "ganvas.__main__", "ganvas.studio"),
 ]
 
 
