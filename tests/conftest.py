@@ -68,3 +68,81 @@ def tiny_pix2pix(tmp_path, paired_root):
         return resolve_options(given, command)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def studio_runs(tmp_path_factory) -> Path:
+    """Small trained runs the studio tests serve, in <root>/checkpoints: facades (pix2pix on colour label maps),
+    streets (pix2pixHD with instance styles and objects), hints (a user-guided colouriser), cycle (CycleGAN)."""
+    from ganvas.data.synthetic import write_color_set, write_street_set, write_unpaired_set
+    from ganvas.models.pix2pixhd import encode_training_styles
+    from ganvas.train import train
+
+    root = tmp_path_factory.mktemp("studio")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    common = {"checkpoints_dir": str(root / "checkpoints"), "gpu_ids": "-1", "seed": 0, "num_threads": 0}
+    common["save_latest_freq"] = 10**9
+    runs = {
+        "facades": {
+            "dataroot": str(write_paired_set(root / "facades", n_train=48, n_test=2, size=32, seed=0)),
+            "model": "pix2pix",
+            "netG": "unet_32",
+            "ngf": 16,
+            "ndf": 16,
+            "batch_size": 4,
+            "load_size": 32,
+            "crop_size": 32,
+            "lr": 0.001,
+            "n_epochs": 3,
+            "n_epochs_decay": 2,
+        },
+        "streets": {
+            "dataroot": str(write_street_set(root / "streets", n_train=8, n_test=2, size=(32, 64), seed=0)),
+            "model": "pix2pixhd",
+            "label_nc": 8,
+            "ngf": 8,
+            "ndf": 8,
+            "n_downsample_global": 2,
+            "n_blocks_global": 1,
+            "num_D": 1,
+            "no_vgg_loss": True,
+            "preprocess": "none",
+            "instance_feat": True,
+            "nef": 8,
+            "n_downsample_E": 2,
+            "n_clusters": 3,
+            "n_epochs": 1,
+            "n_epochs_decay": 0,
+        },
+        "hints": {
+            "dataroot": str(write_color_set(root / "shapes", n_train=64, n_test=2, size=32, seed=0)),
+            "model": "colorization_hints",
+            "ngf": 8,
+            "norm": "instance",
+            "load_size": 32,
+            "crop_size": 32,
+            "batch_size": 4,
+            "lr": 0.001,
+            "n_epochs": 3,
+            "n_epochs_decay": 2,
+        },
+        "cycle": {
+            "dataroot": str(write_unpaired_set(root / "unpaired", n_train=4, n_test=2, size=32, seed=0)),
+            "model": "cycle_gan",
+            "netG": "resnet_2blocks",
+            "ngf": 8,
+            "ndf": 8,
+            "load_size": 32,
+            "crop_size": 32,
+            "n_epochs": 1,
+            "n_epochs_decay": 0,
+        },
+    }
+    try:
+        for name, flags in runs.items():
+            train(resolve_options({**common, "name": name, **flags}, "train"), show_progress=False)
+        encode_training_styles(resolve_options({**common, "name": "streets"}, "test"))
+    finally:
+        torch.set_num_threads(threads)
+    return root
