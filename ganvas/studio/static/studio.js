@@ -131,7 +131,7 @@ function palette() {
 }
 
 function scaleFor(width, height) {
-  return Math.min(6, 512 / Math.max(width, height));
+  return Math.min(6, 448 / Math.max(width, height));
 }
 
 function sizeStage(width, height) {
@@ -725,6 +725,8 @@ function setMode(mode) {
     S.strokeEnd = performance.now();
     render();
   } else if (S.photoImage) {
+    S.width = S.photoImage.naturalWidth; S.height = S.photoImage.naturalHeight;
+    S.hints = []; S.selected = -1;
     sizeStage(S.width, S.height);
     drawInput();
     S.strokeEnd = performance.now();
