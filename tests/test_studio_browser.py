@@ -32,8 +32,9 @@ def studio(studio_runs):
 def browser():
     if not CHROMIUM:
         pytest.fail("Debian's chromium is not installed: apt-get install -y chromium (.ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
         chromium.close()
@@ -326,6 +327,37 @@ def test_a_colour_hint_pulls_the_output_near_it_towards_the_chosen_colour(page):
     # right click removes the hint and gives back the output without it
     click(page, x, y, button="right")
     assert np.array_equal(output(page), before)
+
+
+def test_a_hint_moves_with_a_drag_and_grows_with_the_wheel(page):
+    open_run(page, "hints")
+    click(page, 10, 10)
+    before = renders(page)
+    page.mouse.move(*at(page, 10, 10))
+    page.mouse.down()
+    page.mouse.move(*at(page, 20, 22), steps=5)
+    page.mouse.up()
+    settle(page, before)
+    hint = page.evaluate("window.ganvasStudio.state.hints[0]")
+    assert (hint["x"], hint["y"]) == (20, 22)
+    moved = output(page)
+    before = renders(page)
+    page.mouse.wheel(0, -100)
+    settle(page, before)
+    assert page.evaluate("window.ganvasStudio.state.hints[0].patch") == hint["patch"] + 1
+    assert np.abs(output(page) - moved).sum() > 0
+
+
+def test_a_sketch_stroke_is_black_on_white_and_changes_the_output(page):
+    open_run(page, "facades")
+    before = renders(page)
+    page.click("#modes button[data-mode='sketch']")
+    settle(page, before)
+    blank = output(page)
+    stroke(page, [(4, 4), (27, 27)])
+    shown = {tuple(p) for p in canvas(page).reshape(-1, 3).tolist()}
+    assert shown == {(0, 0, 0), (255, 255, 255)}
+    assert np.abs(output(page) - blank).sum() > 0
 
 
 def test_suggested_colours_appear_for_a_hint(page):

@@ -119,10 +119,17 @@ class Entry:
             "name": self.path.name if self.is_run else self.path.stem,
             "kind": str(opt.get("model", "generator file")),
             "size_mb": round(size / 2**20, 2),
-            "classes": int(opt.get("label_nc", 0) or 0),
-            "train_size": int(opt.get("crop_size", 0) or 0),
+            "classes": int(opt.get("label_nc", 0) or 0) or self._palette_size(),
             "loaded": self.description is not None,
         }
+
+    def _palette_size(self) -> int:
+        """The classes of a classes.json an image run paints label maps with (0 without one or with a bad one)."""
+        path = _classes_file(self)
+        try:
+            return len(read_classes(path, None)) if path else 0
+        except GanvasError:
+            return 0  # describe() names the problem when the run is opened
 
     # --- loading ----------------------------------------------------------------------------------
     def translator(self, direction: str = "") -> Translator:
