@@ -152,15 +152,23 @@ class SceneEditor:
     def set_style(self, instance: int, cluster: int) -> None:
         """Render an instance with one of its class's style clusters (a model with --label_feat styles
         whole classes: the instance's class then takes the style)."""
-        count = self.style_count(instance)
-        cls = self.instance_class(instance)
-        if not 0 <= cluster < count:
-            raise ValueError(
-                f"class {cls} has {count} style clusters; choose 0 to {count - 1}"
-                if count
-                else f"class {cls} has no style clusters in this model"
-            )
-        self._push().styles[cls if self.model.style == "label" else instance] = int(cluster)
+        self.set_styles({instance: cluster})
+
+    def set_styles(self, chosen: dict[int, int]) -> None:
+        """set_style for several instances at once, as one edit (one undo takes them all back)."""
+        keys = {}
+        for instance, cluster in chosen.items():
+            count = self.style_count(instance)
+            cls = self.instance_class(instance)
+            if not 0 <= cluster < count:
+                raise ValueError(
+                    f"class {cls} has {count} style clusters; choose 0 to {count - 1}"
+                    if count
+                    else f"class {cls} has no style clusters in this model"
+                )
+            keys[cls if self.model.style == "label" else instance] = int(cluster)
+        if keys:
+            self._push().styles.update(keys)
 
     @staticmethod
     def instance_class(instance: int) -> int:
@@ -169,7 +177,7 @@ class SceneEditor:
 
     def style_count(self, instance: int) -> int:
         """How many style clusters set_style offers for an instance (those of its class; 0 without styles)."""
-        if instance not in self.instances():
+        if not bool((self.state.inst == instance).any()):
             raise ValueError(f"no instance {instance} in the scene; see instances()")
         cls = self.instance_class(instance)
         return len(self.model.load_clusters().get(cls, [])) if self.model.style else 0

@@ -612,3 +612,36 @@ def test_prepare_names_a_local_address(studio_runs):
         assert len(launch.token) >= 32
     finally:
         launch.sock.close()
+
+
+def test_requests_are_bounded_in_hints_and_instances(studio):
+    scene, _, _ = street_scene(studio)
+    ids = np.zeros((64, 80), np.uint8)
+    many = np.arange(ids.size, dtype=np.int64).reshape(ids.shape) + 1000  # 5120 instances, one per pixel
+    body = {**scene, "width": 80, "height": 64, "ids": ids_field(ids), "inst": inst_field(many)}
+    refused(studio.post("/api/render", body), 400, "4096 instances")
+    image = example_image(studio, "hints")
+    hints = [{"x": 1, "y": 1, "rgb": [10, 20, 30]}] * 1001
+    body = {"model": "hints", "mode": "colourise", "image": image, "hints": hints}
+    refused(studio.post("/api/render", body), 400, "1001 hints")
+    refused(studio.post("/api/suggest", {"model": "hints", "image": image, "x": 1, "y": 1, "hints": hints}), 400)
+    studio.serving()
+
+
+def test_every_object_of_a_scene_takes_its_chosen_style_in_one_request(studio):
+    scene, _, inst = street_scene(studio)
+    objects = [int(i) for i in np.unique(inst) if i >= 1000]
+    assert len(objects) >= 2
+    renders = [studio.ok("/api/render", {**scene, "styles": {str(i): k for i in objects}})["image"] for k in range(3)]
+    assert len(set(renders)) == 3
+    refused(studio.post("/api/render", {**scene, "styles": {str(objects[0]): 7}}), 400, "choose 0 to 2")
+
+
+def test_a_palette_png_of_colours_is_matched_for_a_run_on_colour_label_maps(studio):
+    info = studio.ok("/api/models/facades")
+    ids = np.zeros((8, 12), np.uint8)
+    ids[:, 6:] = 2
+    colours = np.array([c["color"] for c in info["classes_list"]], np.uint8)
+    paletted = Image.fromarray(colours[ids]).convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    got = studio.ok("/api/labels", {"model": "facades", "label": png(paletted)})
+    assert np.array_equal(np.frombuffer(base64.b64decode(got["ids"]), np.uint8).reshape(8, 12), ids)

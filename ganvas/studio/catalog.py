@@ -37,6 +37,8 @@ log = logging.getLogger("ganvas")
 CLASSES_FILE = "classes.json"
 MAX_SIDE = 4096
 OBJECTS_PER_CLASS = 6
+MAX_INSTANCES = 4096
+MAX_HINTS = 1000
 MODES = ("labels", "sketch", "colourise", "translate")
 
 
@@ -221,7 +223,9 @@ class Entry:
                 continue
             image = image.convert("RGB")
             if self.options.get("dataset_mode") == "aligned" and path.parent.name in ("test", "val", "train"):
-                image = image.crop((0, 0, image.width // 2, image.height))  # the A half of an aligned pair
+                # the input half of an aligned A|B pair: A, or B for --direction BtoA
+                left = image.width // 2 if self.options.get("direction") == "BtoA" else 0
+                image = image.crop((left, 0, left + image.width // 2, image.height))
             entry = {"kind": "image", "name": path.name, "image": png_data_url(image)}
             if info["label_encoding"] == "colours":
                 ids, _ = _match_colours(np.asarray(image), info["classes_list"])
@@ -245,11 +249,10 @@ class Entry:
                 given = image_bytes(request.get("image"), "the image", limits.max_pixels)
                 given = given.convert("RGB") if given.mode not in ("L", "RGB") else given
                 try:
-                    image = (
-                        t.translate(given, hints=request.get("hints") or [])
-                        if mode == "colourise"
-                        else t.translate(given)
-                    )
+                    if mode == "colourise":
+                        image = t.translate(given, hints=_hints(request))
+                    else:
+                        image = t.translate(given)
                 except RuntimeError as err:  # a size the network cannot take (layers left with one pixel)
                     raise DataError(
                         f"{info['name']} cannot translate a {given.width} x {given.height} image "
@@ -274,6 +277,11 @@ class Entry:
             inst = id_map(request.get("inst"), width, height, "i4", "the instance map")
             if int(inst.min()) < 0:
                 raise DataError("the instance map holds a negative id; ids are class * 1000 + k or the class")
+            if len(np.unique(inst)) > MAX_INSTANCES:
+                raise DataError(
+                    f"the instance map holds more than {MAX_INSTANCES} instances; a scene's objects are numbered "
+                    f"class * 1000 + k"
+                )
         return ids, inst
 
     def _editor(self, request: dict[str, Any], info: dict[str, Any], limits: Limits):
@@ -286,10 +294,8 @@ class Entry:
         if not isinstance(styles, dict):
             raise DataError("styles must map instance ids to style numbers, such as {'5001': 2}")
         present = set(editor.instances())
-        for key, cluster in styles.items():
-            instance = _int(key, "an instance id")
-            if instance in present:
-                editor.set_style(instance, _int(cluster, "a style number"))
+        chosen = {_int(key, "an instance id"): _int(cluster, "a style number") for key, cluster in styles.items()}
+        editor.set_styles({instance: cluster for instance, cluster in chosen.items() if instance in present})
         return editor
 
     def _render_labels(self, request: dict[str, Any], info: dict[str, Any], limits: Limits) -> Image.Image:
@@ -336,7 +342,7 @@ class Entry:
         image = image_bytes(request.get("image"), "the image", limits.max_pixels)
         x, y = _int(request.get("x"), "x"), _int(request.get("y"), "y")
         k = min(max(_int(request.get("k", 9), "k"), 1), 32)
-        found = self.translator().suggest(image, x, y, k=k, hints=request.get("hints") or [])
+        found = self.translator().suggest(image, x, y, k=k, hints=_hints(request))
         return [{"rgb": list(rgb), "p": round(p, 4)} for rgb, p in found]
 
     def decode_labels(self, request: dict[str, Any], limits: Limits) -> dict[str, Any]:
@@ -346,7 +352,9 @@ class Entry:
             raise OptionsError(f"the run {info['name']} takes no label maps")
         image = image_bytes(request.get("label"), "the label map", limits.max_pixels)
         notes: list[str] = []
-        if image.mode in ("L", "P", "I", "I;16"):
+        # Ids: grayscale PNGs, and palette PNGs of a run on ids (their indices); colours are matched to the classes.
+        ids_png = image.mode in ("L", "I") or image.mode.startswith("I;16")
+        if ids_png or (image.mode == "P" and info["label_encoding"] == "ids"):
             ids = np.asarray(image).astype(np.int64)
         else:
             ids, notes = _match_colours(np.asarray(image.convert("RGB")), info["classes_list"])
@@ -361,7 +369,7 @@ class Entry:
         result["ids"] = encode_ids(ids, "u1")
         if request.get("inst"):
             inst_image = image_bytes(request.get("inst"), "the instance map", limits.max_pixels)
-            if inst_image.mode not in ("L", "P", "I", "I;16"):
+            if not (inst_image.mode in ("L", "P", "I") or inst_image.mode.startswith("I;16")):
                 raise DataError("the instance map must be a grayscale PNG of ids (8 or 16 bit), not a colour image")
             inst = np.asarray(inst_image).astype(np.int64)
             if inst.shape != ids.shape:
@@ -472,6 +480,13 @@ def _direction(request: dict[str, Any], info: dict[str, Any]) -> str:
     if direction and direction not in info["directions"]:
         raise DataError(f"the run {info['name']} runs {' or '.join(info['directions']) or 'one way'}, not {direction}")
     return "" if not info["directions"] or direction == info["directions"][0] else direction
+
+
+def _hints(request: dict[str, Any]) -> list:
+    hints = request.get("hints") or []
+    if isinstance(hints, list) and len(hints) > MAX_HINTS:
+        raise DataError(f"{len(hints)} hints is more than the studio takes ({MAX_HINTS}); remove some")
+    return hints
 
 
 def _int(value: Any, what: str) -> int:

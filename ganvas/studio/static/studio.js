@@ -715,7 +715,7 @@ function setMode(mode) {
   $("before").hidden = true;
   $("compare").value = "0";
   setTool(mode === "sketch" ? "pen" : "brush");
-  const example = S.examples.find((e) => (mode === "labels" ? e.kind === "labels" : e.kind === "image" && mode !== "sketch"));
+  const example = S.examples.find((e) => (mode === "labels" ? Boolean(e.ids) : Boolean(e.image) && mode !== "sketch"));
   if (example && (mode === "labels" || !S.photoImage)) {
     blank(S.info.width, S.info.height);
     useExample(example, false);
@@ -782,8 +782,7 @@ async function chooseModel(key) {
 }
 
 function showExamples() {
-  const wanted = S.mode === "labels" ? "labels" : S.mode === "sketch" ? "none" : "image";
-  const shown = S.examples.filter((e) => e.kind === wanted);
+  const shown = S.examples.filter((e) => (S.mode === "labels" ? Boolean(e.ids) : S.mode !== "sketch" && Boolean(e.image)));
   $("examples-box").hidden = !shown.length;
   $("examples").replaceChildren(...shown.map((e) => {
     const b = document.createElement("button");
@@ -796,7 +795,7 @@ function showExamples() {
 
 async function useExample(e, undoable) {
   if (undoable) beginEdit();
-  if (e.kind === "labels") {
+  if (S.mode === "labels") {
     S.width = e.width; S.height = e.height;
     S.ids = unb64(e.ids);
     S.inst = e.inst ? int32From(unb64(e.inst)) : Int32Array.from(S.ids);
@@ -851,6 +850,7 @@ async function uploadLabels() {
   S.ids = unb64(data.ids);
   S.inst = data.inst ? int32From(unb64(data.inst)) : Int32Array.from(S.ids);
   S.styles = {};
+  $("upload-inst").value = "";
   if (data.notes.length) say(data.notes.join(" "));
   edited();
 }
@@ -910,7 +910,12 @@ async function openSession(file) {
 }
 
 function guard(fn) {
-  return async (...args) => { try { clearError(); await fn(...args); } catch (err) { showError(err); } };
+  return async (...args) => {
+    try { clearError(); await fn(...args); } catch (err) { showError(err); }
+    // the same file chosen again after a failure is a change again
+    const target = args[0] && args[0].target;
+    if (target instanceof HTMLInputElement && target.type === "file") target.value = "";
+  };
 }
 
 function wire() {
