@@ -592,7 +592,53 @@ def _data(argv: Sequence[str]) -> int:
         help="street: cars parked bumper to bumper and rows of trees, with a dark seam where two objects of "
         "one class touch (only the instance map tells them apart)",
     )
+    download = sub.add_parser("download", help="fetch a data set the original repositories publish")
+    download.add_argument("name", help="facades, maps, edges2shoes, horse2zebra, monet2photo ... (cyclegan/maps)")
+    download.add_argument("--out", type=Path, default=Path("datasets"), help="folder (default: datasets)")
+    download.add_argument("--mirror", default=None, help="a host with the same paths (default: $GANVAS_DATA_MIRROR)")
+    download.add_argument("--force", action="store_true", help="fetch and unpack again over a finished copy")
+    download.add_argument("--keep_archive", action="store_true", help="keep the archive in <out>/.downloads/")
+    combine = sub.add_parser("combine", help="A and B folders to A|B pairs, as combine_A_and_B.py")
+    combine.add_argument("--fold_A", type=Path, required=True, help="A images in one subfolder per split")
+    combine.add_argument("--fold_B", type=Path, required=True, help="B images of the same names and splits")
+    combine.add_argument("--fold_AB", type=Path, required=True, help="where the pairs go")
+    combine.add_argument("--num_imgs", type=int, default=None, help="at most this many pairs per split")
+    combine.add_argument("--use_AB", action="store_true", help="files are named <name>_A.jpg and <name>_B.jpg")
+    combine.add_argument("--no_multiprocessing", action="store_true", help="write the pairs in this process")
+    cityscapes = sub.add_parser("prepare-cityscapes", help="Cityscapes' zip files into pix2pixHD's layout")
+    cityscapes.add_argument("--gtFine", type=Path, required=True, help="gtFine_trainvaltest.zip (or its folder)")
+    cityscapes.add_argument("--leftImg8bit", type=Path, required=True, help="leftImg8bit_trainvaltest.zip (or folder)")
+    cityscapes.add_argument(
+        "--out", type=Path, default=Path("datasets/cityscapes"), help="default: datasets/cityscapes"
+    )
+    cityscapes.add_argument("--force", action="store_true", help="replace the folders of an earlier run")
     args = parser.parse_args(argv)
+    if args.tool == "prepare-cityscapes":
+        from ganvas.data.prepare import prepare_cityscapes
+
+        counts = prepare_cityscapes(args.gtFine, args.leftImg8bit, args.out, args.force)
+        print(
+            f"wrote {counts.get('train', 0)} training and {counts.get('test', 0)} test scenes (Cityscapes' val) under "
+            f"{args.out}: --dataroot {args.out} --label_nc 35"
+        )
+        return 0
+    if args.tool == "download":
+        from ganvas.data.download import download_dataset, published
+
+        folder = download_dataset(
+            args.name, args.out, args.mirror, args.force, args.keep_archive, show_progress=sys.stderr.isatty()
+        )
+        print(f"{published(args.name).name}: {published(args.name).layout} in {folder}; --dataroot {folder}")
+        return 0
+    if args.tool == "combine":
+        from ganvas.data.prepare import combine_folders
+
+        done = combine_folders(
+            args.fold_A, args.fold_B, args.fold_AB, args.num_imgs, args.use_AB, 1 if args.no_multiprocessing else 0
+        )
+        counts = ", ".join(f"{n} in {split}" for split, n in done.written.items())
+        print(f"wrote A|B pairs under {args.fold_AB}: {counts}; --dataroot {args.fold_AB} --dataset_mode aligned")
+        return 0
     if args.touching and args.kind != "street":
         parser.error(f"--touching draws street scenes, not --kind {args.kind}; add --kind street")
     out = args.out or Path(
