@@ -512,7 +512,9 @@ def _studio(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--gpu_ids", default=None, help="-1 for the CPU, 0 for the first GPU (default: a GPU if any)")
     parser.add_argument("--max_upload_mb", type=float, default=32, help="largest request body in MB (default 32)")
-    parser.add_argument("--max_pixels", type=int, default=4096 * 4096, help="largest image or canvas in pixels")
+    parser.add_argument(
+        "--max_pixels", type=int, default=2048 * 2048, help="largest image or canvas in pixels (default 2048 x 2048)"
+    )
     args = parser.parse_args(argv)
     device = None if args.gpu_ids is None else ("cpu" if args.gpu_ids == "-1" else f"cuda:{args.gpu_ids}")
     files = list(args.checkpoint)

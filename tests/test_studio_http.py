@@ -174,7 +174,7 @@ def test_listing_and_descriptions(studio):
     listing = studio.ok("/api/models")["models"]
     assert {m["id"]: m["kind"] for m in listing} == RUNS
     expected = {
-        "facades": {"modes": ["labels", "sketch", "translate"], "label_encoding": "colours", "classes": 8},
+        "facades": {"modes": ["labels", "translate"], "label_encoding": "colours", "classes": 8},
         "streets": {"modes": ["labels"], "label_encoding": "ids", "classes": 8, "styles": True},
         "hints": {"modes": ["colourise", "translate"], "label_encoding": "", "classes": 0},
         "cycle": {"modes": ["sketch", "translate"], "label_encoding": "", "directions": ["AtoB", "BtoA"]},
@@ -645,3 +645,19 @@ def test_a_palette_png_of_colours_is_matched_for_a_run_on_colour_label_maps(stud
     paletted = Image.fromarray(colours[ids]).convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
     got = studio.ok("/api/labels", {"model": "facades", "label": png(paletted)})
     assert np.array_equal(np.frombuffer(base64.b64decode(got["ids"]), np.uint8).reshape(8, 12), ids)
+
+
+def test_photos_come_upright_and_transparent_pixels_white(studio):
+    pixels = np.zeros((16, 32, 3), np.uint8)
+    pixels[:, :16] = 255
+    rotated = Image.fromarray(pixels)
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to show
+    buffer = io.BytesIO()
+    rotated.save(buffer, format="JPEG", exif=exif.tobytes())
+    body = {"model": "cycle", "mode": "translate", "image": b64(buffer.getvalue())}
+    assert decode(studio.ok("/api/render", body)["image"]).shape[:2] == (32, 16)
+    clear = np.zeros((16, 16, 4), np.uint8)  # black under full transparency: shown white
+    white = np.full((16, 16, 3), 255, np.uint8)
+    plain = studio.ok("/api/render", {**body, "image": png(Image.fromarray(white))})["image"]
+    assert studio.ok("/api/render", {**body, "image": png(Image.fromarray(clear))})["image"] == plain

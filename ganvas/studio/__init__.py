@@ -49,7 +49,7 @@ def prepare(
     backend: str | None = None,
     device: str | None = None,
     max_body_mb: float = 32,
-    max_pixels: int = 4096 * 4096,
+    max_pixels: int = 2048 * 2048,
 ) -> Launch:
     """Bind host:port (0: a free port), list the runs and build the app; nothing is served yet."""
     require_studio()
@@ -117,7 +117,8 @@ class Background:
         import uvicorn
 
         self.url = launch.url
-        self.server = uvicorn.Server(uvicorn.Config(launch.app, log_level="warning", lifespan="off"))
+        config = uvicorn.Config(launch.app, log_level="warning", lifespan="off", server_header=False)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [launch.sock]}, daemon=True)
         self.thread.start()
         while not self.server.started and self.thread.is_alive():

@@ -36,6 +36,18 @@ log = logging.getLogger("ganvas")
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_HEADER = "x-ganvas-token"
+# On every response: no sniffing, no referrer (the page's address holds the token), no framing, and the page
+# may load only its own scripts and styles and talk only to its own server.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
+]
 LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -67,17 +79,26 @@ class Guard:
         self.app, self.settings = app, settings
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "websocket":  # the studio has no websockets: refuse before any check could be skipped
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         problem = self._problem(scope, headers)
         if problem:
             status, sentence = problem
-            await JSONResponse({"error": sentence}, status_code=status)(scope, receive, send)
+            await JSONResponse({"error": sentence}, status_code=status)(scope, receive, send_with_headers)
             return
         scope.setdefault("state", {})["max_body"] = self.settings.max_body
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, send_with_headers)
 
     def _problem(self, scope: dict, headers: dict[str, str]) -> tuple[int, str] | None:
         host = headers.get("host", "")
@@ -227,7 +248,7 @@ async def _body(request: Request) -> dict[str, Any]:
     raw = b"".join(chunks)
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("the request body is not JSON; send a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
@@ -258,12 +279,7 @@ def _guarded(handler: Callable) -> Callable:
 
 
 def _page_headers() -> dict[str, str]:
-    return {
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
-    }
+    return {"Cache-Control": "no-store"}
 
 
 def _json(data: Any, status: int = 200) -> JSONResponse:

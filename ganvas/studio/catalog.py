@@ -30,7 +30,7 @@ from ganvas.errors import DataError, GanvasError, OptionsError
 from ganvas.models.pix2pixhd import label_palette
 from ganvas.options import OPT_FILE, load_saved_options
 from ganvas.safe import load_json
-from ganvas.studio.uploads import encode_ids, id_map, image_bytes, png_data_url
+from ganvas.studio.uploads import encode_ids, id_map, image_bytes, photo_bytes, png_data_url
 
 log = logging.getLogger("ganvas")
 
@@ -46,7 +46,7 @@ MODES = ("labels", "sketch", "colourise", "translate")
 class Limits:
     """What one request may ask for: pixels of an image or canvas (checked before decoding)."""
 
-    max_pixels: int = 4096 * 4096
+    max_pixels: int = 2048 * 2048
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -246,8 +246,7 @@ class Entry:
                 image = self._render_labels(request, info, limits)
             else:
                 t = self.translator(direction)
-                given = image_bytes(request.get("image"), "the image", limits.max_pixels)
-                given = given.convert("RGB") if given.mode not in ("L", "RGB") else given
+                given = photo_bytes(request.get("image"), "the image", limits.max_pixels)
                 try:
                     if mode == "colourise":
                         image = t.translate(given, hints=_hints(request))
@@ -339,7 +338,7 @@ class Entry:
         info = self.describe()
         if "colourise" not in info["modes"]:
             raise OptionsError(f"the run {info['name']} suggests no colours; that takes a colorization_hints run")
-        image = image_bytes(request.get("image"), "the image", limits.max_pixels)
+        image = photo_bytes(request.get("image"), "the image", limits.max_pixels)
         x, y = _int(request.get("x"), "x"), _int(request.get("y"), "y")
         k = min(max(_int(request.get("k", 9), "k"), 1), 32)
         found = self.translator().suggest(image, x, y, k=k, hints=_hints(request))
@@ -448,7 +447,8 @@ def _modes(t: Translator, entry: Entry) -> tuple[list[str], list[dict[str, Any]]
     if t.image_space:  # photos given as something else (their lightness): nothing to draw
         return ["translate"], [], ""
     classes = read_classes(classes_file, None) if classes_file else []
-    modes = (["labels"] if classes else []) + ["translate", "sketch"]
+    # A run on colour label maps paints labels; others may be runs on edges: they get the sketch pad.
+    modes = ["labels", "translate"] if classes else ["translate", "sketch"]
     return modes, classes, "colours" if classes else ""
 
 

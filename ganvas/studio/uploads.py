@@ -8,7 +8,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ganvas.errors import DataError
 
@@ -62,6 +62,8 @@ def open_image(data: bytes, what: str, max_pixels: int) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{what} would decode to more pixels than Pillow allows; scale it down") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{what} is not a readable PNG, JPEG or WebP image; export it as PNG") from None
     except Exception as err:  # Pillow raises many kinds for broken or unknown files
         raise DataError(
             f"{what} is not a readable PNG, JPEG or WebP image ({type(err).__name__}: {err}); export it again as PNG"
@@ -72,6 +74,15 @@ def open_image(data: bytes, what: str, max_pixels: int) -> Image.Image:
 def image_bytes(value: object, what: str, max_pixels: int) -> Image.Image:
     """open_image of a base64 field."""
     return open_image(field_bytes(value, what), what, max_pixels)
+
+
+def photo_bytes(value: object, what: str, max_pixels: int) -> Image.Image:
+    """A photo as the page shows it: turned upright by its EXIF orientation, transparent pixels over white."""
+    image = ImageOps.exif_transpose(image_bytes(value, what, max_pixels))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+    return image
 
 
 def png_data_url(image: Image.Image) -> str:

@@ -5,6 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const token = decodeURIComponent(location.hash.slice(1));
 const channel = Math.random().toString(36).slice(2);
+const HISTORY_BYTES = 256 * 2 ** 20;
 
 const S = {
   models: [], info: null, key: null, mode: null,
@@ -13,6 +14,7 @@ const S = {
   hints: [], selected: -1, patch: 3, colour: [200, 50, 50], recent: [],
   history: [], future: [], output: null, pending: null, seq: 0,
   tool: "brush", cls: 0, size: 8, issued: new Set(), objects: [], stamp: -1, picked: -1, examples: [],
+  version: 0, shownVersion: -1, tickets: { model: 0, styles: 0, suggest: 0 },
   strokeEnd: 0, drag: null,
 };
 // What the tests and the benchmark read: the latency of each displayed render, stroke end to shown.
@@ -287,8 +289,14 @@ function boxOf(instance) {
 function snapshot() {
   if (S.mode === "labels") return { ids: S.ids.slice(), inst: S.inst.slice(), styles: { ...S.styles }, width: S.width, height: S.height };
   if (S.mode === "sketch") return { sketch: S.sketch.slice(), width: S.width, height: S.height };
-  if (S.mode === "colourise") return { hints: S.hints.map((h) => ({ ...h, rgb: [...h.rgb] })) };
-  return { photo: S.photo };
+  const photo = { photo: S.photo, photoImage: S.photoImage, width: S.width, height: S.height };
+  if (S.mode === "colourise") return { ...photo, hints: S.hints.map((h) => ({ ...h, rgb: [...h.rgb] })) };
+  return photo;
+}
+
+function bytesOf(entry) {
+  const s = entry.state;
+  return (s.ids ? s.ids.length + 4 * s.inst.length : 0) + (s.sketch ? s.sketch.length : 0) + (entry.output ? entry.output.length : 0);
 }
 
 function restore(state) {
@@ -298,29 +306,40 @@ function restore(state) {
   }
   if (state.ids) { S.ids = state.ids.slice(); S.inst = state.inst.slice(); S.styles = { ...state.styles }; }
   if (state.sketch) S.sketch = state.sketch.slice();
+  if (state.photo !== undefined) { S.photo = state.photo; S.photoImage = state.photoImage; }
   if (state.hints) { S.hints = state.hints.map((h) => ({ ...h, rgb: [...h.rgb] })); S.selected = -1; }
 }
 
-// Keep the scene before an edit (with the output shown for it), so that undo shows that output again.
+// The output shown, if it is the current scene's (a render may still be on its way): what undo can show again.
+function currentOutput() {
+  return S.shownVersion === S.version ? S.output : null;
+}
+
+// Keep the scene before an edit (with its output), so that undo shows that output again; the history is
+// capped in bytes (large scenes keep fewer steps).
 function beginEdit() {
-  S.history.push({ state: snapshot(), output: S.output });
-  if (S.history.length > 200) S.history.shift();
+  S.history.push({ state: snapshot(), output: currentOutput() });
+  let total = S.history.reduce((sum, entry) => sum + bytesOf(entry), 0);
+  while (S.history.length > 1 && (total > HISTORY_BYTES || S.history.length > 200)) total -= bytesOf(S.history.shift());
   S.future = [];
+  S.version += 1;
   updateButtons();
 }
 
 function step(from, to) {
   if (!from.length) return;
-  to.push({ state: snapshot(), output: S.output });
+  to.push({ state: snapshot(), output: currentOutput() });
   const entry = from.pop();
   restore(entry.state);
+  S.version += 1;
   S.picked = -1;
+  $("object-panel").hidden = true;
   drawInput();
   updateButtons();
   if (entry.output) {
     cancelRender();
     S.strokeEnd = performance.now();
-    show(entry.output, null);
+    show(entry.output, null, S.version);
   } else render();
 }
 
@@ -359,6 +378,7 @@ function cancelRender() {
 
 async function render() {
   S.seq += 1;
+  const version = S.version;
   const body = renderBody();
   if (!body) return;
   cancelRender();
@@ -370,8 +390,8 @@ async function render() {
     const data = await api("/api/render", body, controller.signal);
     if (data.superseded || seq !== S.seq) return;
     clearError();
-    show(data.image, data.ms);
-    if (data.notes && data.notes.length) say(data.notes.join(" "));
+    show(data.image, data.ms, version);
+    say(data.notes && data.notes.length ? data.notes.join(" ") : "");
   } catch (err) {
     if (seq === S.seq) showError(err);
   } finally {
@@ -380,7 +400,7 @@ async function render() {
   }
 }
 
-function show(url, modelMs) {
+function show(url, modelMs, version) {
   const img = $("output");
   const started = S.strokeEnd;
   img.onload = () => {
@@ -390,13 +410,16 @@ function show(url, modelMs) {
     document.body.dataset.renders = String(Number(document.body.dataset.renders) + 1);
   };
   S.output = url;
+  S.shownVersion = version;
   img.src = url;
   $("before").src = S.mode === "labels" || S.mode === "sketch" ? $("input").toDataURL() : S.photo || "";
 }
 
 function edited() {
   S.strokeEnd = performance.now();
+  S.version += 1;
   drawInput();
+  updateButtons();
   render();
 }
 
@@ -419,6 +442,7 @@ function hintAt(x, y) {
 
 function onDown(event) {
   if (!S.info) return;
+  if (event.button !== 0 && !(S.mode === "colourise" && event.button === 2)) return;
   const [x, y] = pixel(event);
   $("input").setPointerCapture(event.pointerId);
   if (S.mode === "colourise") return hintDown(event, x, y);
@@ -429,7 +453,7 @@ function onDown(event) {
   if (S.mode === "labels" && tool === "stamp") return stampObject(x, y);
   if (S.mode === "labels" && tool === "fill") {
     const before = snapshot();
-    if (fill(x, y, S.cls)) { S.history.push({ state: before, output: S.output }); S.future = []; updateButtons(); edited(); }
+    if (fill(x, y, S.cls)) { S.history.push({ state: before, output: currentOutput() }); S.future = []; edited(); }
     return;
   }
   beginEdit();
@@ -474,12 +498,15 @@ function onUp() {
 function pickObject(x, y) {
   S.picked = S.inst[y * S.width + x];
   S.pickedAt = [x, y];
-  const cls = S.ids[y * S.width + x];
+  describePicked(S.ids[y * S.width + x]);
+  drawOverlay();
+  loadStyles();
+}
+
+function describePicked(cls) {
   const name = S.info.classes_list.find((c) => c.id === cls)?.name ?? `class ${cls}`;
   $("object-panel").hidden = false;
   $("object-info").textContent = S.picked >= 1000 ? `${name} object ${S.picked}` : `${name} (a region of stuff)`;
-  drawOverlay();
-  loadStyles();
 }
 
 function relabel() {
@@ -491,21 +518,27 @@ function relabel() {
   if (old >= 1000) {
     for (let i = 0; i < S.inst.length; i++) if (S.inst[i] === old) { S.inst[i] = fresh; S.ids[i] = cls; }
   } else fill(S.pickedAt[0], S.pickedAt[1], cls);
-  if (old in S.styles) { S.styles[fresh] = S.styles[old]; delete S.styles[old]; }
+  delete S.styles[old]; // the new class has its own styles
   S.picked = fresh;
   edited();
+  describePicked(cls);
   loadStyles();
 }
 
 async function loadStyles() {
   const row = $("styles");
+  const ticket = ++S.tickets.styles;
   row.replaceChildren();
   if (!S.info.styles || S.picked < 0) return;
+  const picked = S.picked;
   try {
     const data = await api("/api/styles", {
       model: S.key, width: S.width, height: S.height, ids: b64(S.ids), inst: b64(int32Bytes(S.inst)),
-      styles: S.styles, seed: 0, instance: S.picked,
+      styles: S.styles, seed: 0, instance: picked,
     });
+    if (ticket !== S.tickets.styles || picked !== S.picked) return; // another object was clicked meanwhile
+    row.replaceChildren();
+    if (!data.previews.length) row.textContent = "This class has no styles in this run.";
     data.previews.forEach((url, k) => {
       const button = document.createElement("button");
       button.title = `style ${k}`;
@@ -521,19 +554,18 @@ async function loadStyles() {
 }
 
 function chooseStyle(k) {
+  if (S.picked < 0) return;
   beginEdit();
   S.styles[S.picked] = k;
   for (const b of $("styles").children) b.setAttribute("aria-pressed", String(Number(b.dataset.style) === k));
   edited();
 }
 
-async function loadObjects() {
+function showObjects(objects) {
   const box = $("objects");
   box.replaceChildren();
-  S.objects = [];
-  if (!S.info.objects) return;
-  const data = await api(`/api/models/${encodeURIComponent(S.key)}/objects`);
-  S.objects = data.objects.map((o) => ({ ...o, bits: unb64(o.mask) }));
+  S.stamp = -1;
+  S.objects = objects.map((o) => ({ ...o, bits: unb64(o.mask) }));
   S.objects.forEach((o, n) => {
     const button = document.createElement("button");
     button.title = `${S.info.classes_list.find((c) => c.id === o.cls)?.name ?? o.cls} from ${o.from}`;
@@ -575,8 +607,14 @@ function hintDown(event, x, y) {
   if (!S.photo) { say("Upload a photo first."); return; }
   if (event.button === 2) return;
   const found = hintAt(x, y);
+  if (found >= 0) {
+    // selecting is no edit: the step is kept only if the hint moves
+    S.selected = found;
+    S.drag = { moved: false, hint: found, before: { state: snapshot(), output: currentOutput() } };
+    drawOverlay();
+    return;
+  }
   beginEdit();
-  if (found >= 0) { S.selected = found; S.drag = { moved: false, hint: found }; drawOverlay(); return; }
   S.hints.push({ x, y, rgb: [...S.colour], patch: S.patch });
   S.selected = S.hints.length - 1;
   S.drag = { moved: true, hint: S.selected, added: true };
@@ -586,21 +624,26 @@ function hintDown(event, x, y) {
 function hintMove(x, y) {
   const h = S.hints[S.drag.hint];
   if (!h || (h.x === x && h.y === y)) return;
+  if (!S.drag.moved && S.drag.before) {
+    S.history.push(S.drag.before);
+    S.future = [];
+    S.version += 1;
+  }
   h.x = x; h.y = y;
   S.drag.moved = true;
   drawOverlay();
 }
 
 function hintUp(drag) {
-  if (!drag.moved) { S.history.pop(); updateButtons(); suggest(); return; }
+  if (!drag.moved) { drawOverlay(); suggest(); return; }
   remember(S.hints[drag.hint].rgb);
   edited();
   suggest();
 }
 
 function onContext(event) {
-  if (S.mode !== "colourise") return;
   event.preventDefault();
+  if (S.mode !== "colourise") return;
   const [x, y] = pixel(event);
   const found = hintAt(x, y);
   if (found < 0) return;
@@ -662,8 +705,9 @@ async function suggest() {
   if (!h || !S.photo) return;
   try {
     const others = S.hints.filter((_, i) => i !== S.selected).map(({ x, y, rgb, patch }) => ({ x, y, rgb, patch }));
+    const ticket = ++S.tickets.suggest;
     const data = await api("/api/suggest", { model: S.key, image: S.photo, x: h.x, y: h.y, k: 8, hints: others });
-    swatches($("suggestions"), data.colors);
+    if (ticket === S.tickets.suggest) swatches($("suggestions"), data.colors);
   } catch (err) { showError(err); }
 }
 
@@ -700,7 +744,7 @@ function blank(width, height) {
   sizeStage(width, height);
 }
 
-function setMode(mode) {
+async function setMode(mode, options = {}) {
   S.mode = mode;
   for (const b of $("modes").children) b.setAttribute("aria-pressed", String(b.dataset.mode === mode));
   for (const el of document.querySelectorAll("[data-for]")) el.hidden = !el.dataset.for.split(" ").includes(mode);
@@ -716,9 +760,11 @@ function setMode(mode) {
   $("compare").value = "0";
   setTool(mode === "sketch" ? "pen" : "brush");
   const example = S.examples.find((e) => (mode === "labels" ? Boolean(e.ids) : Boolean(e.image) && mode !== "sketch"));
-  if (example && (mode === "labels" || !S.photoImage)) {
+  if (options.empty) {
     blank(S.info.width, S.info.height);
-    useExample(example, false);
+  } else if (example && (mode === "labels" || !S.photoImage)) {
+    blank(S.info.width, S.info.height);
+    await useExample(example, false);
   } else if (mode === "labels" || mode === "sketch") {
     blank(S.info.width, S.info.height);
     drawInput();
@@ -743,20 +789,35 @@ function setMode(mode) {
   updateButtons();
 }
 
-async function chooseModel(key) {
+async function chooseModel(key, options = {}) {
   clearError();
+  const ticket = ++S.tickets.model;
+  const previous = S.key;
   say("Loading the run...");
+  let info, examples, objects;
+  try {
+    const path = `/api/models/${encodeURIComponent(key)}`;
+    info = await api(path);
+    examples = (await api(`${path}/examples`)).examples;
+    objects = info.objects ? (await api(`${path}/objects`)).objects : [];
+  } catch (err) {
+    if (ticket === S.tickets.model) {
+      say("");
+      if (previous) $("model").value = previous;
+    }
+    throw err;
+  }
+  if (ticket !== S.tickets.model) return false; // another run was chosen meanwhile
   cancelRender();
   S.key = key;
-  S.info = await api(`/api/models/${encodeURIComponent(key)}`);
-  const info = S.info;
+  S.info = info;
   $("about").textContent = `${info.kind}, ${(info.parameters / 1e6).toFixed(2)} M parameters, ${info.width} x ${info.height}` +
     (info.classes_list.length ? `, ${info.classes_list.length} classes` : "");
   $("modes").replaceChildren(...info.modes.map((mode) => {
     const b = document.createElement("button");
     b.dataset.mode = mode;
     b.textContent = { labels: "Label map", sketch: "Sketch", colourise: "Colourise", translate: "Translate" }[mode];
-    b.onclick = () => setMode(mode);
+    b.onclick = guard(() => setMode(mode));
     return b;
   }));
   $("palette").replaceChildren(...info.classes_list.map((c) => {
@@ -775,10 +836,11 @@ async function chooseModel(key) {
   const sizes = [[info.width, info.height], [256, 256], [512, 512]].filter((s, i, all) => all.findIndex((t) => t[0] === s[0] && t[1] === s[1]) === i);
   $("canvas-size").replaceChildren(new Option("choose...", ""), ...sizes.map(([w, h]) => new Option(`${w} x ${h}`, `${w}x${h}`)));
   S.issued = new Set();
-  S.examples = (await api(`/api/models/${encodeURIComponent(key)}/examples`)).examples;
-  await loadObjects();
-  setMode(info.modes[0]);
+  S.examples = examples;
+  showObjects(objects);
   say("");
+  if (options.mode !== false) await setMode(info.modes[0]);
+  return true;
 }
 
 function showExamples() {
@@ -839,19 +901,23 @@ async function uploadSketch(file) {
 
 async function uploadLabels() {
   const file = $("upload-labels").files[0];
-  if (!file) return;
   const inst = $("upload-inst").files[0];
+  if (!file) { if (inst) say("Now choose the label map that goes with this instance map."); return; }
   const body = { model: S.key, label: await readFile(file) };
-  if (inst) body.inst = await readFile(inst);
-  const data = await api("/api/labels", body);
+  let data;
+  try {
+    if (inst) body.inst = await readFile(inst);
+    data = await api("/api/labels", body);
+  } finally {
+    $("upload-inst").value = "";
+  }
   beginEdit();
   S.width = data.width; S.height = data.height;
   sizeStage(S.width, S.height);
   S.ids = unb64(data.ids);
   S.inst = data.inst ? int32From(unb64(data.inst)) : Int32Array.from(S.ids);
   S.styles = {};
-  $("upload-inst").value = "";
-  if (data.notes.length) say(data.notes.join(" "));
+  say(data.notes.length ? data.notes.join(" ") : "");
   edited();
 }
 
@@ -880,30 +946,55 @@ function session() {
   return doc;
 }
 
-async function openSession(file) {
+// A session file, checked whole before anything on the page changes.
+async function readSession(file) {
+  const bad = (why) => new Error(`${file.name} is not a studio session this page can open (${why}); download one with Session`);
   let doc;
-  try { doc = JSON.parse(await readFile(file, true)); } catch { throw new Error(`${file.name} is not a studio session (JSON); download one with Session`); }
-  if (!doc || doc.format !== "ganvas.studio.session") throw new Error(`${file.name} is not a studio session; download one with Session`);
+  try { doc = JSON.parse(await readFile(file, true)); } catch { throw bad("it is not JSON"); }
+  if (!doc || doc.format !== "ganvas.studio.session" || doc.version !== 1) throw bad("no ganvas.studio.session of version 1");
   if (!S.models.some((m) => m.id === doc.run)) throw new Error(`${file.name} was made with the run ${doc.run}, which this studio does not offer`);
-  $("model").value = doc.run;
-  await chooseModel(doc.run);
-  if (!S.info.modes.includes(doc.mode)) throw new Error(`the run ${doc.run} has no ${doc.mode} mode`);
-  setMode(doc.mode);
-  if (doc.direction) $("direction").value = doc.direction;
-  const n = doc.width * doc.height;
-  if (doc.mode === "labels") {
-    const ids = unb64(doc.ids), inst = int32From(unb64(doc.inst));
-    if (ids.length !== n || inst.length !== n) throw new Error(`${file.name} holds maps of the wrong size`);
-    S.width = doc.width; S.height = doc.height; S.ids = ids; S.inst = inst; S.styles = doc.styles || {};
-  } else if (doc.mode === "sketch") {
-    const sketch = unb64(doc.sketch);
-    if (sketch.length !== n) throw new Error(`${file.name} holds a sketch of the wrong size`);
-    S.width = doc.width; S.height = doc.height; S.sketch = sketch;
-  } else if (doc.photo) {
-    S.photo = doc.photo;
-    S.photoImage = await loadImage(doc.photo);
-    S.width = S.photoImage.naturalWidth; S.height = S.photoImage.naturalHeight;
-    S.hints = (doc.hints || []).map((h) => ({ x: h.x, y: h.y, rgb: [...h.rgb], patch: h.patch }));
+  const whole = (v) => Number.isInteger(v) && v > 0 && v <= 8192;
+  const scene = { mode: doc.mode, direction: doc.direction || null };
+  if (doc.mode === "labels" || doc.mode === "sketch") {
+    if (!whole(doc.width) || !whole(doc.height)) throw bad("its size is not two whole numbers");
+    const n = doc.width * doc.height;
+    try {
+      if (doc.mode === "labels") {
+        Object.assign(scene, { ids: unb64(doc.ids), inst: int32From(unb64(doc.inst)), styles: { ...(doc.styles || {}) } });
+        if (scene.ids.length !== n || scene.inst.length !== n) throw bad("its maps are not its size");
+      } else {
+        scene.sketch = unb64(doc.sketch);
+        if (scene.sketch.length !== n) throw bad("its sketch is not its size");
+      }
+    } catch (err) { throw err.message.includes("session") ? err : bad("its maps are not base64"); }
+    Object.assign(scene, { width: doc.width, height: doc.height });
+  } else if (doc.mode === "colourise" || doc.mode === "translate") {
+    if (typeof doc.photo !== "string" || !doc.photo.startsWith("data:image/")) throw bad("it holds no photo");
+    const hints = Array.isArray(doc.hints) ? doc.hints : [];
+    const number = (v) => typeof v === "number" && Number.isFinite(v);
+    if (!hints.every((h) => h && number(h.x) && number(h.y) && number(h.patch) && Array.isArray(h.rgb) && h.rgb.length === 3 && h.rgb.every(number))) throw bad("a hint lacks x, y, rgb or patch");
+    scene.photoImage = await loadImage(doc.photo);
+    Object.assign(scene, { photo: doc.photo, hints: hints.map((h) => ({ x: h.x, y: h.y, rgb: [...h.rgb], patch: h.patch })) });
+  } else throw bad(`it has no mode ${doc.mode}`);
+  return { run: doc.run, scene };
+}
+
+async function openSession(file) {
+  const { run, scene } = await readSession(file);
+  if (run !== S.key) {
+    $("model").value = run;
+    await chooseModel(run, { mode: false });
+  }
+  if (!S.info.modes.includes(scene.mode)) throw new Error(`the run ${run} has no ${scene.mode} mode`);
+  await setMode(scene.mode, { empty: true });
+  if (scene.direction && S.info.directions.includes(scene.direction)) $("direction").value = scene.direction;
+  if (scene.photo) {
+    S.photo = scene.photo; S.photoImage = scene.photoImage; S.hints = scene.hints; S.selected = -1;
+    S.width = scene.photoImage.naturalWidth; S.height = scene.photoImage.naturalHeight;
+  } else {
+    S.width = scene.width; S.height = scene.height;
+    if (scene.ids) { S.ids = scene.ids; S.inst = scene.inst; S.styles = scene.styles; }
+    if (scene.sketch) S.sketch = scene.sketch;
   }
   sizeStage(S.width, S.height);
   edited();
@@ -914,7 +1005,7 @@ function guard(fn) {
     try { clearError(); await fn(...args); } catch (err) { showError(err); }
     // the same file chosen again after a failure is a change again
     const target = args[0] && args[0].target;
-    if (target instanceof HTMLInputElement && target.type === "file") target.value = "";
+    if (target instanceof HTMLInputElement && target.type === "file" && !target.dataset.keep) target.value = "";
   };
 }
 
@@ -943,13 +1034,14 @@ function wire() {
   $("upload-photo").onchange = guard(() => uploadPhoto($("upload-photo").files[0]));
   $("upload-sketch").onchange = guard(() => uploadSketch($("upload-sketch").files[0]));
   $("upload-labels").onchange = guard(uploadLabels);
-  $("picker").oninput = () => setHintColour([1, 3, 5].map((i) => parseInt($("picker").value.slice(i, i + 2), 16)));
+  $("upload-inst").onchange = guard(uploadLabels);
+  $("picker").onchange = () => setHintColour([1, 3, 5].map((i) => parseInt($("picker").value.slice(i, i + 2), 16)));
   $("compare").oninput = () => {
     const v = Number($("compare").value);
     $("before").hidden = v === 0;
     $("before").style.clipPath = `inset(0 ${100 - v}% 0 0)`;
   };
-  $("download-output").onclick = () => S.output && download(S.output, "output.png");
+  $("download-output").onclick = () => (S.output ? download(S.output, "output.png") : say("Nothing is rendered yet."));
   $("download-labels").onclick = guard(downloadLabels);
   $("download-session").onclick = () => {
     const url = URL.createObjectURL(new Blob([JSON.stringify(session())], { type: "application/json" }));
@@ -963,7 +1055,8 @@ function wire() {
     if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "y") { e.preventDefault(); redo(); return; }
     const keys = { b: "brush", e: "eraser", f: "fill", r: "rect", i: "picker", o: "object", s: "stamp", p: "pen" };
     const tool = keys[e.key.toLowerCase()];
-    if (tool && !e.ctrlKey && !e.metaKey && document.querySelector(`[data-tool="${tool}"]:not([hidden])`)) setTool(tool);
+    const button = tool && [...document.querySelectorAll(`[data-tool="${tool}"]`)].find((b) => b.offsetParent !== null);
+    if (button && !e.ctrlKey && !e.metaKey) setTool(tool);
   });
 }
 
