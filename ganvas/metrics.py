@@ -78,11 +78,6 @@ def sample_diversity(images: Tensor) -> float:
     return float(distances.sum() / (n * (n - 1)))
 
 
-def _sqrtm_psd(matrix: Tensor) -> Tensor:
-    values, vectors = torch.linalg.eigh(matrix)
-    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
-
-
 def thumbnail_fd(images: Tensor, reference: Tensor, side: int = 8) -> float:
     """Fréchet distance between the Gaussians fitted to `side` x `side` area-averaged thumbnails of two sets.
 
@@ -91,11 +86,97 @@ def thumbnail_fd(images: Tensor, reference: Tensor, side: int = 8) -> float:
     """
     a = F.adaptive_avg_pool2d(_unit_batch(images), side).flatten(1)
     b = F.adaptive_avg_pool2d(_unit_batch(reference), side).flatten(1)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
-    root_a = _sqrtm_psd(cov_a)
-    cross = _sqrtm_psd(root_a @ cov_b @ root_a)
-    distance = (a.mean(0) - b.mean(0)).square().sum() + torch.trace(cov_a + cov_b - 2 * cross)
-    return float(distance.clamp(min=0))
+    return max(0.0, frechet_distance(*feature_statistics(a), *feature_statistics(b)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Set figures on features (FID and KID on Inception features, as the reference code computes them)
+
+
+def fid_resize(image: np.ndarray) -> np.ndarray:
+    """An H x W x 3 uint8 image as FID's 299 x 299 input, resized as clean-fid's "clean" mode does: each channel
+    as a float image with PIL's bicubic filter (antialiased when shrinking), clipped to [0, 255], not quantised."""
+    from PIL import Image
+
+    from ganvas.nets.inception import INPUT_SIZE
+
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"FID takes H x W x 3 uint8 images, got {image.dtype} of shape {image.shape}")
+    channels = [
+        np.asarray(
+            Image.fromarray(image[..., c].astype(np.float32), mode="F").resize(
+                (INPUT_SIZE, INPUT_SIZE), resample=Image.Resampling.BICUBIC
+            )
+        ).clip(0, 255)
+        for c in range(3)
+    ]
+    return np.stack(channels, axis=-1).astype(np.float32)
+
+
+@torch.no_grad()
+def inception_features(images: Sequence[np.ndarray], net: torch.nn.Module, batch_size: int = 32) -> Tensor:
+    """N x 2048 pool features of FID's Inception (ganvas.nets.inception.load_fid_inception) for H x W x 3 uint8
+    images, each resized by fid_resize."""
+    device = next(net.parameters()).device
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        batch = np.stack([fid_resize(image) for image in images[start : start + batch_size]])
+        chunks.append(net(torch.from_numpy(batch).permute(0, 3, 1, 2).to(device)).double().cpu())
+    return torch.cat(chunks) if chunks else torch.zeros(0, 2048, dtype=torch.float64)
+
+
+def feature_statistics(features: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance) in float64 of N x D features, the covariance with N - 1 as numpy.cov."""
+    x = features.detach().cpu().double().numpy() if isinstance(features, Tensor) else np.asarray(features, np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"feature statistics need N x D features with N >= 2, got shape {x.shape}")
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """The Fréchet distance of two Gaussians: |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+
+    The trace of the root is taken as the reference code (TTUR, torch-fidelity) does: the sum of the square
+    roots of the eigenvalues of S1 S2, whose imaginary rounding noise is dropped.
+    """
+    diff = np.asarray(mu1, np.float64) - np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    root_trace = np.sqrt(np.linalg.eigvals(sigma1 @ sigma2).astype(np.complex128)).real.sum()
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * root_trace)
+
+
+def kernel_distance(
+    features1: Tensor | np.ndarray,
+    features2: Tensor | np.ndarray,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 2020,
+) -> tuple[float, float, int]:
+    """KID (Bińkowski et al.): the unbiased MMD^2 with the kernel (x.y / D + 1)^3, mean and standard deviation
+    over `subsets` random subsets drawn without replacement, as the reference code draws them; the subset size
+    used is the smallest of `subset_size` and the two set sizes (returned third)."""
+    x = features1.detach().cpu().double().numpy() if isinstance(features1, Tensor) else np.asarray(features1, float)
+    y = features2.detach().cpu().double().numpy() if isinstance(features2, Tensor) else np.asarray(features2, float)
+    size = min(subset_size, len(x), len(y))
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 features per set, got {len(x)} and {len(y)}")
+    rng = np.random.RandomState(seed)
+    values = np.zeros(subsets)
+    for i in range(subsets):
+        a = x[rng.choice(len(x), size, replace=False)]
+        b = y[rng.choice(len(y), size, replace=False)]
+        values[i] = _unbiased_mmd2(a, b)
+    return float(values.mean()), float(values.std()), size
+
+
+def _unbiased_mmd2(a: np.ndarray, b: np.ndarray) -> float:
+    def kernel(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return (u @ v.T / u.shape[1] + 1) ** 3
+
+    m = len(a)
+    k_aa, k_bb, k_ab = kernel(a, a), kernel(b, b), kernel(a, b)
+    within = (k_aa.sum() - np.trace(k_aa) + k_bb.sum() - np.trace(k_bb)) / (m * (m - 1))
+    return float(within - 2 * k_ab.sum() / (m * m))
 
 
 # ---------------------------------------------------------------------------------------------------
