@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ commands:
   video      videos:              ganvas video translate --name RUN in.mp4 --out out.mp4
                                   ganvas video metrics out.mp4 --reference truth.mp4 --source in.mp4
   data       data tools:          ganvas data synth --out datasets/synth_facades
+  eval       FID, KID, PSNR, SSIM: ganvas eval --name RUN   (or --real DIR --fake DIR; --compare RUN1 RUN2)
   studio     draw, edit, colourise in the browser: ganvas studio --checkpoints_dir ./checkpoints  (or --demo)
 
 `ganvas <command> --help` lists the command's flags; `ganvas train --model MODEL --help` adds the model's."""
@@ -486,6 +488,69 @@ def _demo(argv: Sequence[str]) -> int:
     return 0
 
 
+def _eval_flags(parser) -> None:
+    parser.add_argument("--metrics", default="fid,kid,psnr,ssim", help="from fid, kid, psnr, ssim, l1")
+    parser.add_argument("--inception_weights", type=Path, default=None, help="FID's Inception file (a local path)")
+    parser.add_argument(
+        "--download", action="store_true", default=False, help="fetch the Inception file to the cache if missing"
+    )
+    parser.add_argument("--mirror", default=None, help="a host with pytorch-fid's release paths, for --download")
+
+
+def _eval(argv: Sequence[str]) -> int:
+    from ganvas import evaluate as ev
+
+    if "--real" in argv or "--fake" in argv or "--compare" in argv:
+        parser = ArgumentParser(prog="ganvas eval", description="FID, KID, PSNR, SSIM of folders, or runs compared")
+        parser.add_argument("--real", type=Path, help="folder of real images")
+        parser.add_argument("--fake", type=Path, help="folder of generated images (paired with --real by name)")
+        parser.add_argument("--out", type=Path, default=None, help="write the figures and protocol as JSON here")
+        parser.add_argument("--compare", nargs="+", default=None, help="runs whose last `ganvas eval` to tabulate")
+        parser.add_argument("--results_dir", type=Path, default=Path("results"))
+        parser.add_argument("--epoch", default="latest")
+        _eval_flags(parser)
+        args = parser.parse_args(argv)
+        if args.compare:
+            rows = []
+            for run in args.compare:
+                path = args.results_dir / run / f"test_{args.epoch}" / ev.EVAL_FILE
+                if not path.is_file():
+                    raise GanvasError(f"{path} does not exist; run `ganvas eval --name {run}` first")
+                rows.append((run, json.loads(path.read_text())))
+            print(ev.format_table(rows))
+            if len({ev.fingerprint(r) for _, r in rows if "protocol" in r}) > 1:
+                print("note: the runs' FID/KID were measured with different image counts or weights; see eval.json")
+            return 0
+        if args.real is None or args.fake is None:
+            parser.error("pass both --real and --fake (or --compare RUN ...)")
+        metrics = ev.parse_metrics(args.metrics)
+        weights = ev.find_weights(args.inception_weights, args.download, args.mirror)
+        result = ev.evaluate_folders(args.real, args.fake, metrics, weights)
+        if args.out:
+            ev.write_eval(result, args.out)
+        _print_eval(result)
+        return 0
+    opt, extra = parse_options(argv, "test", prog="ganvas eval", add_own=_eval_flags)
+    from ganvas.infer import run_test
+
+    metrics = ev.parse_metrics(extra.metrics)
+    weights = ev.find_weights(extra.inception_weights, extra.download, extra.mirror)
+    page = run_test(opt).page
+    result = ev.evaluate_test_page(page.parent, metrics, weights)
+    path = ev.write_eval(result, page.parent / ev.EVAL_FILE)
+    _print_eval(result)
+    print(f"figures and protocol in {path}")
+    return 0
+
+
+def _print_eval(result: dict) -> None:
+    from ganvas.evaluate import format_table
+
+    print(format_table([(result.get("name") or result.get("fake") or "run", result)]))
+    for note in result["notes"]:
+        print(f"note: {note}")
+
+
 def _studio(argv: Sequence[str]) -> int:
     from ganvas.studio import prepare, serve
     from ganvas.studio.demo import demo_runs
@@ -718,6 +783,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "data": _data,
     "video": _video,
     "studio": _studio,
+    "eval": _eval,
 }
 
 

@@ -146,3 +146,27 @@ def studio_runs(tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(threads)
     return root
+
+
+@pytest.fixture(scope="session")
+def fid_weights(tmp_path_factory):
+    """Random Inception weights in the layout of pt_inception-2015-12-05-6726825d.pth (no batch counters, as that
+    file was saved before PyTorch had them); batch-norm statistics random too, so every layer is exercised."""
+    from ganvas.nets.inception import FIDInception
+
+    torch.manual_seed(0)
+    net = FIDInception()
+    state = {}
+    for key, value in net.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        if key.endswith("running_var"):
+            value = torch.rand_like(value) + 0.5
+        elif key.endswith(("running_mean", "bn.bias")):
+            value = torch.randn_like(value) * 0.1
+        elif key.endswith("bn.weight"):
+            value = torch.rand_like(value) + 0.5
+        state[key] = value.clone()
+    path = tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(state, path)
+    return path

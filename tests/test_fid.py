@@ -58,31 +58,9 @@ def fidelity():
     )
 
 
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    """Random Inception weights in the layout of pt_inception-2015-12-05-6726825d.pth (no batch counters, as that
-    file was saved before PyTorch had them); batch-norm statistics random too, so every layer is exercised."""
-    torch.manual_seed(0)
-    net = FIDInception()
-    state = {}
-    for key, value in net.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            continue
-        if key.endswith("running_var"):
-            value = torch.rand_like(value) + 0.5
-        elif key.endswith(("running_mean", "bn.bias")):
-            value = torch.randn_like(value) * 0.1
-        elif key.endswith("bn.weight"):
-            value = torch.rand_like(value) + 0.5
-        state[key] = value.clone()
-    path = tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth"
-    torch.save(state, path)
-    return path
-
-
-def test_the_network_gives_torch_fidelitys_features_for_the_same_weights(fidelity, weights_file):
-    ours = load_fid_inception(weights_file)
-    theirs = fidelity.Inception("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights_file))
+def test_the_network_gives_torch_fidelitys_features_for_the_same_weights(fidelity, fid_weights):
+    ours = load_fid_inception(fid_weights)
+    theirs = fidelity.Inception("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(fid_weights))
     images = torch.randint(0, 256, (2, 3, INPUT_SIZE, INPUT_SIZE), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = theirs(images.to(torch.uint8))[0]
@@ -120,20 +98,20 @@ def test_kid_is_unbiased_and_fid_small_for_two_samples_of_one_distribution():
     assert 0 < fid_same < 0.2 * fid_other
 
 
-def test_images_are_resized_without_quantising_and_features_come_per_image(weights_file):
+def test_images_are_resized_without_quantising_and_features_come_per_image(fid_weights):
     flat = np.full((40, 60, 3), 77, np.uint8)
     resized = fid_resize(flat)
     assert resized.shape == (INPUT_SIZE, INPUT_SIZE, 3) and resized.dtype == np.float32
     assert np.allclose(resized, 77, atol=1e-3)
     ramp = np.tile(np.arange(0, 250, 5, dtype=np.uint8)[None, :, None], (30, 1, 3))
     assert not np.allclose(fid_resize(ramp), np.round(fid_resize(ramp)))  # values between the 8-bit levels
-    net = load_fid_inception(weights_file)
+    net = load_fid_inception(fid_weights)
     together = inception_features([flat, ramp], net, batch_size=2)
     alone = inception_features([ramp], net)
     assert together.shape == (2, 2048) and torch.allclose(together[1], alone[0], rtol=1e-5, atol=1e-5)
 
 
-def test_a_missing_or_foreign_weights_file_gets_one_sentence(tmp_path):
+def test_a_missing_or_foreign_fid_weights_gets_one_sentence(tmp_path):
     with pytest.raises(CheckpointError, match="pt_inception-2015-12-05-6726825d.pth"):
         load_fid_inception(tmp_path / "missing.pth")
     torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "other.pth")

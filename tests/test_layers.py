@@ -37,6 +37,7 @@ LAYERS = [
         "ganvas.edit",
         "ganvas.demo",
         "ganvas.video",
+        "ganvas.evaluate",
     ),
     ("ganvas.cli", "ganvas.__main__", "ganvas.studio"),
 ]
