@@ -534,7 +534,9 @@ def _eval(argv: Sequence[str]) -> int:
     from ganvas.infer import run_test
 
     metrics = ev.parse_metrics(extra.metrics)
-    weights = ev.find_weights(extra.inception_weights, extra.download, extra.mirror)
+    # --inception_weights is also a training option (for --eval_freq): given here, or the run's own
+    given = getattr(extra, "inception_weights", None) or opt.inception_weights
+    weights = ev.find_weights(Path(given) if given else None, extra.download, extra.mirror)
     page = run_test(opt).page
     result = ev.evaluate_test_page(page.parent, metrics, weights)
     path = ev.write_eval(result, page.parent / ev.EVAL_FILE)

@@ -30,6 +30,7 @@ log = logging.getLogger("ganvas")
 SET_METRICS = ("fid", "kid")
 PAIRED_METRICS = ("psnr", "ssim", "l1")
 METRICS = SET_METRICS + PAIRED_METRICS
+LOWER_IS_BETTER = ("fid", "kid", "l1")
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_FILE}"
 WEIGHTS_SHA256_PREFIX = "6726825d"  # the hash prefix in the file's name, as torch.hub names files
 RESIZE = "clean-fid: each channel as float, PIL bicubic to 299 x 299, clipped, not quantised"

@@ -181,6 +181,23 @@ class Options:
     display_freq: int = option(400, "write training visuals every this many images", commands=TRAIN)
     save_latest_freq: int = option(5000, "save the latest checkpoint every this many images", commands=TRAIN)
     save_epoch_freq: int = option(5, "keep a checkpoint every this many epochs", minimum=1, commands=TRAIN)
+    eval_freq: int = option(
+        0, "score the model on --eval_count test images every this many epochs (0: never)", minimum=0, commands=TRAIN
+    )
+    eval_metrics: str = option("psnr,ssim", "what --eval_freq measures, from fid, kid, psnr, ssim, l1", commands=TRAIN)
+    eval_count: int = option(
+        16, "test images --eval_freq scores: the first of the test split", minimum=2, commands=TRAIN
+    )
+    save_best: str = option(
+        "",
+        "keep best_net_*.pth by this --eval_metrics figure (psnr, ssim: higher; fid, kid, l1: lower)",
+        commands=TRAIN,
+    )
+    inception_weights: str = option(
+        "",
+        "FID's Inception file for --eval_metrics fid or kid (default: the cache path ganvas eval uses)",
+        commands=TRAIN,
+    )
     # --- speed --------------------------------------------------------------------------------
     amp: str = option(
         "off",

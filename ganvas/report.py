@@ -109,7 +109,7 @@ def _legend(names: list[str], left: int, width: int) -> tuple[list[tuple[str, in
     return placed, y + 8
 
 
-def loss_plot_svg(csv_path: Path, width: int = 720, height: int = 260) -> str:
+def loss_plot_svg(csv_path: Path, width: int = 720, height: int = 260, ylabel: str = "loss") -> str:
     """An inline SVG line plot of every loss column of a loss_log.csv against images seen.
 
     Axes carry their names and round tick labels; the loss axis is logarithmic when every loss is positive
@@ -154,7 +154,7 @@ def loss_plot_svg(csv_path: Path, width: int = 720, height: int = 260) -> str:
     )
     parts.append(
         f"<text transform='translate(14,{(top + bottom) / 2:.0f}) rotate(-90)' font-size='12' "
-        f"text-anchor='middle'>loss{' (log scale)' if log_scale else ''}</text>"
+        f"text-anchor='middle'>{html.escape(ylabel)}{' (log scale)' if log_scale else ''}</text>"
     )
     for i, ((name, lx, ly), vs) in enumerate(zip(entries, series.values())):
         colour = PLOT_COLOURS[i % len(PLOT_COLOURS)]
@@ -177,9 +177,16 @@ _VISUAL_FILE = re.compile(r"epoch(\d+)_images(\d+)_(.+)\.png$")
 
 
 def write_training_page(
-    web_dir: Path, name: str, epoch: int, images_seen: int, visuals: dict[str, Tensor], loss_csv: Path
+    web_dir: Path,
+    name: str,
+    epoch: int,
+    images_seen: int,
+    visuals: dict[str, Tensor],
+    loss_csv: Path,
+    eval_csv: Path | None = None,
 ) -> Path:
-    """Save this step's visuals and rebuild web/index.html (newest first, with the loss plot)."""
+    """Save this step's visuals and rebuild web/index.html (newest first, with the loss plot and, with
+    --eval_freq, the plot of the test figures)."""
     image_dir = web_dir / "images"
     for key, batch in visuals.items():
         save_image(make_grid(batch.float()), image_dir / f"epoch{epoch:03d}_images{images_seen:09d}_{key}.png")
@@ -189,7 +196,9 @@ def write_training_page(
         if m:
             groups.setdefault((int(m[1]), int(m[2])), {})[m[3]] = f"images/{f.name}"
     rows = [(f"epoch {e}, {n} images", groups[(e, n)]) for e, n in sorted(groups, reverse=True)]
-    body = loss_plot_svg(loss_csv) + "<h2>training visuals</h2>" + image_table(rows, list(visuals))
+    figures = loss_plot_svg(eval_csv, ylabel="test figure") if eval_csv is not None else ""
+    figures = f"<h2>test figures (--eval_freq)</h2>{figures}" if figures else ""
+    body = loss_plot_svg(loss_csv) + figures + "<h2>training visuals</h2>" + image_table(rows, list(visuals))
     index = web_dir / "index.html"
     atomic_write_text(index, page(f"training of {name}", body))
     return index

@@ -8,6 +8,7 @@ only steps, counts and calls them.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import multiprocessing
@@ -36,6 +37,7 @@ from ganvas.files import atomic_write_many, atomic_write_text
 from ganvas.models import Model, create_model
 from ganvas.options import OPT_FILE, Options, ensure_seed, save_options
 from ganvas.report import write_training_page
+from ganvas.safe import load_json
 from ganvas.speed import accelerate, amp_dtype, autocast, load_scaler_state, scaler_state
 
 log = logging.getLogger("ganvas")
@@ -394,7 +396,126 @@ class TrainingPage(Callback):
                 p.images,
                 trainer.model.current_visuals(),
                 trainer.run_dir / LOSS_LOG,
+                trainer.run_dir / EVAL_LOG if trainer.opt.eval_freq else None,
             )
+
+
+EVAL_LOG = "eval_log.csv"
+BEST_FILE = "best.json"
+
+
+class Evaluation(Callback):
+    """--eval_freq: every N epochs the model as it is translates the first --eval_count test images, scored as
+    `ganvas eval` scores them, into eval_log.csv and the training page; with --save_best, best_net_*.pth and
+    best.json follow the best figure so far (kept across a resume). The first process evaluates."""
+
+    def __init__(self, opt: Options) -> None:
+        from ganvas.evaluate import LOWER_IS_BETTER, find_weights, parse_metrics
+
+        self.metrics = parse_metrics(opt.eval_metrics)
+        if opt.save_best and opt.save_best not in self.metrics:
+            raise GanvasError(
+                f"--save_best {opt.save_best} is not among --eval_metrics {opt.eval_metrics}; add it there"
+            )
+        self.lower_is_better = opt.save_best in LOWER_IS_BETTER
+        self.weights = find_weights(Path(opt.inception_weights) if opt.inception_weights else None)
+        self.best: dict[str, Any] | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if not trainer.world.is_main:
+            return
+        if self.weights.note and any(m in ("fid", "kid") for m in self.metrics):
+            log.warning("%s", self.weights.note)
+        run_dir, resumed_epoch = trainer.run_dir, trainer.progress.epoch
+        self.best = (
+            load_json(run_dir / BEST_FILE, "the best figure", "delete it") if (run_dir / BEST_FILE).is_file() else None
+        )
+        log_file = run_dir / EVAL_LOG
+        if log_file.is_file():  # a resumed run re-evaluates the epochs after its checkpoint
+            with open(log_file, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < resumed_epoch]
+            _write_csv(log_file, rows)
+        if self.best is not None and int(self.best["epoch"]) >= resumed_epoch:
+            self.best = None  # found after the checkpoint the run resumes from: found again if still best
+
+    def on_epoch_end(self, trainer: Trainer, epoch: EpochInfo) -> None:
+        if trainer.opt.eval_freq == 0 or epoch.epoch % trainer.opt.eval_freq or not trainer.world.is_main:
+            return
+        result = self.evaluate(trainer, epoch.epoch)
+        figures = result["metrics"]
+        row = {"epoch": epoch.epoch, "images": trainer.progress.images, "steps": trainer.progress.steps, **figures}
+        log_file = trainer.run_dir / EVAL_LOG
+        rows = []
+        if log_file.is_file():
+            with open(log_file, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        _write_csv(log_file, [*rows, row])
+        log.info("epoch %d on %d test images: %s", epoch.epoch, trainer.opt.eval_count,
+                 ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))  # fmt: skip
+        name = trainer.opt.save_best
+        if name and name in figures and self._better(figures[name]):
+            self.best = {"metric": name, "value": figures[name], "epoch": epoch.epoch, "steps": trainer.progress.steps}
+            best = dict(self.best)
+            writes = network_writes(trainer.model.nets, trainer.run_dir, "best")
+            writes.append((trainer.run_dir / BEST_FILE, lambda tmp: tmp.write_text(json.dumps(best, indent=1))))
+            atomic_write_many(writes)
+            log.info("best %s so far (%.4g): saved best_net_* of epoch %d", name, figures[name], epoch.epoch)
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value < self.best["value"] if self.lower_is_better else value > self.best["value"]
+
+    def evaluate(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        """The model's figures on the test subset, without touching the training's random streams or modes."""
+        import random
+
+        import numpy as np
+
+        from ganvas.evaluate import evaluate_test_page
+        from ganvas.infer import run_test
+        from ganvas.options import resolve_options
+        from ganvas.speed import unwrap
+
+        opt = trainer.opt
+        test_opt = resolve_options(
+            {
+                "name": opt.name,
+                "checkpoints_dir": opt.checkpoints_dir,
+                "results_dir": str(trainer.run_dir / "eval"),
+                "phase": "test",
+                "num_test": opt.eval_count,
+                "epoch": str(epoch),
+                "gpu_ids": opt.gpu_ids,
+            },
+            "test",
+        )
+        model, wrapped = trainer.model, dict(trainer.model.nets)
+        states = random.getstate(), np.random.get_state()
+        devices = [trainer.device] if trainer.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                model.nets.update({k: unwrap(v) for k, v in wrapped.items()})  # no DDP collectives in one process
+                model.set_mode(False)
+                page = run_test(test_opt, model).page
+        finally:
+            model.nets.update(wrapped)
+            model.set_mode(True)
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+        return evaluate_test_page(page.parent, self.metrics, self.weights, str(trainer.device))
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row)) or ["epoch"]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write_many([(path, write)], sync=False)
 
 
 class LatestCheckpoint(Callback):
@@ -488,6 +609,8 @@ class Trainer:
         self.show_progress = show_progress
         self.world, self.device = init_world(opt.gpu_ids)
         builtin: list[Callback] = [LossLog(), TrainingPage(), LatestCheckpoint()]
+        if opt.eval_freq:
+            builtin.insert(0, Evaluation(opt))  # before the page, which plots its figures
         if show_progress:
             builtin.append(ProgressBar())
         self.callbacks: list[Callback] = [*builtin, *(callbacks if self.world.is_main else ())]

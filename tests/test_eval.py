@@ -115,3 +115,62 @@ def test_an_unpaired_run_is_scored_against_its_sets_kept_aside_truth(studio_runs
     assert result["pairs"] == len(list((page.parent / "images").glob("*_truth_B.png"))) > 0
     assert result["metrics"]["psnr"] > 0 and "fid" not in result["metrics"]
     assert len(result["notes"]) == 1 and "skipped" in result["notes"][0]
+
+
+# ------------------------------------------------------------------------------------- during training
+
+
+def eval_run(tiny_pix2pix, name: str, **flags):
+    given = {"name": name, "eval_freq": 1, "eval_count": 4, "save_best": "psnr", "save_epoch_freq": 1}
+    return tiny_pix2pix(**{**given, "n_epochs": 2, "n_epochs_decay": 1, **flags})
+
+
+def read_log(run_dir: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(run_dir / "eval_log.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_eval_freq_logs_figures_plots_them_and_keeps_the_best_networks(tiny_pix2pix):
+    import torch
+
+    opt = eval_run(tiny_pix2pix, "scored")
+    train(opt, show_progress=False)
+    rows = read_log(opt.run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and {"psnr", "ssim"} <= set(rows[0])
+    best = json.loads((opt.run_dir / "best.json").read_text())
+    psnrs = [float(r["psnr"]) for r in rows]
+    assert best["epoch"] == 1 + int(np.argmax(psnrs)) and best["value"] == pytest.approx(max(psnrs))
+    kept = torch.load(opt.run_dir / "best_net_G.pth", weights_only=True)
+    that_epoch = torch.load(opt.run_dir / f"{best['epoch']}_net_G.pth", weights_only=True)
+    assert all(torch.equal(kept[k], that_epoch[k]) for k in kept)
+    page = (opt.run_dir / "web" / "index.html").read_text()
+    assert "test figures" in page and "psnr" in page
+
+
+def test_a_resumed_run_evaluates_as_an_uninterrupted_one_and_keeps_its_best(tiny_pix2pix):
+    from ganvas.train import Callback
+
+    whole = eval_run(tiny_pix2pix, "whole")
+    train(whole, show_progress=False)
+
+    class StopAfterTwo(Callback):
+        def on_epoch_end(self, trainer, epoch):
+            if epoch.epoch == 2:
+                trainer.request_stop()
+
+    parts = eval_run(tiny_pix2pix, "parts")
+    assert train(parts, show_progress=False, callbacks=[StopAfterTwo()]).interrupted
+    assert len(read_log(parts.run_dir)) == 2
+    train(eval_run(tiny_pix2pix, "parts", continue_train=True), show_progress=False)
+    assert read_log(parts.run_dir) == read_log(whole.run_dir)
+    best = {k: v for k, v in json.loads((parts.run_dir / "best.json").read_text()).items()}
+    assert best == json.loads((whole.run_dir / "best.json").read_text())
+
+
+def test_save_best_must_be_an_evaluated_figure(tiny_pix2pix):
+    from ganvas.errors import GanvasError
+
+    with pytest.raises(GanvasError, match="--save_best fid is not among --eval_metrics"):
+        train(eval_run(tiny_pix2pix, "bad", save_best="fid"), show_progress=False)
