@@ -198,6 +198,11 @@ class Options:
         "FID's Inception file for --eval_metrics fid or kid (default: the cache path ganvas eval uses)",
         commands=TRAIN,
     )
+    tensorboard: bool = option(
+        False,
+        "also log losses, learning rate, --eval_freq figures and visuals for TensorBoard (the tensorboard extra)",
+        commands=TRAIN,
+    )
     # --- speed --------------------------------------------------------------------------------
     amp: str = option(
         "off",

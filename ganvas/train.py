@@ -506,6 +506,60 @@ class Evaluation(Callback):
         return evaluate_test_page(page.parent, self.metrics, self.weights, str(trainer.device))
 
 
+class TensorBoardLog(Callback):
+    """--tensorboard: losses and the learning rate every --print_freq images, visuals every --display_freq, the
+    --eval_freq figures each time they are measured, in <run>/tensorboard (x axis: images seen). A resumed run
+    drops the events its checkpoint had not reached."""
+
+    def __init__(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise GanvasError(
+                "--tensorboard needs the tensorboard package: pip install 'ganvas[tensorboard]'"
+            ) from None
+        self.writer_class = SummaryWriter
+        self.writer: Any = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.world.is_main:
+            # events after the checkpoint (logged at more images than it holds) are dropped: the run logs them again
+            purge = trainer.progress.images + 1 if trainer.opt.continue_train else None
+            self.writer = self.writer_class(str(trainer.run_dir / "tensorboard"), purge_step=purge)
+
+    def on_step_end(self, trainer: Trainer, step: StepInfo) -> None:
+        if self.writer is None:
+            return
+        if step.crossed(trainer.opt.print_freq):
+            for name, value in step.losses.items():
+                self.writer.add_scalar(f"loss/{name}", value, step.images)
+            self.writer.add_scalar("lr", trainer.current_lr(), step.images)
+        if step.crossed(trainer.opt.display_freq):
+            from ganvas.report import make_grid
+
+            for name, batch in trainer.model.current_visuals().items():
+                grid = (make_grid(batch.detach().float().cpu()) + 1) / 2
+                self.writer.add_image(f"visuals/{name}", grid.clamp(0, 1), step.images)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: EpochInfo) -> None:
+        if self.writer is None:
+            return
+        log_file = trainer.run_dir / EVAL_LOG
+        if trainer.opt.eval_freq and log_file.is_file():
+            with open(log_file, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) == epoch.epoch]
+            for row in rows:
+                for name, value in row.items():
+                    if name not in ("epoch", "images", "steps") and value:
+                        self.writer.add_scalar(f"eval/{name}", float(value), trainer.progress.images)
+        self.writer.flush()
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     columns = list(dict.fromkeys(k for row in rows for k in row)) or ["epoch"]
 
@@ -610,7 +664,9 @@ class Trainer:
         self.world, self.device = init_world(opt.gpu_ids)
         builtin: list[Callback] = [LossLog(), TrainingPage(), LatestCheckpoint()]
         if opt.eval_freq:
-            builtin.insert(0, Evaluation(opt))  # before the page, which plots its figures
+            builtin.insert(0, Evaluation(opt))  # before the page and TensorBoard, which show its figures
+        if opt.tensorboard:
+            builtin.append(TensorBoardLog())
         if show_progress:
             builtin.append(ProgressBar())
         self.callbacks: list[Callback] = [*builtin, *(callbacks if self.world.is_main else ())]

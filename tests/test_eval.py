@@ -174,3 +174,26 @@ def test_save_best_must_be_an_evaluated_figure(tiny_pix2pix):
 
     with pytest.raises(GanvasError, match="--save_best fid is not among --eval_metrics"):
         train(eval_run(tiny_pix2pix, "bad", save_best="fid"), show_progress=False)
+
+
+def test_tensorboard_gets_losses_figures_and_visuals_and_a_resume_drops_what_it_redoes(tiny_pix2pix):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ganvas.train import Callback
+
+    class StopAfterOne(Callback):
+        def on_epoch_end(self, trainer, epoch):
+            trainer.request_stop()
+
+    opt = eval_run(tiny_pix2pix, "board", tensorboard=True, print_freq=4, display_freq=8, n_epochs=1)
+    assert train(opt, show_progress=False, callbacks=[StopAfterOne()]).interrupted
+    train(eval_run(tiny_pix2pix, "board", tensorboard=True, print_freq=4, display_freq=8, n_epochs=1,
+                   continue_train=True), show_progress=False)  # fmt: skip
+    events = EventAccumulator(str(opt.run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
+    tags = events.Tags()
+    assert {"loss/G_GAN", "loss/G_L1", "loss/D_real", "lr", "eval/psnr", "eval/ssim"} <= set(tags["scalars"])
+    assert any(t.startswith("visuals/") for t in tags["images"])
+    psnr = [e.value for e in events.Scalars("eval/psnr")]
+    assert psnr == pytest.approx([float(r["psnr"]) for r in read_log(opt.run_dir)])
+    steps = [e.step for e in events.Scalars("loss/G_GAN")]
+    assert steps == sorted(set(steps))  # no step twice after the resume
