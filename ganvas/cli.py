@@ -489,7 +489,9 @@ def _demo(argv: Sequence[str]) -> int:
 
 
 def _eval_flags(parser) -> None:
-    parser.add_argument("--metrics", default="fid,kid,psnr,ssim", help="from fid, kid, psnr, ssim, l1")
+    parser.add_argument("--metrics", default="fid,kid,psnr,ssim", help="from fid, kid, psnr, ssim, l1, lpips")
+    parser.add_argument("--lpips_backbone", type=Path, default=None, help="AlexNet's alexnet-owt-7be5be79.pth")
+    parser.add_argument("--lpips_heads", type=Path, default=None, help="the lpips package's weights/v0.1/alex.pth")
     parser.add_argument("--inception_weights", type=Path, default=None, help="FID's Inception file (a local path)")
     parser.add_argument(
         "--download", action="store_true", default=False, help="fetch the Inception file to the cache if missing"
@@ -525,7 +527,8 @@ def _eval(argv: Sequence[str]) -> int:
             parser.error("pass both --real and --fake (or --compare RUN ...)")
         metrics = ev.parse_metrics(args.metrics)
         weights = ev.find_weights(args.inception_weights, args.download, args.mirror)
-        result = ev.evaluate_folders(args.real, args.fake, metrics, weights)
+        lpips = ev.find_lpips(args.lpips_backbone, args.lpips_heads, args.download, args.mirror)
+        result = ev.evaluate_folders(args.real, args.fake, metrics, weights, lpips=lpips)
         if args.out:
             ev.write_eval(result, args.out)
         _print_eval(result)
@@ -537,8 +540,9 @@ def _eval(argv: Sequence[str]) -> int:
     # --inception_weights is also a training option (for --eval_freq): given here, or the run's own
     given = getattr(extra, "inception_weights", None) or opt.inception_weights
     weights = ev.find_weights(Path(given) if given else None, extra.download, extra.mirror)
+    lpips = ev.find_lpips(extra.lpips_backbone, extra.lpips_heads, extra.download, extra.mirror)
     page = run_test(opt).page
-    result = ev.evaluate_test_page(page.parent, metrics, weights)
+    result = ev.evaluate_test_page(page.parent, metrics, weights, lpips=lpips)
     path = ev.write_eval(result, page.parent / ev.EVAL_FILE)
     _print_eval(result)
     print(f"figures and protocol in {path}")

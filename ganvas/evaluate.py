@@ -28,19 +28,19 @@ from ganvas.nets.inception import WEIGHTS_FILE, load_fid_inception
 log = logging.getLogger("ganvas")
 
 SET_METRICS = ("fid", "kid")
-PAIRED_METRICS = ("psnr", "ssim", "l1")
+PAIRED_METRICS = ("psnr", "ssim", "l1", "lpips")
 METRICS = SET_METRICS + PAIRED_METRICS
-LOWER_IS_BETTER = ("fid", "kid", "l1")
+LOWER_IS_BETTER = ("fid", "kid", "l1", "lpips")
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_FILE}"
 WEIGHTS_SHA256_PREFIX = "6726825d"  # the hash prefix in the file's name, as torch.hub names files
 RESIZE = "clean-fid: each channel as float, PIL bicubic to 299 x 299, clipped, not quantised"
 EVAL_FILE = "eval.json"
 
 
-def weights_path() -> Path:
-    """Where FID's Inception weights are looked for without --inception_weights: $GANVAS_HOME/weights/..."""
+def weights_path(name: str = WEIGHTS_FILE) -> Path:
+    """Where a weights file is looked for when no path is given: $GANVAS_HOME/weights/<name> (~/.cache/ganvas)."""
     home = Path(os.environ.get("GANVAS_HOME") or Path.home() / ".cache" / "ganvas")
-    return home / "weights" / WEIGHTS_FILE
+    return home / "weights" / name
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
@@ -81,6 +81,49 @@ def find_weights(given: Path | None, download: bool = False, mirror: str | None 
     )
 
 
+@dataclass(frozen=True)
+class LpipsFiles:
+    """LPIPS's two files (None: missing, LPIPS is skipped) and why."""
+
+    backbone: Path | None
+    heads: Path | None
+    note: str = ""
+
+
+def find_lpips(
+    backbone: Path | None = None, heads: Path | None = None, download: bool = False, mirror: str | None = None
+) -> LpipsFiles:
+    """LPIPS's AlexNet weights and linear heads: given, or in the cache folder (fetched there with `download`)."""
+    from ganvas.nets.lpips import BACKBONE_FILE, BACKBONE_URL, HEADS_FILE, HEADS_URL
+
+    found = []
+    for given, name, url, flag in (
+        (backbone, BACKBONE_FILE, BACKBONE_URL, "--lpips_backbone"),
+        (heads, HEADS_FILE, HEADS_URL, "--lpips_heads"),
+    ):
+        if given is not None:
+            if not Path(given).is_file():
+                raise DataError(f"{flag} {given} does not exist; download {url} and pass its path")
+            found.append(Path(given))
+            continue
+        cached = weights_path(name)
+        if not cached.is_file() and download:
+            fetch(official_or_mirror(url, mirror), cached)
+            if name == BACKBONE_FILE and not file_sha256(cached).startswith("7be5be79"):
+                cached.unlink()
+                raise DataError(f"the file from {url} is not {BACKBONE_FILE} (its SHA-256 differs); it was deleted")
+        found.append(cached if cached.is_file() else None)
+    if all(found):
+        return LpipsFiles(found[0], found[1])
+    return LpipsFiles(
+        None,
+        None,
+        f"LPIPS skipped: it needs {BACKBONE_URL} and {HEADS_URL} (the lpips package's weights/v0.1/alex.pth) in "
+        f"{weights_path(BACKBONE_FILE).parent} as {BACKBONE_FILE} and {HEADS_FILE} (or pass --download, or "
+        f"--lpips_backbone and --lpips_heads)",
+    )
+
+
 def _rgb8(path: Path) -> np.ndarray:
     return (read_image(path, 3).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
@@ -112,8 +155,14 @@ def set_figures(
     return {"fid": fid, "kid": kid, "kid_std": kid_std, "protocol": protocol}
 
 
-def paired_figures(real: dict[str, Path], fake: dict[str, Path]) -> dict[str, Any]:
-    """Mean PSNR, SSIM and L1 of the generated images against the real ones of the same name."""
+def paired_figures(real: dict[str, Path], fake: dict[str, Path], lpips: LpipsFiles | None = None) -> dict[str, Any]:
+    """Mean PSNR, SSIM and L1 (and LPIPS, given its files) of the generated images against the real ones of the
+    same name."""
+    import torch
+
+    from ganvas.nets.lpips import load_lpips
+
+    net = load_lpips(lpips.backbone, lpips.heads) if lpips is not None and lpips.backbone is not None else None
     names = sorted(set(real) & set(fake))
     if not names:
         raise DataError("no generated image has a real image of the same name to be scored against")
@@ -126,7 +175,10 @@ def paired_figures(real: dict[str, Path], fake: dict[str, Path]) -> dict[str, An
                 f"figures need images of one size"
             )
         scores.append(image_metrics(out, target))
-    means = {k: float(np.mean([s[k] for s in scores])) for k in PAIRED_METRICS}
+        if net is not None:
+            with torch.no_grad():
+                scores[-1]["lpips"] = float(net(out[None], target[None])[0])
+    means = {k: float(np.mean([s[k] for s in scores])) for k in PAIRED_METRICS if k in scores[0]}
     return {**means, "pairs": len(names)}
 
 
@@ -137,6 +189,7 @@ def evaluate(
     weights: Weights,
     pairs: tuple[dict[str, Path], dict[str, Path]] | None = None,
     device: str = "cpu",
+    lpips: LpipsFiles | None = None,
 ) -> dict[str, Any]:
     """The chosen figures of generated images against real ones; `notes` says what was skipped and why."""
     result: dict[str, Any] = {"metrics": {}, "notes": []}
@@ -150,11 +203,14 @@ def evaluate(
             if "warning" in figures["protocol"]:
                 result["notes"].append(figures["protocol"]["warning"])
     if any(m in PAIRED_METRICS for m in metrics):
+        if "lpips" in metrics and (lpips is None or lpips.backbone is None):
+            result["notes"].append(lpips.note if lpips is not None else "LPIPS skipped: no LPIPS files were looked for")
+            lpips = None
         if pairs is None:
-            result["notes"].append("PSNR, SSIM and L1 skipped: the generated images have no paired targets")
+            result["notes"].append("PSNR, SSIM, L1 and LPIPS skipped: the generated images have no paired targets")
         else:
-            figures = paired_figures(*pairs)
-            result["metrics"].update({k: figures[k] for k in PAIRED_METRICS if k in metrics})
+            figures = paired_figures(*pairs, lpips if "lpips" in metrics else None)
+            result["metrics"].update({k: figures[k] for k in PAIRED_METRICS if k in metrics and k in figures})
             result["pairs"] = figures["pairs"]
     return result
 
@@ -168,16 +224,25 @@ def by_name(files: list[Path], root: Path, suffix: str = "") -> dict[str, Path]:
     return keyed
 
 
-def evaluate_folders(real: Path, fake: Path, metrics: tuple[str, ...], weights: Weights, device: str = "cpu") -> dict:
+def evaluate_folders(
+    real: Path,
+    fake: Path,
+    metrics: tuple[str, ...],
+    weights: Weights,
+    device: str = "cpu",
+    lpips: LpipsFiles | None = None,
+) -> dict:
     """Figures of every image under `fake` against every image under `real` (paired by relative name)."""
     real_files, fake_files = _images(real, "--real"), _images(fake, "--fake")
     pairs = by_name(real_files, real), by_name(fake_files, fake)
     paired = bool(set(pairs[0]) & set(pairs[1]))
-    result = evaluate(real_files, fake_files, metrics, weights, pairs if paired else None, device)
+    result = evaluate(real_files, fake_files, metrics, weights, pairs if paired else None, device, lpips)
     return {"real": str(real), "fake": str(fake), **result}
 
 
-def evaluate_test_page(test_dir: Path, metrics: tuple[str, ...], weights: Weights, device: str = "cpu") -> dict:
+def evaluate_test_page(
+    test_dir: Path, metrics: tuple[str, ...], weights: Weights, device: str = "cpu", lpips: LpipsFiles | None = None
+) -> dict:
     """Figures of a `ganvas test` result folder: its fake_B images against its real_B images (the targets of a
     paired run, the target domain's test images of an unpaired one), paired by name where the run is paired."""
     images = test_dir / "images"
@@ -191,7 +256,7 @@ def evaluate_test_page(test_dir: Path, metrics: tuple[str, ...], weights: Weight
     target = summary.get("by_output", {}).get("fake_B", {}).get("target")
     truths = sorted(images.glob(f"*_{target}.png")) if target else []
     pairs = (by_name(truths, images, f"_{target}"), by_name(fake, images, "_fake_B")) if truths else None
-    result = evaluate(real, fake, metrics, weights, pairs, device)
+    result = evaluate(real, fake, metrics, weights, pairs, device, lpips)
     return {"test": str(test_dir), "epoch": summary.get("epoch"), "name": summary.get("name"), **result}
 
 
@@ -211,7 +276,7 @@ def write_eval(result: dict[str, Any], path: Path) -> Path:
 
 def format_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     """One table of runs' figures: a column per metric any of them has."""
-    columns = [m for m in ("fid", "kid", "psnr", "ssim", "l1") if any(m in r["metrics"] for _, r in rows)]
+    columns = [m for m in METRICS if any(m in r["metrics"] for _, r in rows)]
     width = max(12, *(len(name) for name, _ in rows))
     lines = [f"{'run':<{width}} " + " ".join(f"{c.upper():>10}" for c in columns)]
     for name, result in rows:

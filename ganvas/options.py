@@ -184,13 +184,15 @@ class Options:
     eval_freq: int = option(
         0, "score the model on --eval_count test images every this many epochs (0: never)", minimum=0, commands=TRAIN
     )
-    eval_metrics: str = option("psnr,ssim", "what --eval_freq measures, from fid, kid, psnr, ssim, l1", commands=TRAIN)
+    eval_metrics: str = option(
+        "psnr,ssim", "what --eval_freq measures, from fid, kid, psnr, ssim, l1, lpips", commands=TRAIN
+    )
     eval_count: int = option(
         16, "test images --eval_freq scores: the first of the test split", minimum=2, commands=TRAIN
     )
     save_best: str = option(
         "",
-        "keep best_net_*.pth by this --eval_metrics figure (psnr, ssim: higher; fid, kid, l1: lower)",
+        "keep best_net_*.pth by this --eval_metrics figure (psnr, ssim: higher; fid, kid, l1, lpips: lower)",
         commands=TRAIN,
     )
     inception_weights: str = option(

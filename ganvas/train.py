@@ -410,7 +410,7 @@ class Evaluation(Callback):
     best.json follow the best figure so far (kept across a resume). The first process evaluates."""
 
     def __init__(self, opt: Options) -> None:
-        from ganvas.evaluate import LOWER_IS_BETTER, find_weights, parse_metrics
+        from ganvas.evaluate import LOWER_IS_BETTER, find_lpips, find_weights, parse_metrics
 
         self.metrics = parse_metrics(opt.eval_metrics)
         if opt.save_best and opt.save_best not in self.metrics:
@@ -419,6 +419,7 @@ class Evaluation(Callback):
             )
         self.lower_is_better = opt.save_best in LOWER_IS_BETTER
         self.weights = find_weights(Path(opt.inception_weights) if opt.inception_weights else None)
+        self.lpips = find_lpips()  # the cached files (ganvas eval --download puts them there)
         self.best: dict[str, Any] | None = None
 
     def on_train_start(self, trainer: Trainer) -> None:
@@ -426,6 +427,8 @@ class Evaluation(Callback):
             return
         if self.weights.note and any(m in ("fid", "kid") for m in self.metrics):
             log.warning("%s", self.weights.note)
+        if self.lpips.note and "lpips" in self.metrics:
+            log.warning("%s", self.lpips.note)
         run_dir, resumed_epoch = trainer.run_dir, trainer.progress.epoch
         self.best = (
             load_json(run_dir / BEST_FILE, "the best figure", "delete it") if (run_dir / BEST_FILE).is_file() else None
@@ -503,7 +506,7 @@ class Evaluation(Callback):
             model.set_mode(True)
             random.setstate(states[0])
             np.random.set_state(states[1])
-        return evaluate_test_page(page.parent, self.metrics, self.weights, str(trainer.device))
+        return evaluate_test_page(page.parent, self.metrics, self.weights, str(trainer.device), self.lpips)
 
 
 class TensorBoardLog(Callback):

@@ -170,3 +170,24 @@ def fid_weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth"
     torch.save(state, path)
     return path
+
+
+def import_reference(load, stand_ins: dict, package: str):
+    """load() with `stand_ins` (modules for torchvision, which the reference packages import at the top but these
+    tests do not use) in sys.modules, put back afterwards. A missing package skips, or fails in CI (GANVAS_CI=1)."""
+    import os
+    import sys
+
+    saved = {k: v for k, v in sys.modules.items() if k == "torchvision" or k.startswith("torchvision.")}
+    sys.modules.update(stand_ins)
+    try:
+        return load()
+    except ImportError:
+        fix = f"pip install --no-deps {package}"
+        if os.environ.get("GANVAS_CI"):
+            pytest.fail(f"{package} is missing: {fix} (.ci/run does)")
+        pytest.skip(f"{package} is not installed ({fix})")
+    finally:
+        for name in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)

@@ -8,13 +8,13 @@ top but does not use for these parts. Without it these tests skip, except in CI 
 
 from __future__ import annotations
 
-import os
 import sys
 import types
 
 import numpy as np
 import pytest
 import torch
+from conftest import import_reference
 
 from ganvas.errors import CheckpointError
 from ganvas.metrics import feature_statistics, fid_resize, frechet_distance, inception_features, kernel_distance
@@ -37,25 +37,18 @@ class _Stub(types.ModuleType):
 @pytest.fixture(scope="module")
 def fidelity():
     """torch-fidelity's Inception and metric functions, imported with torchvision stood in for."""
-    saved = {k: v for k, v in sys.modules.items() if k == "torchvision" or k.startswith("torchvision.")}
-    stand_ins = ("torchvision", "torchvision.datasets", "torchvision.transforms", "torchvision.transforms.functional")
-    for name in (*stand_ins, "torchvision.models"):
-        sys.modules[name] = _Stub(name)
-    try:
+
+    def load():
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
         from torch_fidelity.metric_fid import fid_statistics_to_metric
         from torch_fidelity.metric_kid import kid_features_to_metric
-    except ImportError:
-        if os.environ.get("GANVAS_CI"):
-            pytest.fail("torch-fidelity is missing: pip install --no-deps torch-fidelity==0.4.0 (.ci/run does)")
-        pytest.skip("torch-fidelity is not installed (pip install --no-deps torch-fidelity==0.4.0)")
-    finally:
-        for name in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-    return types.SimpleNamespace(
-        Inception=FeatureExtractorInceptionV3, fid=fid_statistics_to_metric, kid=kid_features_to_metric
-    )
+
+        return types.SimpleNamespace(
+            Inception=FeatureExtractorInceptionV3, fid=fid_statistics_to_metric, kid=kid_features_to_metric
+        )
+
+    names = ("torchvision", "torchvision.datasets", "torchvision.transforms", "torchvision.transforms.functional")
+    return import_reference(load, {n: _Stub(n) for n in (*names, "torchvision.models")}, "torch-fidelity==0.4.0")
 
 
 def test_the_network_gives_torch_fidelitys_features_for_the_same_weights(fidelity, fid_weights):
