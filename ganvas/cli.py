@@ -542,7 +542,7 @@ def _eval(argv: Sequence[str]) -> int:
     weights = ev.find_weights(Path(given) if given else None, extra.download, extra.mirror)
     lpips = ev.find_lpips(extra.lpips_backbone, extra.lpips_heads, extra.download, extra.mirror)
     page = run_test(opt).page
-    result = ev.evaluate_test_page(page.parent, metrics, weights, lpips=lpips)
+    result = ev.evaluate_test_page(page.parent, metrics, weights, lpips=lpips, dataroot=Path(opt.dataroot))
     path = ev.write_eval(result, page.parent / ev.EVAL_FILE)
     _print_eval(result)
     print(f"figures and protocol in {path}")

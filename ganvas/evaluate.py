@@ -241,13 +241,24 @@ def evaluate_folders(
 
 
 def evaluate_test_page(
-    test_dir: Path, metrics: tuple[str, ...], weights: Weights, device: str = "cpu", lpips: LpipsFiles | None = None
+    test_dir: Path,
+    metrics: tuple[str, ...],
+    weights: Weights,
+    device: str = "cpu",
+    lpips: LpipsFiles | None = None,
+    dataroot: Path | None = None,
 ) -> dict:
     """Figures of a `ganvas test` result folder: its fake_B images against its real_B images (the targets of a
-    paired run, the target domain's test images of an unpaired one), paired by name where the run is paired."""
+    paired run, the target domain's test images of an unpaired one), paired by name where the run is paired; a
+    generator from noise: its samples against the images under `dataroot` (FID and KID only)."""
     images = test_dir / "images"
     fake = sorted(images.glob("*_fake_B.png"))
     real = sorted(images.glob("*_real_B.png"))
+    samples = sorted(images.glob("sample_*.png"))
+    if not fake and samples and dataroot is not None:
+        summary = json.loads((test_dir / "metrics.json").read_text()) if (test_dir / "metrics.json").is_file() else {}
+        result = evaluate(_images(Path(dataroot), "--dataroot"), samples, metrics, weights, None, device, lpips)
+        return {"test": str(test_dir), "epoch": summary.get("epoch"), "name": summary.get("name"), **result}
     if not fake or not real:
         raise DataError(f"{images} has no *_fake_B.png and *_real_B.png images; run `ganvas test` for this run first")
     summary = json.loads((test_dir / "metrics.json").read_text()) if (test_dir / "metrics.json").is_file() else {}

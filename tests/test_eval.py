@@ -197,3 +197,18 @@ def test_tensorboard_gets_losses_figures_and_visuals_and_a_resume_drops_what_it_
     assert psnr == pytest.approx([float(r["psnr"]) for r in read_log(opt.run_dir)])
     steps = [e.step for e in events.Scalars("loss/G_GAN")]
     assert steps == sorted(set(steps))  # no step twice after the resume
+
+
+def test_samples_of_a_generator_from_noise_are_scored_against_its_training_images(tmp_path, fid_weights, capsys):
+    from ganvas.data.synthetic import write_image_folder
+    from ganvas.options import resolve_options
+
+    data = write_image_folder(tmp_path / "photos", 8, size=32, seed=0)
+    given = {"model": "gan", "dataroot": str(data), "name": "noise", "checkpoints_dir": str(tmp_path / "ck"),
+             "gpu_ids": "-1", "n_epochs": 1, "n_epochs_decay": 0, "batch_size": 4, "num_threads": 0}  # fmt: skip
+    train(resolve_options({**given, "load_size": 32, "crop_size": 32}, "train"), show_progress=False)
+    args = ["eval", "--name", "noise", "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir", str(tmp_path)]
+    assert main([*args, "--num_test", "4", "--inception_weights", str(fid_weights), "--metrics", "fid,psnr"]) == 0
+    result = json.loads((tmp_path / "noise" / "test_latest" / "eval.json").read_text())
+    assert result["protocol"]["generated_images"] == 4 and result["protocol"]["real_images"] == 8
+    assert result["metrics"]["fid"] > 0 and any("no paired targets" in n for n in result["notes"])
