@@ -1,6 +1,6 @@
 """The studio in a real browser: Debian's chromium driven by Playwright, against small trained runs.
 
-CI installs chromium (.ci/run); without it these tests fail rather than skip.
+CI installs chromium (.ci/run); without it these tests fail there (GANVAS_CI=1) and skip elsewhere.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ def studio(studio_runs):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM:
-        pytest.fail("Debian's chromium is not installed: apt-get install -y chromium (.ci/run installs it)")
+        why = "Debian's chromium is not installed: apt-get install -y chromium (.ci/run installs it)"
+        if os.environ.get("GANVAS_CI"):
+            pytest.fail(why)
+        pytest.skip(why)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
