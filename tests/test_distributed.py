@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import socket
@@ -343,3 +344,20 @@ def test_vid2vid_in_two_processes_keeps_each_clip_in_one_process_and_trains_as_o
     assert len(one) == len(two) == 4  # 4 clips of 2 chunks, 2 clips a step
     for a, b in zip(one, two):  # epoch, step, then the losses
         assert a[:2] == b[:2] and [float(x) for x in b[2:]] == pytest.approx([float(x) for x in a[2:]], rel=0.02)
+
+
+def test_eval_freq_in_two_processes_evaluates_in_the_first_and_trains_as_one_process(tmp_path) -> None:
+    # The first process scores the model between epochs (its networks unwrapped from DDP, so no collective
+    # waits for the others); the weights and the figures are those of one process with the whole batch.
+    write_paired_set(tmp_path / "data", n_train=6, n_test=2, size=32, seed=1)
+    scored = ["--eval_freq", "1", "--eval_count", "2", "--save_best", "psnr"]
+    ganvas_train(*pix2pix_flags(tmp_path, 2), *scored, "--name", "one", "--batch_size", "2")
+    ganvas_train(*pix2pix_flags(tmp_path, 2), *scored, "--name", "two", "--batch_size", "1", processes=2)
+    logs = []
+    for name in ("one", "two"):
+        with open(tmp_path / "ck" / name / "eval_log.csv", newline="") as fh:
+            logs.append(list(csv.DictReader(fh)))
+    assert [row["epoch"] for row in logs[0]] == [row["epoch"] for row in logs[1]] == ["1", "2"]
+    for row_one, row_two in zip(*logs):
+        assert abs(float(row_one["psnr"]) - float(row_two["psnr"])) < 1e-3, (row_one, row_two)
+    assert (tmp_path / "ck" / "two" / "best_net_G.pth").is_file()
