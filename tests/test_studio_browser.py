@@ -348,15 +348,18 @@ def test_relabelling_an_object_and_stamping_one_give_new_instances(page):
     assert len(new) == 1 and next(iter(new)) // 1000 == stamped_cls
     (stamped,) = new
     page.click("button[data-tool='object']")
-    where = np.argwhere(inst(page) == stamped)[0]
+    stamped_mask = inst(page) == stamped
+    where = np.argwhere(stamped_mask)[0]
     page.mouse.click(*at(page, int(where[1]), int(where[0])))
-    choose_class(page, "person" if stamped_cls == car else "car")
+    other = choose_class(page, "person" if stamped_cls == car else "car")
     before = renders(page)
     page.click("#relabel")
     settle(page, before)
     after = inst(page)
-    assert stamped not in after
-    assert np.all(after[inst(page) // 1000 == (after[where[0], where[1]] // 1000)] >= 1000)
+    relabelled = int(after[where[0], where[1]])
+    # the whole object, and only it, becomes a fresh object of the chosen class
+    assert stamped not in after and relabelled // 1000 == other and relabelled not in before_inst
+    assert np.array_equal(after == relabelled, stamped_mask) and np.all(ids(page)[stamped_mask] == other)
 
 
 # ------------------------------------------------------------------------------------------ colour hints

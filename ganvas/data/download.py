@@ -147,7 +147,10 @@ def download_dataset(
 def fetch(
     url: str, dest: Path, size: int = 0, sha256: str = "", show_progress: bool = True, timeout: float = 60.0
 ) -> Path:
-    """Download url to dest, resuming dest.part with a range request; check the size and the SHA-256 if given."""
+    """Download url to dest, resuming dest.part with a range request; check the size and the SHA-256 if given.
+
+    `sha256` may be a prefix of the hash, as torch.hub names weight files (`...-6726825d.pth`).
+    """
     from tqdm import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +216,7 @@ def _finish(part: Path, dest: Path, size: int, sha256: str, url: str) -> Path:
 
 
 def _matches(path: Path, size: int, sha256: str) -> bool:
-    return (not size or path.stat().st_size == size) and (not sha256 or file_sha256(path) == sha256)
+    return (not size or path.stat().st_size == size) and (not sha256 or file_sha256(path).startswith(sha256))
 
 
 def file_sha256(path: Path) -> str:

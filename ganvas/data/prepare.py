@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -118,10 +119,16 @@ def prepare_cityscapes(gtfine: Path, leftimg: Path, out: Path, force: bool = Fal
     train becomes train_*, val becomes test_*. The folders appear together, once all are written.
     Returns the scenes per phase.
     """
-    out = Path(out)
+    with contextlib.ExitStack() as archives:  # the zip files stay open while their members are copied
+        return _prepare_cityscapes(Path(gtfine), Path(leftimg), Path(out), force, archives)
+
+
+def _prepare_cityscapes(
+    gtfine: Path, leftimg: Path, out: Path, force: bool, archives: contextlib.ExitStack
+) -> dict[str, int]:
     sources = {
-        "label": _cityscapes_files(Path(gtfine), "gtFine"),
-        "img": _cityscapes_files(Path(leftimg), "leftImg8bit"),
+        "label": _cityscapes_files(gtfine, "gtFine", archives),
+        "img": _cityscapes_files(leftimg, "leftImg8bit", archives),
     }
     targets = [out / f"{phase}_{kind}" for phase in CITYSCAPES_SPLITS.values() for kind in _CITYSCAPES_FILES]
     existing = [t for t in targets if t.exists()]
@@ -160,7 +167,7 @@ def prepare_cityscapes(gtfine: Path, leftimg: Path, out: Path, force: bool = Fal
     return counts
 
 
-def _cityscapes_files(source: Path, tree: str) -> dict[tuple[str, str, str], Any]:
+def _cityscapes_files(source: Path, tree: str, archives: contextlib.ExitStack) -> dict[tuple[str, str, str], Any]:
     """{(split, stem, kind): read()} of the Cityscapes files of one tree (gtFine or leftImg8bit), zip or folder."""
     found: dict[tuple[str, str, str], Any] = {}
 
@@ -174,7 +181,7 @@ def _cityscapes_files(source: Path, tree: str) -> dict[tuple[str, str, str], Any
                 found[(split, name[: -len(ending)], kind)] = read
 
     if source.is_file() and zipfile.is_zipfile(source):
-        archive = zipfile.ZipFile(source)
+        archive = archives.enter_context(zipfile.ZipFile(source))
         for member in archive.namelist():
             add(member, lambda m=member: archive.read(m))
     elif source.is_dir():

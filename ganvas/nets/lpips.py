@@ -18,6 +18,7 @@ from ganvas.safe import load_torch
 
 BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
 BACKBONE_URL = f"https://download.pytorch.org/models/{BACKBONE_FILE}"
+BACKBONE_SHA256_PREFIX = "7be5be79"  # the hash prefix in the file's name
 HEADS_FILE = "lpips_alex_v0.1.pth"
 HEADS_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth"
 TAPS = (1, 4, 7, 9, 11)  # the ReLUs after which LPIPS compares features

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,6 @@ MAX_SIDE = 4096
 OBJECTS_PER_CLASS = 6
 MAX_INSTANCES = 4096
 MAX_HINTS = 1000
-MODES = ("labels", "sketch", "colourise", "translate")
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ class Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     translators: dict[str, Translator] = field(default_factory=dict)
     description: dict[str, Any] | None = None
-    library: ObjectLibrary | None = None
+    object_list: list[dict[str, Any]] | None = None  # the objects to stamp, found once
 
     # --- listing ----------------------------------------------------------------------------------
     @property
@@ -168,26 +166,25 @@ class Entry:
                 "directions": directions,
                 "styles": styles,
                 "style_source": getattr(model, "style", None) if styles else None,
-                "objects": bool(self._objects()),
+                "objects": bool(self._find_objects()),
                 "instances": bool(t.takes_labels),
                 "parameters": int(sum(p.numel() for p in t.network.parameters())),
                 "about": t.description,
             }
         return self.description
 
-    def _objects(self) -> list[dict[str, Any]]:
-        """Objects of the run's training instance maps (the largest few of each class), for stamping."""
-        if self.library is None:
-            root = Path(str(self.options.get("dataroot", "")))
-            folder = root / "train_inst"
-            label_run = int(self.options.get("label_nc", 0) or 0) > 0
-            if self.is_run and label_run and root.parts and folder.is_dir():
-                self.library = ObjectLibrary.from_folder(folder)
-            else:
-                self.library = ObjectLibrary([])
+    def _find_objects(self) -> list[dict[str, Any]]:
+        """Objects of the run's training instance maps (the largest few of each class), for stamping; read once."""
+        if self.object_list is not None:
+            return self.object_list
+        root = Path(str(self.options.get("dataroot", "")))
+        folder = root / "train_inst"
+        label_run = int(self.options.get("label_nc", 0) or 0) > 0
+        found = label_run and self.is_run and root.parts and folder.is_dir()
+        library = ObjectLibrary.from_folder(folder) if found else ObjectLibrary([])
         chosen: list[dict[str, Any]] = []
-        for cls in self.library.classes():
-            biggest = sorted(self.library.of_class(cls), key=lambda o: -int(o.mask.sum()))[:OBJECTS_PER_CLASS]
+        for cls in library.classes():
+            biggest = sorted(library.of_class(cls), key=lambda o: -int(o.mask.sum()))[:OBJECTS_PER_CLASS]
             for obj in biggest:
                 chosen.append(
                     {
@@ -198,11 +195,12 @@ class Entry:
                         "from": obj.source.name,
                     }
                 )
+        self.object_list = chosen
         return chosen
 
     def objects(self) -> list[dict[str, Any]]:
         self.describe()
-        return self._objects()
+        return self._find_objects()
 
     def examples(self, limits: Limits, count: int = 4) -> list[dict[str, Any]]:
         """A few test inputs of the run's data set to start from: scenes for label modes, photos otherwise."""
@@ -549,7 +547,6 @@ class Catalog:
         for path, options in found:
             key = _unique(re.sub(r"[^A-Za-z0-9_.-]+", "-", path.name if path.is_dir() else path.stem), self.entries)
             self.entries[key] = Entry(key, path, options, backend=backend, device=device)
-        self.loaded_at = time.time()
 
     def listing(self) -> list[dict[str, Any]]:
         return [entry.summary() for entry in self.entries.values()]
